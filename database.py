@@ -1,0 +1,110 @@
+"""Bringing the PostgreSQL database up to date at startup.
+
+Two jobs, in order: create the target database when the server lacks it, then apply the
+Alembic migrations in ``migrations/`` while holding an advisory lock, so that several
+gunicorn workers (or instances) starting at once neither race nor fail. The schema comes
+only from migrations; there is no ``create_all()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg2
+from flask import Flask
+from psycopg2 import errors as pg_errors
+from psycopg2 import sql
+from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
+
+MIGRATIONS_DIRECTORY = str(Path(__file__).resolve().parent / "migrations")
+# Any constant works as long as every process agrees on it: "soc-api" in ASCII.
+MIGRATION_LOCK_KEY = 0x736F632D617069
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The PostgreSQL server could not be reached; the message names host and port."""
+
+
+def describe_server(url: URL) -> str:
+    """Where the server is, for error messages: ``host:port`` or the Unix socket directory."""
+    socket_dir = url.query.get("host")
+    if socket_dir and not url.host:
+        return f"socket {socket_dir}"
+    return f"{url.host or 'localhost'}:{url.port or 5432}"
+
+
+def _connect_kwargs(url: URL, database: str) -> dict:
+    kwargs = {
+        "dbname": database,
+        "user": url.username,
+        "password": url.password,
+        "host": url.host or url.query.get("host"),
+        "port": url.port,
+        "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+    }
+    return {key: value for key, value in kwargs.items() if value is not None}
+
+
+def ensure_database_exists(database_url: str) -> bool:
+    """Create the database named in ``database_url`` if missing; True when it was created.
+
+    Concurrent creators are expected: the loser sees ``DuplicateDatabase`` or, when both
+    passed the existence check, a ``UniqueViolation`` on ``pg_database``; both mean done.
+    """
+    url = make_url(database_url)
+    try:
+        connection = psycopg2.connect(**_connect_kwargs(url, "postgres"))
+    except psycopg2.OperationalError as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else "no answer"
+        raise DatabaseUnavailable(
+            f"cannot reach PostgreSQL at {describe_server(url)}: {reason}"
+        ) from None
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (url.database,))
+            if cursor.fetchone():
+                return False
+            try:
+                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)))
+            except (pg_errors.DuplicateDatabase, pg_errors.UniqueViolation):
+                return False
+            return True
+    finally:
+        connection.close()
+
+
+def upgrade_schema(app: Flask) -> None:
+    """Apply pending migrations under a PostgreSQL advisory lock held on its own connection."""
+    from flask_migrate import upgrade
+
+    from models import db
+
+    with app.app_context(), db.engine.connect() as lock_connection:
+        lock_connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        lock_connection.commit()
+        try:
+            upgrade(directory=MIGRATIONS_DIRECTORY)
+        finally:
+            lock_connection.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+            lock_connection.commit()
+
+
+def schema_is_current(app: Flask) -> bool:
+    """True when the database is at the newest migration (used by ``/ready``)."""
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from models import db
+
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS_DIRECTORY)
+    heads = set(ScriptDirectory.from_config(config).get_heads())
+    with db.engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    return current == heads

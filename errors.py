@@ -1,0 +1,115 @@
+"""The one error format: RFC 9457 problem details (``application/problem+json``).
+
+Every error, whether raised by our code (:class:`ApiError`), by Werkzeug (404, 405, 413),
+by Flask-RESTful, or unexpected (500), leaves through :func:`problem_response`, so clients
+parse one shape and no stack trace ever reaches them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, g, json
+from flask_restful import Api
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+logger = logging.getLogger("soc.errors")
+
+
+class ApiError(HTTPException):
+    """An error with a status, a human detail, optional per-field errors and extra headers."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        errors: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(description=detail)
+        self.code = status
+        self.errors = dict(errors) if errors else None
+        self.extra_headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+
+def _status_title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    errors: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Response:
+    """Build the problem+json response every error handler returns."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": _status_title(status),
+        "status": status,
+        "detail": detail,
+        "request_id": g.get("request_id"),
+    }
+    if errors:
+        body["errors"] = errors
+    if extra:
+        body.update(extra)
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    if status == 401 and "WWW-Authenticate" not in response.headers:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="soc-api"'
+    return response
+
+
+def _http_exception_headers(error: HTTPException) -> dict[str, str]:
+    """Keep the headers Werkzeug attaches (``Allow`` on 405, ``Retry-After`` on 429)."""
+    wanted = {"allow", "retry-after", "www-authenticate"}
+    headers = {name: value for name, value in error.get_headers() if name.lower() in wanted}
+    headers.update(getattr(error, "extra_headers", {}))
+    return headers
+
+
+def handle_exception(error: Exception) -> Response:
+    """Turn any exception into a problem response; unexpected ones are logged, not shown."""
+    if isinstance(error, ApiError):
+        return problem_response(
+            error.code,
+            error.description,
+            errors=error.errors,
+            headers=error.extra_headers,
+            extra=error.extra,
+        )
+    if isinstance(error, HTTPException) and error.code and error.code < 500:
+        return problem_response(
+            error.code,
+            error.description or _status_title(error.code),
+            headers=_http_exception_headers(error),
+        )
+    if not isinstance(error, HTTPException):
+        logger.exception("unhandled error", exc_info=error)
+    return problem_response(500, InternalServerError.description)
+
+
+class ProblemApi(Api):
+    """Flask-RESTful Api whose errors use the same problem handler as the rest of the app."""
+
+    def handle_error(self, e: Exception) -> Response:
+        return handle_exception(e)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Route every error Flask sees (outside Flask-RESTful resources too) to the handler."""
+    app.register_error_handler(Exception, handle_exception)

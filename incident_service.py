@@ -1,0 +1,178 @@
+"""Incident operations: each writes the incident, its timeline entry and its audit entry in
+one transaction, with the row locked, so concurrent writers cannot lose each other's work.
+
+Resources call these; the workflow and SLA rules themselves are methods of
+:class:`models.Incident`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+
+from auth import Principal
+from errors import ApiError
+from models import Incident, TimelineEntry, User, db, utcnow
+from models.incidents import IllegalTransition
+from security.modules import audit
+
+EDITABLE_FIELDS = ("title", "description", "severity", "tlp", "assignee")
+
+
+def visible_incidents(principal: Principal) -> Select:
+    """Incidents the principal may see: TLP red only for admins, reporter and assignee."""
+    statement = select(Incident)
+    if principal.is_admin:
+        return statement
+    user_id = principal.user.id
+    return statement.where(
+        or_(
+            Incident.tlp != "red",
+            Incident.reporter_id == user_id,
+            Incident.assignee_id == user_id,
+        )
+    )
+
+
+def get_visible_incident(principal: Principal, incident_id: int, *, lock: bool = False) -> Incident:
+    """The incident, or 404 whether it is missing or hidden (IDs cannot be probed)."""
+    statement = visible_incidents(principal).where(Incident.id == incident_id)
+    if lock:
+        statement = statement.with_for_update(of=Incident)
+    incident = db.session.scalars(statement).first()
+    if incident is None:
+        raise ApiError(404, f"Incident {incident_id} does not exist.")
+    return incident
+
+
+def resolve_assignee(username: str | None) -> User | None:
+    if username is None:
+        return None
+    user = db.session.scalars(
+        select(User).where(func.lower(User.username) == username.lower())
+    ).first()
+    if user is None or not user.is_active:
+        raise ApiError(422, "The assignee does not exist.", errors={"assignee": ["unknown user"]})
+    return user
+
+
+def create_incident(principal: Principal, data: dict[str, Any]) -> Incident:
+    now = utcnow()
+    incident = Incident(
+        title=data["title"].strip(),
+        description=data.get("description", ""),
+        severity=data["severity"],
+        tlp=data.get("tlp", "amber"),
+        reporter=principal.user,
+        assignee=resolve_assignee(data.get("assignee")),
+        status="new",
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(incident)
+    db.session.flush()
+    _add_timeline(incident, principal, "created", to_status="new")
+    audit.record(
+        "incident.create",
+        object_type="incident",
+        object_id=incident.id,
+        details={"severity": incident.severity, "tlp": incident.tlp},
+    )
+    return incident
+
+
+def update_incident(incident: Incident, principal: Principal, data: dict[str, Any]) -> dict:
+    """Apply an edit; returns ``{field: [old, new]}`` for what actually changed."""
+    changes: dict[str, list[Any]] = {}
+    for field in EDITABLE_FIELDS:
+        if field not in data:
+            continue
+        if field == "assignee":
+            new_user = resolve_assignee(data["assignee"])
+            old_name = incident.assignee.username if incident.assignee else None
+            new_name = new_user.username if new_user else None
+            if old_name != new_name:
+                incident.assignee = new_user
+                changes["assignee"] = [old_name, new_name]
+            continue
+        new_value = data[field].strip() if field == "title" else data[field]
+        old_value = getattr(incident, field)
+        if old_value != new_value:
+            setattr(incident, field, new_value)
+            changes[field] = [old_value, new_value]
+    if changes:
+        incident.touch()
+        _add_timeline(incident, principal, "edit", changes=changes)
+        audit.record(
+            "incident.update",
+            object_type="incident",
+            object_id=incident.id,
+            details={"fields": sorted(changes)},
+        )
+    return changes
+
+
+def change_status(
+    incident: Incident, principal: Principal, status: str, comment: str | None
+) -> None:
+    """Move along the workflow; 409 with the allowed next states otherwise (nothing written)."""
+    try:
+        previous = incident.transition_to(status)
+    except IllegalTransition as error:
+        raise ApiError(
+            409,
+            f"Cannot move incident {incident.id} from {error.current!r} to {error.requested!r}.",
+            extra={"current_status": error.current, "allowed_transitions": list(error.allowed)},
+        ) from None
+    _add_timeline(
+        incident,
+        principal,
+        "status_change",
+        from_status=previous,
+        to_status=status,
+        comment=comment,
+    )
+    audit.record(
+        "incident.status_change",
+        object_type="incident",
+        object_id=incident.id,
+        details={"from": previous, "to": status},
+    )
+
+
+def add_comment(incident: Incident, principal: Principal, body: str) -> TimelineEntry:
+    entry = _add_timeline(incident, principal, "comment", comment=body.strip())
+    db.session.flush()
+    audit.record(
+        "incident.comment",
+        object_type="incident",
+        object_id=incident.id,
+        details={"timeline_entry": entry.id},
+    )
+    return entry
+
+
+def timeline(incident: Incident) -> list[TimelineEntry]:
+    return list(
+        db.session.scalars(
+            select(TimelineEntry)
+            .where(TimelineEntry.incident_id == incident.id)
+            .order_by(TimelineEntry.created_at, TimelineEntry.id)
+        )
+    )
+
+
+def _add_timeline(
+    incident: Incident, principal: Principal, kind: str, **fields: Any
+) -> TimelineEntry:
+    entry = TimelineEntry(
+        incident_id=incident.id,
+        actor_id=principal.user.id,
+        kind=kind,
+        created_at=utcnow(),
+        **fields,
+    )
+    db.session.add(entry)
+    return entry

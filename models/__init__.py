@@ -1,0 +1,24 @@
+"""SQLAlchemy models, one module per area; the schema itself comes from ``migrations/``.
+
+Importing this package registers every model on :data:`db` (Alembic and the app need them
+all loaded), so each area's module is imported here.
+"""
+
+from models.audit import AuditEntry
+from models.auth_guard import AuthBlock, LoginFailure
+from models.base import db, utcnow
+from models.incidents import IdempotencyRecord, Incident, TimelineEntry
+from models.users import AuthToken, User
+
+__all__ = [
+    "AuditEntry",
+    "AuthBlock",
+    "AuthToken",
+    "IdempotencyRecord",
+    "Incident",
+    "LoginFailure",
+    "TimelineEntry",
+    "User",
+    "db",
+    "utcnow",
+]

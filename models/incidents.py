@@ -1,0 +1,202 @@
+"""Incidents, their timeline, and the idempotency records behind retried creates.
+
+The status workflow and the SLA targets are business rules of the incident itself, so
+they live here (``Incident.transition_to``, ``Incident.sla``), not in the resources.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Computed, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import db, utcnow
+from models.users import User
+
+SEVERITIES = ("low", "medium", "high", "critical")
+TLP_LEVELS = ("clear", "green", "amber", "amber+strict", "red")
+STATUSES = (
+    "new",
+    "triaged",
+    "investigating",
+    "contained",
+    "resolved",
+    "closed",
+    "false_positive",
+)
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "new": ("triaged", "false_positive"),
+    "triaged": ("investigating", "false_positive"),
+    "investigating": ("contained", "false_positive"),
+    "contained": ("resolved",),
+    "resolved": ("closed", "investigating"),
+    "closed": ("investigating",),
+    "false_positive": (),
+}
+# Statuses that stop the resolution clock.
+RESOLVED_STATUSES = frozenset({"resolved", "closed", "false_positive"})
+# (time to first response, time to resolution) per severity, from DESIGN.md.
+SLA_TARGETS: dict[str, tuple[timedelta, timedelta]] = {
+    "critical": (timedelta(minutes=15), timedelta(hours=1)),
+    "high": (timedelta(hours=1), timedelta(hours=4)),
+    "medium": (timedelta(hours=4), timedelta(hours=24)),
+    "low": (timedelta(hours=24), timedelta(days=5)),
+}
+
+
+class IllegalTransition(Exception):
+    """The requested status may not follow the current one; carries the allowed ones."""
+
+    def __init__(self, current: str, requested: str) -> None:
+        self.current = current
+        self.requested = requested
+        self.allowed = TRANSITIONS[current]
+        super().__init__(f"cannot move from {current!r} to {requested!r}")
+
+
+class Incident(db.Model):
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("ix_incidents_created_id", "created_at", "id"),
+        Index("ix_incidents_search", "search_vector", postgresql_using="gin"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    severity: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(32), default="new", index=True)
+    tlp: Mapped[str] = mapped_column(String(16), default="amber")
+    reporter_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    responded_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    search_vector = mapped_column(
+        TSVECTOR,
+        Computed(
+            "to_tsvector('english', coalesce(title, '') || ' ' || coalesce(description, ''))",
+            persisted=True,
+        ),
+    )
+
+    reporter: Mapped[User] = relationship(foreign_keys=[reporter_id], lazy="joined")
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
+
+    def allowed_transitions(self) -> tuple[str, ...]:
+        return TRANSITIONS[self.status]
+
+    def transition_to(self, status: str, now: datetime | None = None) -> str:
+        """Move along the workflow, returning the previous status.
+
+        Raises :class:`IllegalTransition` (and changes nothing) for a step the workflow lacks.
+        """
+        if status not in TRANSITIONS[self.status]:
+            raise IllegalTransition(self.status, status)
+        now = now or utcnow()
+        previous, self.status = self.status, status
+        if self.responded_at is None:
+            self.responded_at = now
+        if status in RESOLVED_STATUSES:
+            self.resolved_at = self.resolved_at or now
+        else:
+            self.resolved_at = None
+        self.touch(now)
+        return previous
+
+    def touch(self, now: datetime | None = None) -> None:
+        """Record a change: bump the optimistic-concurrency version and the update time."""
+        self.version += 1
+        self.updated_at = now or utcnow()
+
+    def sla(self, now: datetime | None = None) -> dict:
+        """Due times by severity, measured from creation, and whether each was missed."""
+        now = now or utcnow()
+        response_target, resolution_target = SLA_TARGETS[self.severity]
+        response_due = self.created_at + response_target
+        resolution_due = self.created_at + resolution_target
+        return {
+            "response_due": response_due,
+            "resolution_due": resolution_due,
+            "responded_at": self.responded_at,
+            "resolved_at": self.resolved_at,
+            "response_breached": (self.responded_at or now) > response_due,
+            "resolution_breached": (self.resolved_at or now) > resolution_due,
+        }
+
+    def is_visible_to_user(self, user_id: int, is_admin: bool) -> bool:
+        """TLP red incidents are need-to-know: admins, the reporter and the assignee."""
+        if self.tlp != "red" or is_admin:
+            return True
+        return user_id in (self.reporter_id, self.assignee_id)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "description": self.description,
+            "severity": self.severity,
+            "status": self.status,
+            "tlp": self.tlp,
+            "reporter": self.reporter.username,
+            "assignee": self.assignee.username if self.assignee else None,
+            "version": self.version,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "allowed_transitions": list(self.allowed_transitions()),
+            "sla": self.sla(),
+        }
+
+
+TIMELINE_KINDS = ("created", "status_change", "edit", "comment")
+
+
+class TimelineEntry(db.Model):
+    __tablename__ = "incident_timeline"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str | None] = mapped_column(String(32))
+    changes: Mapped[dict] = mapped_column(JSONB, default=dict)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    actor: Mapped[User | None] = relationship(lazy="joined")
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "incident_id": self.incident_id,
+            "kind": self.kind,
+            "actor": self.actor.username if self.actor else None,
+            "from_status": self.from_status,
+            "to_status": self.to_status,
+            "changes": self.changes,
+            "comment": self.comment,
+            "created_at": self.created_at,
+        }
+
+
+class IdempotencyRecord(db.Model):
+    """The first answer to a create request, replayed when a client retries with the same key."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("user_id", "scope", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(255))
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None]
+    response_body: Mapped[dict | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,18 @@
+"""Flask-RESTful resources, one module per area; each module's ``register(api)`` adds its routes.
+
+Resources are the thin edge: read the request, validate it with a schema, call one
+operation, shape the response. Rules live in the models and in ``security/``.
+"""
+
+from __future__ import annotations
+
+from flask_restful import Api
+
+from resources import auth, health, incidents
+
+AREAS = [auth, health, incidents]
+
+
+def register_resources(api: Api) -> None:
+    for area in AREAS:
+        area.register(api)

@@ -1,0 +1,101 @@
+"""``/auth``: log in (bearer token), log out (revoke it), who am I, register users (admins)."""
+
+from __future__ import annotations
+
+from flask import request
+from flask_restful import Resource
+from sqlalchemy import func, select
+
+import auth
+from errors import ApiError
+from models import User, db, utcnow
+from resources.common import load_json
+from schemas.auth import LoginSchema, RegisterSchema
+from security.modules import audit, brute_force
+
+
+class Login(Resource):
+    def post(self):
+        data = load_json(LoginSchema())
+        username, ip = data["username"], request.remote_addr or "unknown"
+        brute_force.ensure_login_allowed(username, ip)
+        user = db.session.scalars(
+            select(User).where(func.lower(User.username) == username.lower())
+        ).first()
+        if not auth.verify_password(user, data["password"]):
+            brute_force.record_failed_login(username, ip)
+            audit.record(
+                "auth.login",
+                outcome="failure",
+                actor_id=user.id if user else None,
+                actor=username[:64],
+            )
+            db.session.commit()
+            raise ApiError(401, "Invalid username or password.")
+        brute_force.forget_account_failures(username)
+        raw_token, token = auth.issue_token(user, ip)
+        user.last_login_at = utcnow()
+        audit.record("auth.login", actor_id=user.id, actor=user.username)
+        db.session.commit()
+        return {
+            "access_token": raw_token,
+            "token_type": "Bearer",
+            "expires_at": token.expires_at,
+            "user": user.to_dict(),
+        }, 200
+
+
+class Logout(Resource):
+    def post(self):
+        principal = auth.authenticate()
+        auth.revoke_token(principal)
+        audit.record("auth.logout", object_type="auth_token", object_id=principal.credential_id)
+        db.session.commit()
+        return None, 204
+
+
+class Me(Resource):
+    def get(self):
+        principal = auth.authenticate()
+        body = principal.user.to_dict()
+        body["credential_type"] = principal.credential_type
+        body["permissions"] = sorted(principal.permissions)
+        return body, 200
+
+
+class Register(Resource):
+    def post(self):
+        auth.authorize("users:admin")
+        data = load_json(RegisterSchema())
+        problems = auth.password_policy_violations(data["password"])
+        if problems:
+            raise ApiError(
+                422, "The password does not meet the policy.", errors={"password": problems}
+            )
+        user = create_user(data["username"], data["password"], data["role"])
+        audit.record(
+            "user.create",
+            object_type="user",
+            object_id=user.id,
+            details={"username": user.username, "role": user.role},
+        )
+        db.session.commit()
+        return user.to_dict(), 201, {"Location": f"/users/{user.id}"}
+
+
+def create_user(username: str, password: str, role: str) -> User:
+    """Add a user (the caller commits); 409 if the name is taken, case-insensitively."""
+    taken = db.session.scalar(select(User.id).where(func.lower(User.username) == username.lower()))
+    if taken is not None:
+        raise ApiError(409, f"The username {username!r} is already taken.")
+    user = User(username=username, password_hash=auth.hash_password(password), role=role)
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def register(api) -> None:
+    api.add_resource(Login, "/auth/login")
+    api.add_resource(Logout, "/auth/logout")
+    api.add_resource(Me, "/auth/me")
+    api.add_resource(Register, "/auth/register")

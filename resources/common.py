@@ -1,0 +1,174 @@
+"""What every resource does the same way: read a JSON body, read a query, page a list,
+answer with an ETag, check ``If-Match``.
+
+Keeping these here is what makes every endpoint reject bad input with the same status
+and the same problem+json shape.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from flask import request
+from marshmallow import Schema, ValidationError
+from sqlalchemy import Select, tuple_
+
+from errors import ApiError
+from models import db
+from security.modules.utils import isoformat_z
+
+JSON_MEDIA_TYPES = ("application/json",)
+
+
+def require_json_content_type(accepted: Sequence[str] = JSON_MEDIA_TYPES) -> None:
+    """415 unless the body is declared as one of ``accepted`` (``+json`` suffixes allowed)."""
+    mimetype = request.mimetype or ""
+    if mimetype in accepted or (mimetype.endswith("+json") and "application/json" in accepted):
+        return
+    raise ApiError(
+        415,
+        f"Send the body as {' or '.join(accepted)} (got {mimetype or 'no Content-Type'}).",
+    )
+
+
+def read_json_document() -> Any:
+    """The request body parsed as JSON; 415 for other media types, 400 if malformed."""
+    require_json_content_type()
+    raw = request.get_data(cache=True)
+    if not raw:
+        raise ApiError(400, "The request body is empty; send a JSON document.")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ApiError(400, f"The body is not valid JSON: {error}") from None
+
+
+def validation_error(error: ValidationError, where: str = "body") -> ApiError:
+    messages = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
+    return ApiError(400, f"The request {where} is invalid.", errors=messages)
+
+
+def load_json(schema: Schema) -> dict:
+    """Parse and validate a JSON object body against ``schema`` (unknown fields rejected)."""
+    document = read_json_document()
+    if not isinstance(document, dict):
+        raise ApiError(400, "The body must be a JSON object.")
+    try:
+        return schema.load(document)
+    except ValidationError as error:
+        raise validation_error(error) from None
+
+
+def load_query(schema: Schema) -> dict:
+    """Validate query parameters; a parameter given twice is an error, not a silent pick."""
+    repeated = sorted(key for key in request.args if len(request.args.getlist(key)) > 1)
+    if repeated:
+        raise ApiError(
+            400,
+            "Query parameters may be given once each.",
+            errors={key: ["given more than once"] for key in repeated},
+        )
+    try:
+        return schema.load(request.args.to_dict())
+    except ValidationError as error:
+        raise validation_error(error, "query") from None
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    plain = [isoformat_z(v) if isinstance(v, datetime) else v for v in values]
+    return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
+
+
+def decode_cursor(raw: str, parsers: Sequence[Callable[[Any], Any]]) -> list[Any]:
+    """Decode a cursor made by :func:`encode_cursor`; anything else is a clear 400."""
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(values, list) or len(values) != len(parsers):
+            raise ValueError("wrong shape")
+        return [parse(value) for parse, value in zip(parsers, values, strict=True)]
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(
+            400, "The cursor is invalid; use next_cursor from a previous page."
+        ) from None
+
+
+def _parse_timestamp(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError("timestamp expected")
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("timestamp without offset")
+    return moment
+
+
+def _parse_id(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError("integer expected")
+    return value
+
+
+def keyset_page(
+    statement: Select,
+    created_column: Any,
+    id_column: Any,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Any], str | None]:
+    """One page, newest first, by the keyset ``(created_at, id)``.
+
+    Unlike OFFSET, a keyset never skips or repeats a row when others are inserted while a
+    client pages through.
+    """
+    if cursor:
+        created, last_id = decode_cursor(cursor, (_parse_timestamp, _parse_id))
+        statement = statement.where(tuple_(created_column, id_column) < tuple_(created, last_id))
+    statement = statement.order_by(created_column.desc(), id_column.desc()).limit(limit + 1)
+    rows = list(db.session.scalars(statement).unique())
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode_cursor([getattr(last, created_column.key), getattr(last, id_column.key)])
+
+
+def page_body(items: list[dict], next_cursor: str | None) -> dict:
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def etag_for(version: int) -> str:
+    return f'"{version}"'
+
+
+def required_version() -> int | None:
+    """The version named by ``If-Match`` (None when absent or ``*``); 400 if unreadable."""
+    header = request.headers.get("If-Match")
+    if header is None or header.strip() == "*":
+        return None
+    value = header.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise ApiError(400, 'If-Match must be an ETag from a previous response, e.g. "3".')
+    return int(value)
+
+
+def ensure_version_matches(current_version: int) -> None:
+    """412 when the client's ``If-Match`` names an older version than the stored one."""
+    expected = required_version()
+    if expected is not None and expected != current_version:
+        raise ApiError(
+            412,
+            f"The object changed since you read it (your version {expected}, "
+            f"current {current_version}); reload and retry.",
+            extra={"current_version": current_version},
+        )
+
+
+def with_etag(body: dict, status: int = 200, version: int | None = None, **headers: str):
+    """A Flask-RESTful response tuple carrying the object's ETag."""
+    version = body["version"] if version is None else version
+    return body, status, {"ETag": etag_for(version), **headers}

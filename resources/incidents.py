@@ -1,0 +1,118 @@
+"""``/incidents``: list, create, read, edit, move through the workflow, comment."""
+
+from __future__ import annotations
+
+from flask_restful import Resource
+from sqlalchemy import func
+
+import idempotency
+import incident_service
+from auth import authorize
+from models import Incident, User, db
+from resources.common import (
+    ensure_version_matches,
+    keyset_page,
+    load_json,
+    load_query,
+    page_body,
+    with_etag,
+)
+from schemas.incidents import (
+    CommentSchema,
+    IncidentCreateSchema,
+    IncidentListQuerySchema,
+    IncidentUpdateSchema,
+    StatusChangeSchema,
+)
+
+
+class IncidentList(Resource):
+    def get(self):
+        principal = authorize("incidents:read")
+        query = load_query(IncidentListQuerySchema())
+        statement = incident_service.visible_incidents(principal)
+        for field in ("status", "severity", "tlp"):
+            if field in query:
+                statement = statement.where(getattr(Incident, field) == query[field])
+        if "assignee" in query:
+            statement = statement.join(User, Incident.assignee_id == User.id).where(
+                func.lower(User.username) == query["assignee"].lower()
+            )
+        if "q" in query:
+            statement = statement.where(
+                Incident.search_vector.op("@@")(func.websearch_to_tsquery("english", query["q"]))
+            )
+        if "created_after" in query:
+            statement = statement.where(Incident.created_at >= query["created_after"])
+        if "created_before" in query:
+            statement = statement.where(Incident.created_at < query["created_before"])
+        incidents, next_cursor = keyset_page(
+            statement, Incident.created_at, Incident.id, query["limit"], query.get("cursor")
+        )
+        return page_body([i.to_dict() for i in incidents], next_cursor), 200
+
+    def post(self):
+        principal = authorize("incidents:write")
+        data = load_json(IncidentCreateSchema())
+        record = idempotency.claim(principal.user.id, "incidents.create")
+        if record is not None and record.status_code is not None:
+            db.session.rollback()
+            return idempotency.replay(record)
+        incident = incident_service.create_incident(principal, data)
+        body = incident.to_dict()
+        idempotency.remember(record, 201, body)
+        db.session.commit()
+        return with_etag(body, 201, Location=f"/incidents/{incident.id}")
+
+
+class IncidentItem(Resource):
+    def get(self, incident_id: int):
+        principal = authorize("incidents:read")
+        incident = incident_service.get_visible_incident(principal, incident_id)
+        return with_etag(incident.to_dict())
+
+    def patch(self, incident_id: int):
+        principal = authorize("incidents:write")
+        data = load_json(IncidentUpdateSchema())
+        incident = incident_service.get_visible_incident(principal, incident_id, lock=True)
+        ensure_version_matches(incident.version)
+        incident_service.update_incident(incident, principal, data)
+        db.session.commit()
+        return with_etag(incident.to_dict())
+
+
+class IncidentStatus(Resource):
+    def patch(self, incident_id: int):
+        principal = authorize("incidents:write")
+        data = load_json(StatusChangeSchema())
+        incident = incident_service.get_visible_incident(principal, incident_id, lock=True)
+        ensure_version_matches(incident.version)
+        incident_service.change_status(incident, principal, data["status"], data.get("comment"))
+        db.session.commit()
+        return with_etag(incident.to_dict())
+
+
+class IncidentTimeline(Resource):
+    def get(self, incident_id: int):
+        principal = authorize("incidents:read")
+        incident = incident_service.get_visible_incident(principal, incident_id)
+        entries = incident_service.timeline(incident)
+        return {"items": [entry.to_dict() for entry in entries]}, 200
+
+
+class IncidentComments(Resource):
+    def post(self, incident_id: int):
+        principal = authorize("comments:write")
+        data = load_json(CommentSchema())
+        incident = incident_service.get_visible_incident(principal, incident_id)
+        entry = incident_service.add_comment(incident, principal, data["body"])
+        db.session.commit()
+        return entry.to_dict(), 201
+
+
+def register(api) -> None:
+    api.add_resource(IncidentList, "/incidents")
+    api.add_resource(IncidentItem, "/incidents/<int:incident_id>")
+    api.add_resource(IncidentStatus, "/incidents/<int:incident_id>/status")
+    api.add_resource(IncidentTimeline, "/incidents/<int:incident_id>/timeline")
+    api.add_resource(IncidentComments, "/incidents/<int:incident_id>/comments")

@@ -1,0 +1,57 @@
+"""Request schemas for incidents, their status, comments and list filters."""
+
+from __future__ import annotations
+
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from models.incidents import SEVERITIES, STATUSES, TLP_LEVELS
+from schemas.auth import USERNAME_PATTERN
+from schemas.common import StrictSchema, TimeRangeQuerySchema, trimmed_string
+
+DESCRIPTION_MAX = 20_000
+
+
+def _assignee_field(**kwargs) -> fields.String:
+    return fields.String(
+        allow_none=True,
+        validate=validate.Regexp(USERNAME_PATTERN, error="not a valid username"),
+        **kwargs,
+    )
+
+
+class IncidentCreateSchema(StrictSchema):
+    title = trimmed_string(max_length=200, required=True)
+    description = fields.String(load_default="", validate=validate.Length(max=DESCRIPTION_MAX))
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
+    tlp = fields.String(load_default="amber", validate=validate.OneOf(TLP_LEVELS))
+    assignee = _assignee_field()
+
+
+class IncidentUpdateSchema(StrictSchema):
+    title = trimmed_string(max_length=200)
+    description = fields.String(validate=validate.Length(max=DESCRIPTION_MAX))
+    severity = fields.String(validate=validate.OneOf(SEVERITIES))
+    tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
+    assignee = _assignee_field()
+
+    @validates_schema
+    def _not_empty(self, data: dict, **kwargs) -> None:
+        if not data:
+            raise ValidationError("give at least one field to change", "_schema")
+
+
+class StatusChangeSchema(StrictSchema):
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    comment = fields.String(validate=validate.Length(max=DESCRIPTION_MAX))
+
+
+class CommentSchema(StrictSchema):
+    body = trimmed_string(max_length=DESCRIPTION_MAX, required=True)
+
+
+class IncidentListQuerySchema(TimeRangeQuerySchema):
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    severity = fields.String(validate=validate.OneOf(SEVERITIES))
+    tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
+    assignee = fields.String(validate=validate.Regexp(USERNAME_PATTERN))
+    q = fields.String(validate=validate.Length(min=1, max=200))

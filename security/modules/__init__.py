@@ -1,0 +1,1 @@
+"""The engine's modules; import the public functions from :mod:`security` instead."""

@@ -1,0 +1,75 @@
+"""Test helpers: a JSON client that carries a bearer token, and user creation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+STRONG_PASSWORD = "Correct-Horse-42-Battery"
+
+
+class ApiClient:
+    """Wraps Flask's test client: JSON bodies, an optional bearer token, any extra headers."""
+
+    def __init__(self, test_client, token: str | None = None) -> None:
+        self.test_client = test_client
+        self.token = token
+
+    def with_token(self, token: str | None) -> ApiClient:
+        return ApiClient(self.test_client, token)
+
+    def request(self, method: str, path: str, json: Any = None, headers=None, **kwargs):
+        headers = dict(headers or {})
+        if self.token and "Authorization" not in headers:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if json is not None:
+            kwargs["json"] = json
+        return self.test_client.open(path, method=method, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, json: Any = None, **kwargs):
+        return self.request("POST", path, json=json, **kwargs)
+
+    def patch(self, path: str, json: Any = None, **kwargs):
+        return self.request("PATCH", path, json=json, **kwargs)
+
+    def delete(self, path: str, **kwargs):
+        return self.request("DELETE", path, **kwargs)
+
+
+@dataclass
+class TestUser:
+    id: int
+    username: str
+    password: str
+    role: str
+    token: str
+    client: ApiClient
+
+    __test__ = False
+
+
+def create_user_row(app, username: str, role: str, password: str = STRONG_PASSWORD) -> int:
+    from models import db
+    from resources.auth import create_user
+
+    with app.app_context():
+        user = create_user(username, password, role)
+        db.session.commit()
+        return user.id
+
+
+def login(client: ApiClient, username: str, password: str = STRONG_PASSWORD) -> str:
+    response = client.with_token(None).post(
+        "/auth/login", json={"username": username, "password": password}
+    )
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["access_token"]
+
+
+def make_user(app, client: ApiClient, username: str, role: str) -> TestUser:
+    user_id = create_user_row(app, username, role)
+    token = login(client, username)
+    return TestUser(user_id, username, STRONG_PASSWORD, role, token, client.with_token(token))
