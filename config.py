@@ -46,6 +46,7 @@ class Settings:
     def to_flask(self) -> dict[str, Any]:
         """The Flask config mapping; extension settings keep their documented names."""
         return {
+            **self.extra,
             "ENV_NAME": self.environment,
             "TESTING": self.environment == "testing",
             "SECRET_KEY": self.secret_key,
@@ -61,7 +62,6 @@ class Settings:
             "LOGIN_BLOCK_SECONDS": self.login_block_seconds,
             # Flask-RESTful appends "did you mean" hints to 404s; the problem handler owns them.
             "ERROR_404_HELP": False,
-            **self.extra,
         }
 
 
@@ -125,9 +125,9 @@ def load_settings(
     """Read and validate every setting; raise :class:`ConfigError` naming the first bad one."""
     env = dict(os.environ if env is None else env)
     overrides = dict(overrides or {})
-    for key in ("DATABASE_URL", "SECRET_KEY", "APP_ENV", "RATELIMIT_STORAGE_URI"):
-        if key in overrides:
-            env[key] = str(overrides.pop(key))
+    # Scalar overrides act like environment variables (and are validated like them); all
+    # overrides also reach Flask's config, below the validated settings.
+    env.update({k: str(v) for k, v in overrides.items() if isinstance(v, str | int | bool)})
     environment = env.get("APP_ENV", "production").lower()
     if environment not in DEVELOPMENT_ENVIRONMENTS | {"production"}:
         raise ConfigError(

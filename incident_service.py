@@ -7,6 +7,7 @@ Resources call these; the workflow and SLA rules themselves are methods of
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
@@ -118,8 +119,9 @@ def change_status(
     incident: Incident, principal: Principal, status: str, comment: str | None
 ) -> None:
     """Move along the workflow; 409 with the allowed next states otherwise (nothing written)."""
+    now = utcnow()
     try:
-        previous = incident.transition_to(status)
+        previous = incident.transition_to(status, now)
     except IllegalTransition as error:
         raise ApiError(
             409,
@@ -130,6 +132,7 @@ def change_status(
         incident,
         principal,
         "status_change",
+        at=now,
         from_status=previous,
         to_status=status,
         comment=comment,
@@ -165,13 +168,17 @@ def timeline(incident: Incident) -> list[TimelineEntry]:
 
 
 def _add_timeline(
-    incident: Incident, principal: Principal, kind: str, **fields: Any
+    incident: Incident,
+    principal: Principal,
+    kind: str,
+    at: datetime | None = None,
+    **fields: Any,
 ) -> TimelineEntry:
     entry = TimelineEntry(
         incident_id=incident.id,
         actor_id=principal.user.id,
         kind=kind,
-        created_at=utcnow(),
+        created_at=at or utcnow(),
         **fields,
     )
     db.session.add(entry)

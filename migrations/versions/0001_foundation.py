@@ -59,6 +59,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('username')
     )
+    op.create_index('uq_users_username_lower', 'users', [sa.text('lower(username)')], unique=True)
     op.create_table('auth_blocks',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('scope', sa.String(length=16), nullable=False),
@@ -175,6 +176,7 @@ def downgrade():
         batch_op.drop_index('ix_auth_blocks_subject')
 
     op.drop_table('auth_blocks')
+    op.drop_index('uq_users_username_lower', table_name='users')
     op.drop_table('users')
     with op.batch_alter_table('login_failures', schema=None) as batch_op:
         batch_op.drop_index('ix_login_failures_username_time')
