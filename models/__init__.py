@@ -7,15 +7,21 @@ all loaded), so each area's module is imported here.
 from models.audit import AuditEntry
 from models.auth_guard import AuthBlock, LoginFailure
 from models.base import db, utcnow
+from models.credentials import ApiKey, CredentialUsage
 from models.incidents import IdempotencyRecord, Incident, TimelineEntry
+from models.intel import IncidentIndicator, Indicator
 from models.users import AuthToken, User
 
 __all__ = [
+    "ApiKey",
     "AuditEntry",
     "AuthBlock",
     "AuthToken",
+    "CredentialUsage",
     "IdempotencyRecord",
     "Incident",
+    "IncidentIndicator",
+    "Indicator",
     "LoginFailure",
     "TimelineEntry",
     "User",
