@@ -1,0 +1,216 @@
+"""Benchmark: IOC extraction throughput (MB/s) of ours beside ioc-finder and iocextract.
+
+Generates a deterministic corpus (seeded) of at least 5 MB of threat reports, log
+excerpts and phishing emails, a third of the documents defanged, then times each
+extractor over the same documents, one call per document as a caller would make it.
+ioc-finder and iocextract are optional (requirements-dev.txt): when one is missing the
+line says so. They are much slower than ours, so each gets a time budget and is timed
+on the documents it finishes within it; the output says how much of the corpus that was.
+
+Run: .venv/bin/python bench/ioc_extraction.py [--megabytes 5] [--budget 20]
+"""
+
+import argparse
+import random
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from security.modules.extraction import extract_iocs
+
+SEED = 20240515
+SENTENCES = (
+    "The actor used a loader that contacted its server after the user opened the attachment.",
+    "We observed lateral movement across several hosts during the incident response.",
+    "Analysts reviewed telemetry from endpoint sensors and found persistence in a service.",
+    "Operators rotated their infrastructure every week to evade blocking.",
+    "The phishing wave targeted finance staff with invoices and shipping notices.",
+    "No data was exfiltrated before the hosts were isolated.",
+)
+NAME_PARTS = ("update", "secure", "login", "cdn", "mail", "portal", "cloud", "sync", "files")
+NAME_PARTS += ("docs", "verify", "account", "office", "service", "api", "track", "bank", "pay")
+TLDS = ("com", "net", "org", "info", "ru", "top", "xyz", "io", "biz", "online", "co.uk", "cc")
+FILES = (
+    "invoice.pdf",
+    "setup.exe",
+    "archive.zip",
+    "run.sh",
+    "notes.md",
+    "script.py",
+    "report.docx",
+)
+DIGIT_DOT = re.compile(r"(?<=\d)\.(?=\d)")
+TLD_DOT = re.compile(r"\.(" + "|".join(re.escape(tld) for tld in TLDS) + r")\b")
+DEFANGED_DOTS = ("[.]", "(.)", "[dot]")
+NOISE = (
+    "Upgrade to v1.2.3.4-beta first.",
+    "OID 1.3.6.1.4.1.311.21.8 appears in the certificate.",
+    "Windows 10.0.19041.1288 was patched, e.g. via WSUS, i.e. centrally.",
+    "The script calls os.path.join and logging.info(msg).",
+    "Session 550e8400-e29b-41d4-a716-446655440000 expired at 12:30:45.",
+)
+
+
+def _domain(rng: random.Random) -> str:
+    labels = [rng.choice(NAME_PARTS) + rng.choice(("", "-", "")) + rng.choice(NAME_PARTS)]
+    if rng.random() < 0.4:
+        labels.insert(0, rng.choice(("www", "mail", "cdn", "api", "login")))
+    return ".".join(labels) + "." + rng.choice(TLDS)
+
+
+def _ipv4(rng: random.Random) -> str:
+    return ".".join(str(rng.randint(1, 254)) for _ in range(4))
+
+
+def _hex(rng: random.Random, length: int) -> str:
+    return "".join(rng.choice("0123456789abcdef") for _ in range(length))
+
+
+def _url(rng: random.Random) -> str:
+    host = _domain(rng) if rng.random() < 0.8 else _ipv4(rng) + ":" + str(rng.randint(80, 9000))
+    path = "/".join(rng.choice(NAME_PARTS) for _ in range(rng.randint(1, 3)))
+    query = f"?id={rng.randint(1, 9999)}" if rng.random() < 0.5 else ""
+    return f"{rng.choice(('http', 'https'))}://{host}/{path}{query}"
+
+
+def _defang(text: str) -> str:
+    """Defang as report writers do: hxxp, [at], and dots bracketed in several styles."""
+    text = text.replace("http", "hxxp").replace("@", "[at]")
+    text = DIGIT_DOT.sub("[.]", text)
+    return TLD_DOT.sub(lambda match: DEFANGED_DOTS[len(match.group(1)) % 3] + match.group(1), text)
+
+
+def _sentence(rng: random.Random) -> str:
+    return " ".join(rng.sample(SENTENCES, rng.randint(1, 3)))
+
+
+def _report(rng: random.Random) -> str:
+    lines = [f"Threat report {rng.randint(1000, 9999)}: campaign analysis"]
+    for _ in range(rng.randint(4, 8)):
+        lines.append(
+            f"{_sentence(rng)} The loader reached {_url(rng)} and {_ipv4(rng)}, "
+            f"dropped {rng.choice(FILES)} (sha256 {_hex(rng, 64)}) and exploited "
+            f"CVE-{rng.randint(2015, 2025)}-{rng.randint(1000, 49999)}. {rng.choice(NOISE)}"
+        )
+    lines.append("IOCs: " + ", ".join([_domain(rng), _ipv4(rng) + "/24", _hex(rng, 32)]))
+    return "\n".join(lines)
+
+
+def _logs(rng: random.Random) -> str:
+    lines = []
+    for _ in range(rng.randint(20, 40)):
+        kind = rng.randrange(3)
+        if kind == 0:
+            lines.append(
+                f"Nov 12 10:{rng.randint(10, 59)}:02 fw01 DROP SRC={_ipv4(rng)} "
+                f"DST=10.0.{rng.randint(0, 9)}.{rng.randint(1, 254)} "
+                f"PROTO=TCP DPT={rng.randint(1, 65535)}"
+            )
+        elif kind == 1:
+            lines.append(
+                f'{{"ts":"2024-03-01T12:00:{rng.randint(10, 59)}Z","src_ip":"{_ipv4(rng)}",'
+                f'"query":"{_domain(rng)}","url":"{_url(rng)}","bytes":{rng.randint(100, 99999)}}}'
+            )
+        else:
+            lines.append(
+                f'{_ipv4(rng)} - - [10/Oct/2024:13:55:36 +0000] "GET /{rng.choice(FILES)} '
+                f'HTTP/1.1" 200 {rng.randint(100, 9999)} "{_url(rng)}" "Mozilla/5.0"'
+            )
+    return "\n".join(lines)
+
+
+def _email(rng: random.Random) -> str:
+    sender = f"{rng.choice(NAME_PARTS)}.{rng.choice(NAME_PARTS)}@{_domain(rng)}"
+    return (
+        f"From: Support <{sender}>\nTo: victim@example.com\nSubject: Action required\n"
+        f"Received: from mx.{_domain(rng)} ([{_ipv4(rng)}])\n\n"
+        f"{_sentence(rng)} {_sentence(rng)}\nVerify at {_url(rng)} now.\n"
+        f"Attachment: {rng.choice(FILES)} md5 {_hex(rng, 32)}\n"
+    )
+
+
+def build_corpus(megabytes: float, seed: int = SEED) -> list[str]:
+    """Return documents totalling at least ``megabytes`` MB; every third one defanged."""
+    rng = random.Random(seed)
+    makers = (_report, _logs, _email)
+    documents: list[str] = []
+    size = 0
+    while size < megabytes * 1_000_000:
+        document = rng.choice(makers)(rng)
+        if len(documents) % 3 == 2:
+            document = _defang(document)
+        documents.append(document)
+        size += len(document.encode())
+    return documents
+
+
+def _ioc_finder() -> Callable[[str], object] | None:
+    try:
+        from ioc_finder import find_iocs
+    except ImportError:
+        return None
+    return find_iocs
+
+
+def _iocextract() -> Callable[[str], object] | None:
+    try:
+        import iocextract
+    except ImportError:
+        return None
+    return lambda text: list(iocextract.extract_iocs(text, refang=True))
+
+
+def time_extractor(
+    extract: Callable[[str], object], documents: list[str], budget: float
+) -> tuple[float, int]:
+    """Run ``extract`` per document until done or ``budget`` seconds; (seconds, bytes)."""
+    sizes = [len(document.encode()) for document in documents]
+    done = 0
+    started = time.perf_counter()
+    elapsed = 0.0
+    for document, size in zip(documents, sizes, strict=True):
+        extract(document)
+        done += size
+        elapsed = time.perf_counter() - started
+        if elapsed > budget:
+            break
+    return elapsed, done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--megabytes", type=float, default=5.0, help="corpus size (default 5)")
+    parser.add_argument(
+        "--budget", type=float, default=20.0, help="seconds per third-party extractor"
+    )
+    arguments = parser.parse_args()
+
+    documents = build_corpus(arguments.megabytes)
+    total = sum(len(document.encode()) for document in documents)
+    print(f"corpus: {len(documents)} documents, {total / 1e6:.2f} MB (seed {SEED}), 1/3 defanged")
+
+    seconds, done = time_extractor(extract_iocs, documents, float("inf"))
+    ours = done / 1e6 / seconds
+    print(f"{'ours (security.modules.extraction)':40} {ours:8.2f} MB/s  (whole corpus)")
+
+    for name, loader in (("ioc-finder", _ioc_finder), ("iocextract", _iocextract)):
+        extract = loader()
+        if extract is None:
+            print(f"{name:40} not installed")
+            continue
+        seconds, done = time_extractor(extract, documents, arguments.budget)
+        rate = done / 1e6 / seconds
+        scope = (
+            "whole corpus"
+            if done == total
+            else f"first {done / 1e6:.2f} MB, {seconds:.0f} s budget"
+        )
+        print(f"{name:40} {rate:8.2f} MB/s  ({scope}; ours is {ours / rate:.1f}x)")
+
+
+if __name__ == "__main__":
+    main()
