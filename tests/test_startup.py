@@ -1,0 +1,285 @@
+"""Startup: the database is created and migrated by the app, misconfiguration is one line,
+and the run command serves on the embedded PostgreSQL and stops it again.
+
+Each test that starts the app uses a fresh database name on the test server, so "the
+database does not exist yet" is really true, and drops it afterwards.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import psutil
+import pytest
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
+
+from config import ConfigError, load_settings
+from database import DatabaseUnavailable
+from tests.conftest import app_settings, database_url_for, drop_database
+from tests.helpers import STRONG_PASSWORD
+from tests.processes import (
+    PROJECT_ROOT,
+    STRONG_SECRET_KEY,
+    error_lines,
+    free_port,
+    process_env,
+    run_in_project,
+    wait_for_http_ok,
+)
+
+UNREACHABLE_URL = "postgresql+psycopg2://postgres@127.0.0.1:1/soc"
+EXPECTED_TABLES = {"users", "auth_tokens", "incidents", "audit_log", "alembic_version"}
+CREATE_APP_AT = (
+    "import sys, time\n"
+    "from app import create_app\n"
+    "time.sleep(max(0.0, float(sys.argv[1]) - time.time()))\n"
+    "create_app()\n"
+)
+
+
+@pytest.fixture
+def fresh_database_url(database_server_url: str) -> Iterator[str]:
+    """The URL of a database that does not exist yet; dropped after the test."""
+    url = database_url_for(database_server_url, f"soc_start_{uuid.uuid4().hex[:12]}")
+    yield url
+    drop_database(url)
+
+
+def database_exists(server_url: str, name: str) -> bool:
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            found = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            )
+            return found.first() is not None
+    finally:
+        engine.dispose()
+
+
+def schema_state(database_url: str) -> tuple[set[str], set[str]]:
+    """(table names, alembic revisions) of the database at ``database_url``."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            tables = set(inspect(connection).get_table_names())
+            revisions = set(connection.scalars(text("SELECT version_num FROM alembic_version")))
+            return tables, revisions
+    finally:
+        engine.dispose()
+
+
+def migration_heads() -> set[str]:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from database import MIGRATIONS_DIRECTORY
+
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS_DIRECTORY)
+    return set(ScriptDirectory.from_config(config).get_heads())
+
+
+def start_app(database_url: str):
+    from app import create_app
+    from models import db
+
+    application = create_app(app_settings(database_url))
+    with application.app_context():
+        db.engine.dispose()
+    return application
+
+
+def test_missing_database_is_created_with_its_tables(database_server_url, fresh_database_url):
+    name = make_url(fresh_database_url).database
+    assert not database_exists(database_server_url, name)
+
+    start_app(fresh_database_url)
+
+    assert database_exists(database_server_url, name)
+    tables, revisions = schema_state(fresh_database_url)
+    assert tables >= EXPECTED_TABLES
+    assert revisions == migration_heads()
+
+
+def test_starting_again_is_a_no_op_that_keeps_the_data(fresh_database_url):
+    start_app(fresh_database_url)
+    engine = create_engine(fresh_database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (username, password_hash, role, is_active, created_at) "
+                "VALUES ('kept', 'x', 'viewer', true, now())"
+            )
+        )
+    before = schema_state(fresh_database_url)
+
+    start_app(fresh_database_url)
+
+    assert schema_state(fresh_database_url) == before
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM users WHERE username = 'kept'")) == 1
+    engine.dispose()
+
+
+def test_two_processes_starting_at_once_both_succeed(fresh_database_url):
+    env = process_env(APP_ENV="testing", DATABASE_URL=fresh_database_url)
+    start_at = str(time.time() + 3)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", CREATE_APP_AT, start_at],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+
+    outcomes = [(process.wait(timeout=60), process.stderr.read()) for process in processes]
+
+    assert outcomes == [(0, ""), (0, "")]
+    _, revisions = schema_state(fresh_database_url)
+    assert revisions == migration_heads()
+
+
+def test_unreachable_server_raises_database_unavailable_naming_host_and_port():
+    from app import create_app
+
+    with pytest.raises(DatabaseUnavailable, match=r"127\.0\.0\.1:1\b"):
+        create_app(app_settings(UNREACHABLE_URL))
+
+
+def test_unreachable_server_ends_the_process_with_one_line_and_exit_4():
+    env = process_env(DATABASE_URL=UNREACHABLE_URL, SECRET_KEY=STRONG_SECRET_KEY)
+
+    result = run_in_project(["-c", "from app import create_app; create_app()"], env)
+
+    assert result.returncode == 4
+    assert result.stderr.startswith("error: cannot reach PostgreSQL at 127.0.0.1:1:")
+    assert result.stderr.count("\n") == 1
+
+
+def run_gunicorn_until_exit(env: dict[str, str]) -> subprocess.CompletedProcess:
+    env["GUNICORN_BIND"] = f"127.0.0.1:{free_port()}"
+    return run_in_project(["-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"], env)
+
+
+def test_gunicorn_with_unreachable_server_stops_with_one_line_and_no_traceback():
+    env = process_env(DATABASE_URL=UNREACHABLE_URL, SECRET_KEY=STRONG_SECRET_KEY)
+
+    result = run_gunicorn_until_exit(env)
+
+    assert result.returncode == 4
+    assert len(error_lines(result.stderr)) == 1
+    assert error_lines(result.stderr)[0].startswith(
+        "error: cannot reach PostgreSQL at 127.0.0.1:1:"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_gunicorn_without_secret_key_stops_with_one_line_naming_it(fresh_database_url):
+    env = process_env(DATABASE_URL=fresh_database_url)
+
+    result = run_gunicorn_until_exit(env)
+
+    assert result.returncode == 2
+    assert len(error_lines(result.stderr)) == 1
+    assert error_lines(result.stderr)[0].startswith("error: SECRET_KEY is not set")
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_secret_key_in_production_ends_the_process_with_one_line_and_exit_2():
+    env = process_env(DATABASE_URL=UNREACHABLE_URL)
+
+    result = run_in_project(["-c", "from app import create_app; create_app()"], env)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: SECRET_KEY is not set")
+    assert result.stderr.count("\n") == 1
+
+
+def test_production_settings_without_secret_key_are_refused():
+    with pytest.raises(ConfigError, match="SECRET_KEY is not set"):
+        load_settings(env={"DATABASE_URL": UNREACHABLE_URL})
+
+
+@pytest.mark.parametrize("weak_key", ["changeme", "x" * 31])
+def test_production_settings_with_a_weak_secret_key_are_refused(weak_key):
+    with pytest.raises(ConfigError, match="SECRET_KEY is too weak"):
+        load_settings(env={"DATABASE_URL": UNREACHABLE_URL, "SECRET_KEY": weak_key})
+
+
+def test_production_settings_accept_a_strong_secret_key():
+    settings = load_settings(env={"DATABASE_URL": UNREACHABLE_URL, "SECRET_KEY": STRONG_SECRET_KEY})
+
+    assert (settings.environment, settings.secret_key) == ("production", STRONG_SECRET_KEY)
+
+
+def test_launcher_keeps_one_generated_secret_key_readable_only_by_its_owner(tmp_path):
+    from launcher import load_or_create_secret_key
+
+    path = tmp_path / "instance" / "secret_key"
+    first = load_or_create_secret_key(path)
+
+    assert load_or_create_secret_key(path) == first
+    assert len(first) >= 48
+    assert path.stat().st_mode & 0o777 == 0o600
+    load_settings(env={"DATABASE_URL": UNREACHABLE_URL, "SECRET_KEY": first})
+
+
+def postgres_processes_for(pgdata) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["name", "cmdline"]):
+        if process.info["name"] == "postgres" and str(pgdata) in (process.info["cmdline"] or []):
+            found.append(process)
+    return found
+
+
+@pytest.mark.slow
+def test_run_command_serves_on_embedded_postgres_and_stops_it_on_sigterm(tmp_path):
+    instance = tmp_path / "instance"
+    port = free_port()
+    env = process_env(SOC_INSTANCE_DIR=str(instance), GUNICORN_BIND=f"127.0.0.1:{port}")
+    log = (tmp_path / "launcher.log").open("w")
+    launcher = subprocess.Popen(
+        [sys.executable, "launcher.py", "serve"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        wait_for_http_ok(f"http://127.0.0.1:{port}/health", deadline, launcher)
+        wait_for_http_ok(f"http://127.0.0.1:{port}/ready", deadline, launcher)
+        assert postgres_processes_for(instance / "pgdata")
+
+        launcher.send_signal(signal.SIGTERM)
+        assert launcher.wait(timeout=30) == 0
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+        log.close()
+
+    assert postgres_processes_for(instance / "pgdata") == []
+    assert (instance / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.slow
+def test_launcher_create_admin_uses_the_embedded_database_and_stops_it(tmp_path):
+    env = process_env(SOC_INSTANCE_DIR=str(tmp_path / "instance"))
+    create = ["launcher.py", "create-admin", "alice", "--password-stdin"]
+
+    first = run_in_project(create, env, stdin=STRONG_PASSWORD + "\n")
+    again = run_in_project(create, env, stdin=STRONG_PASSWORD + "\n")
+
+    assert (first.returncode, again.returncode) == (0, 1), first.stderr + again.stderr
+    assert "already taken" in again.stderr
+    assert postgres_processes_for(tmp_path / "instance" / "pgdata") == []
