@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Select, delete, func, select, text
 
 from errors import ApiError
 from models import AuthBlock, LoginFailure, db, utcnow
@@ -148,12 +148,12 @@ def forget_account_failures(username: str) -> None:
     db.session.execute(delete(LoginFailure).where(LoginFailure.username == username.lower()))
 
 
-def list_blocks(include_inactive: bool = False) -> list[AuthBlock]:
-    """Blocks for the admin view, newest first."""
-    query = select(AuthBlock).order_by(AuthBlock.created_at.desc(), AuthBlock.id.desc())
+def blocks_query(include_inactive: bool = False) -> Select:
+    """Blocks for the admin view (active ones only unless asked); the caller pages it."""
+    query = select(AuthBlock)
     if not include_inactive:
         query = query.where(AuthBlock.lifted_at.is_(None), AuthBlock.blocked_until > utcnow())
-    return list(db.session.scalars(query.limit(500)))
+    return query
 
 
 def lift_block(block: AuthBlock, lifted_by_id: int) -> None:
