@@ -8,11 +8,11 @@ parse one shape and no stack trace ever reaches them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, g, json
+from flask import Flask, Response, g, has_request_context, json, request
 from flask_restful import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -82,10 +82,30 @@ def _http_exception_headers(error: HTTPException) -> dict[str, str]:
     return headers
 
 
+# Protocols with their own error format (TAXII under /taxii2/) register a renderer with
+# problem_response's signature for their path prefix; everything else stays problem+json.
+ErrorRenderer = Callable[..., Response]
+_renderers_by_path_prefix: dict[str, ErrorRenderer] = {}
+
+
+def register_error_renderer(path_prefix: str, renderer: ErrorRenderer) -> None:
+    """Answer errors of requests under ``path_prefix`` with ``renderer``."""
+    _renderers_by_path_prefix[path_prefix] = renderer
+
+
+def _renderer() -> ErrorRenderer:
+    path = request.path if has_request_context() else ""
+    for prefix, renderer in _renderers_by_path_prefix.items():
+        if path.startswith(prefix):
+            return renderer
+    return problem_response
+
+
 def handle_exception(error: Exception) -> Response:
     """Turn any exception into a problem response; unexpected ones are logged, not shown."""
+    render = _renderer()
     if isinstance(error, ApiError):
-        return problem_response(
+        return render(
             error.code,
             error.description,
             errors=error.errors,
@@ -93,14 +113,14 @@ def handle_exception(error: Exception) -> Response:
             extra=error.extra,
         )
     if isinstance(error, HTTPException) and error.code and error.code < 500:
-        return problem_response(
+        return render(
             error.code,
             error.description or _status_title(error.code),
             headers=_http_exception_headers(error),
         )
     if not isinstance(error, HTTPException):
         logger.exception("unhandled error", exc_info=error)
-    return problem_response(500, InternalServerError.description)
+    return render(500, InternalServerError.description)
 
 
 class ProblemApi(Api):

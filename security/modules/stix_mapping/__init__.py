@@ -29,6 +29,7 @@ from security.modules.stix_mapping.tlp import (
     TLP_2_MARKINGS,
     TLP_LEVELS,
     tlp_marking,
+    tlp_of_marking_definition,
     tlp_of_marking_refs,
 )
 
@@ -49,6 +50,7 @@ __all__ = [
     "parse_bundle",
     "pattern_for",
     "tlp_marking",
+    "tlp_of_marking_definition",
     "tlp_of_marking_refs",
     "to_stix",
     "vulnerability_to_ioc",

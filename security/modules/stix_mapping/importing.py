@@ -22,6 +22,9 @@ from security.modules.indicators import InvalidIndicator, normalize_ioc
 from security.modules.stix_mapping.patterns import UnmappablePattern, iocs_in_pattern
 from security.modules.stix_mapping.tlp import tlp_of_marking_definition, tlp_of_marking_refs
 
+# STIX 2.0 objects carry no spec_version; 2.1 objects must.
+SPEC_VERSIONS = ("2.0", "2.1")
+
 
 class InvalidBundle(ValueError):
     """The input is not a STIX bundle at all (not JSON, or not a bundle object)."""
@@ -157,8 +160,13 @@ def parse_bundle(bundle_json: str | bytes | Mapping[str, Any]) -> ImportResult:
             if object_type != "marking-definition":
                 result.skipped.append((object_id, str(object_type)))
             continue
+        spec_version = raw.get("spec_version", "2.0")
+        if spec_version not in SPEC_VERSIONS:
+            result.unmapped.append((object_id, f"spec_version {spec_version!r} is not STIX 2.x"))
+            continue
         try:
             result.iocs.extend(converter(stix2.parse(raw, allow_custom=True), bundle_markings))
-        except (STIXError, ValueError) as error:
+        # stix2 answers some malformed properties (extensions as a list...) with these.
+        except (STIXError, ValueError, TypeError, AttributeError, KeyError) as error:
             result.unmapped.append((object_id, str(error)))
     return result

@@ -72,12 +72,19 @@ def tlp_of_marking_definition(marking: Mapping[str, Any]) -> str | None:
     Reads the object's content rather than its id, so a producer's own TLP objects
     (TLP 1.0 ``definition`` or the TLP 2.0 extension) map too.
     """
-    extension = (marking.get("extensions") or {}).get(TLP_2_EXTENSION_ID) or {}
+    extension = _member(_member(marking, "extensions"), TLP_2_EXTENSION_ID)
     if extension.get("tlp_2_0") in TLP_LEVELS:
         return extension["tlp_2_0"]
-    if marking.get("definition_type") == "tlp":
-        return _TLP_1_NAMES.get((marking.get("definition") or {}).get("tlp", "").lower())
+    tlp_1 = _member(marking, "definition").get("tlp")
+    if marking.get("definition_type") == "tlp" and isinstance(tlp_1, str):
+        return _TLP_1_NAMES.get(tlp_1.lower())
     return None
+
+
+def _member(container: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """``container[name]`` when it is an object; {} when absent or malformed (posted JSON)."""
+    value = container.get(name)
+    return value if isinstance(value, Mapping) else {}
 
 
 def tlp_of_marking_refs(

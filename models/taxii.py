@@ -1,0 +1,208 @@
+"""TAXII tables: the collections we serve, the status of objects posted to them, and the
+remote TAXII servers (feeds) we poll.
+
+A collection stores no objects: it is a filter over the IOC store (minimum confidence,
+highest TLP, IOC types, sources, active only) that an admin defines; what it serves is
+computed by :mod:`security.modules.taxii.server`. A feed's credentials are stored only
+encrypted (:mod:`security.modules.taxii.crypto`); nothing here decrypts them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import db, utcnow
+from models.incidents import TLP_LEVELS
+from models.users import ROLES
+
+# TLP red never leaves the platform, so no collection may reach it.
+SERVABLE_TLP_LEVELS = tuple(level for level in TLP_LEVELS if level != "red")
+FEED_AUTH_TYPES = ("none", "basic", "bearer")
+
+
+class TaxiiCollection(db.Model):
+    """A TAXII collection: which IOCs it serves, and which roles may read or write it.
+
+    Empty ``ioc_types`` / ``sources`` mean "any". Admins may always read and write.
+    """
+
+    __tablename__ = "taxii_collections"
+    __table_args__ = (
+        CheckConstraint(
+            "max_tlp IN ('clear', 'green', 'amber', 'amber+strict')",
+            name="ck_taxii_collections_max_tlp_not_red",
+        ),
+        CheckConstraint(
+            "min_confidence BETWEEN 0 AND 100", name="ck_taxii_collections_min_confidence"
+        ),
+        Index("ix_taxii_collections_created_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    title: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    min_confidence: Mapped[int] = mapped_column(SmallInteger, default=0)
+    max_tlp: Mapped[str] = mapped_column(String(16), default="amber")
+    ioc_types: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    sources: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    active_only: Mapped[bool] = mapped_column(default=True)
+    read_roles: Mapped[list[str]] = mapped_column(ARRAY(Text), default=lambda: list(ROLES))
+    write_roles: Mapped[list[str]] = mapped_column(ARRAY(Text), default=lambda: ["admin"])
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    version: Mapped[int] = mapped_column(default=1)
+
+    @property
+    def served_tlp_levels(self) -> tuple[str, ...]:
+        """The TLP levels this collection serves: every level up to ``max_tlp``."""
+        return SERVABLE_TLP_LEVELS[: SERVABLE_TLP_LEVELS.index(self.max_tlp) + 1]
+
+    def role_may_read(self, role: str) -> bool:
+        return role == "admin" or role in self.read_roles
+
+    def role_may_write(self, role: str) -> bool:
+        return role == "admin" or role in self.write_roles
+
+    def touch(self) -> None:
+        self.version += 1
+        self.updated_at = utcnow()
+
+    def to_dict(self) -> dict:
+        return {
+            "id": str(self.id),
+            "title": self.title,
+            "description": self.description,
+            "min_confidence": self.min_confidence,
+            "max_tlp": self.max_tlp,
+            "ioc_types": list(self.ioc_types or []),
+            "sources": list(self.sources or []),
+            "active_only": self.active_only,
+            "read_roles": list(self.read_roles or []),
+            "write_roles": list(self.write_roles or []),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "version": self.version,
+        }
+
+
+class TaxiiStatus(db.Model):
+    """The outcome of one POST of objects to a collection (TAXII's status resource).
+
+    Objects are processed while the request waits, so a status is always complete; it is
+    kept so the client can fetch it again by id, as the protocol expects.
+    """
+
+    __tablename__ = "taxii_statuses"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    collection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("taxii_collections.id", ondelete="CASCADE"), index=True
+    )
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="complete")
+    request_timestamp: Mapped[datetime] = mapped_column(default=utcnow)
+    successes: Mapped[list[dict]] = mapped_column(JSONB, default=list)
+    failures: Mapped[list[dict]] = mapped_column(JSONB, default=list)
+    pendings: Mapped[list[dict]] = mapped_column(JSONB, default=list)
+
+
+class TaxiiFeed(db.Model):
+    """A remote TAXII 2.1 collection we poll for IOCs.
+
+    ``added_after`` is the watermark: the remote server's date_added of the last object
+    received, sent back on the next poll so only newer objects come. ``poll_started_at``
+    is a lease, so two pollers (CLI and API, or two instances) never poll one feed at once.
+    """
+
+    __tablename__ = "taxii_feeds"
+    __table_args__ = (
+        CheckConstraint(
+            "auth_type IN ('none', 'basic', 'bearer')", name="ck_taxii_feeds_auth_type"
+        ),
+        CheckConstraint(
+            "default_confidence BETWEEN 0 AND 100", name="ck_taxii_feeds_default_confidence"
+        ),
+        Index("ix_taxii_feeds_created_id", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    api_root_url: Mapped[str] = mapped_column(Text)
+    collection_id: Mapped[str] = mapped_column(String(255))
+    auth_type: Mapped[str] = mapped_column(String(16), default="none")
+    # Fernet token of the JSON credentials; NULL when the feed needs none.
+    credentials_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    poll_interval_seconds: Mapped[int] = mapped_column(default=3600)
+    page_size: Mapped[int] = mapped_column(default=100)
+    default_confidence: Mapped[int] = mapped_column(SmallInteger, default=50)
+    default_tlp: Mapped[str] = mapped_column(String(16), default="amber")
+    enabled: Mapped[bool] = mapped_column(default=True)
+    added_after: Mapped[datetime | None]
+    poll_started_at: Mapped[datetime | None]
+    last_polled_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_object_count: Mapped[int] = mapped_column(default=0)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    version: Mapped[int] = mapped_column(default=1)
+
+    @property
+    def source_name(self) -> str:
+        """The ``source`` of every IOC this feed brings in."""
+        return f"taxii:{self.name}"
+
+    @property
+    def collection_url(self) -> str:
+        return f"{self.api_root_url.rstrip('/')}/collections/{self.collection_id}/"
+
+    def is_due(self, now: datetime) -> bool:
+        if self.last_polled_at is None:
+            return True
+        return (now - self.last_polled_at).total_seconds() >= self.poll_interval_seconds
+
+    def touch(self) -> None:
+        self.version += 1
+        self.updated_at = utcnow()
+
+    def to_dict(self) -> dict:
+        """Everything but the credentials: only whether there are any."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "api_root_url": self.api_root_url,
+            "collection_id": self.collection_id,
+            "auth_type": self.auth_type,
+            "has_credentials": self.credentials_encrypted is not None,
+            "poll_interval_seconds": self.poll_interval_seconds,
+            "page_size": self.page_size,
+            "default_confidence": self.default_confidence,
+            "default_tlp": self.default_tlp,
+            "enabled": self.enabled,
+            "source": self.source_name,
+            "added_after": self.added_after,
+            "last_polled_at": self.last_polled_at,
+            "last_success_at": self.last_success_at,
+            "last_error": self.last_error,
+            "last_object_count": self.last_object_count,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "version": self.version,
+        }

@@ -1,0 +1,110 @@
+"""STIX 2.1 over the JSON API: export IOCs as a bundle, an incident's IOCs, import a bundle.
+
+TLP red never leaves (the exporter leaves it out); imported objects that do not become
+IOCs are reported with the reason, never dropped silently. The mapping and the store
+are :mod:`security.modules.taxii.stix_exchange`'s business.
+"""
+
+from __future__ import annotations
+
+from flask import Response
+from flask_restful import Resource
+
+import incident_service
+from auth import authorize
+from errors import ApiError
+from models import Indicator, db
+from resources.common import load_json, load_query
+from resources.openapi import Content, Operation
+from schemas.taxii import (
+    StixBundleQuerySchema,
+    StixBundleSchema,
+    StixImportQuerySchema,
+    StixImportResultSchema,
+)
+from security.modules import intel
+from security.modules.indicators import InvalidIndicator
+from security.modules.stix_mapping import EXPORTABLE_IOC_TYPES, parse_bundle
+from security.modules.taxii.media import STIX_MEDIA_TYPE
+from security.modules.taxii.stix_exchange import export_bundle, store_imported
+
+# An empty bundle has no "objects" member at all (STIX 2.1 makes it optional).
+BUNDLE = Content(STIX_MEDIA_TYPE, {"type": "object", "required": ["type", "id"]})
+
+
+def _bundle_response(indicators) -> Response:
+    return Response(export_bundle(indicators).serialize(), mimetype=STIX_MEDIA_TYPE)
+
+
+class StixBundle(Resource):
+    openapi = {
+        "get": Operation(
+            "IOCs as a STIX 2.1 bundle (never TLP red), with their TLP 2.0 markings",
+            permission="iocs:read",
+            query=StixBundleQuerySchema,
+            responses={200: BUNDLE},
+        )
+    }
+
+    def get(self):
+        principal = authorize("iocs:read")
+        query = load_query(StixBundleQuerySchema())
+        limit = query.pop("limit")
+        statement = (
+            intel.search_statement(principal, query)
+            .where(Indicator.tlp != "red", Indicator.type.in_(EXPORTABLE_IOC_TYPES))
+            .order_by(Indicator.created_at, Indicator.id)
+            .limit(limit)
+        )
+        return _bundle_response(db.session.scalars(statement).unique())
+
+
+class IncidentStix(Resource):
+    openapi = {
+        "get": Operation(
+            "The incident's linked IOCs as a STIX 2.1 bundle (never TLP red)",
+            permission="incidents:read",
+            responses={200: BUNDLE},
+        )
+    }
+
+    def get(self, incident_id: int):
+        principal = authorize("incidents:read")
+        authorize("iocs:read")
+        incident = incident_service.get_visible_incident(principal, incident_id)
+        return _bundle_response(intel.incident_indicators(incident, principal))
+
+
+class StixImport(Resource):
+    openapi = {
+        "post": Operation(
+            "Import a STIX 2.1 bundle: indicators and CVEs become IOCs, the rest is reported",
+            permission="iocs:write",
+            query=StixImportQuerySchema,
+            body=StixBundleSchema,
+            responses={200: StixImportResultSchema},
+        )
+    }
+
+    def post(self):
+        principal = authorize("iocs:write")
+        options = load_query(StixImportQuerySchema())
+        bundle = load_json(StixBundleSchema())
+        try:
+            stored = store_imported(
+                parse_bundle(bundle),
+                principal,
+                source=options["source"],
+                default_confidence=options["default_confidence"],
+                default_tlp=options["default_tlp"],
+            )
+        except InvalidIndicator as error:
+            raise ApiError(413, f"The bundle is too large: {error}") from None
+        db.session.commit()
+        return stored.to_dict(), 200
+
+
+def register(api) -> None:
+    api.add_resource(StixBundle, "/stix/bundle")
+    api.add_resource(IncidentStix, "/incidents/<int:incident_id>/stix")
+    api.add_resource(StixImport, "/stix/import")

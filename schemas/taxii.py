@@ -1,0 +1,285 @@
+"""Schemas of the TAXII area: TAXII 2.1 query parameters and envelopes, the admin views of
+collections and feeds, and the STIX REST endpoints' queries and bundles.
+
+A malformed TAXII parameter (``limit``, ``next``, ``added_after``, ``match[...]``) is a
+400 here, never a 500 deeper down.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate
+
+from models.incidents import TLP_LEVELS
+from models.taxii import FEED_AUTH_TYPES, SERVABLE_TLP_LEVELS
+from models.users import ROLES
+from schemas.common import StrictSchema, trimmed_string
+from schemas.intel import IocListQuerySchema
+from schemas.responses import identifier, one_of, page_of, text, timestamp
+from security.modules.stix_mapping import EXPORTABLE_IOC_TYPES
+from security.modules.taxii.server import VERSION_KEYWORDS, ObjectQuery, PageKey
+
+STIX_ID = re.compile(
+    r"[a-z0-9][a-z0-9-]*[a-z0-9]--[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
+STIX_TYPE = re.compile(r"[a-z0-9][a-z0-9-]{1,248}[a-z0-9]")
+SPEC_VERSION = re.compile(r"[0-9]+\.[0-9]+")
+MAX_MATCH_VALUES = 100
+
+
+def parse_taxii_timestamp(value: str) -> datetime:
+    """RFC 3339 with an offset (``Z``); raises ValueError for anything else."""
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("timestamp without Z or offset")
+    return moment
+
+
+class TaxiiTimestamp(fields.Field):
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> datetime:
+        try:
+            return parse_taxii_timestamp(str(value))
+        except ValueError:
+            raise ValidationError("not a timestamp like 2026-01-02T03:04:05.123456Z") from None
+
+
+class CommaSeparated(fields.Field):
+    """``match[...]`` values: comma-separated, each checked by ``parse``."""
+
+    def __init__(self, parse, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.parse = parse
+
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> tuple:
+        items = [item.strip() for item in str(value).split(",")]
+        if not items or len(items) > MAX_MATCH_VALUES or any(not item for item in items):
+            raise ValidationError(f"1 to {MAX_MATCH_VALUES} comma-separated values")
+        return tuple(self.parse(item) for item in items)
+
+
+def _matching(pattern: re.Pattern[str], what: str):
+    def parse(item: str) -> str:
+        if not pattern.fullmatch(item):
+            raise ValidationError(f"{item!r} is not {what}")
+        return item
+
+    return parse
+
+
+def _version(item: str) -> str | datetime:
+    if item in VERSION_KEYWORDS:
+        return item
+    try:
+        return parse_taxii_timestamp(item)
+    except ValueError:
+        raise ValidationError(f"{item!r} is not first, last, all or a timestamp") from None
+
+
+def _next(value: str) -> PageKey:
+    return PageKey.decode(value)
+
+
+class TaxiiPagingSchema(StrictSchema):
+    """What every listing endpoint accepts; loads into :class:`ObjectQuery`."""
+
+    limit = fields.Integer(strict=False, validate=validate.Range(min=1))
+    next = fields.String(validate=validate.Length(min=1, max=512))
+    added_after = TaxiiTimestamp()
+    spec_versions = CommaSeparated(
+        _matching(SPEC_VERSION, "a spec version like 2.1"), data_key="match[spec_version]"
+    )
+
+    @post_load
+    def _to_query(self, data: dict, **kwargs) -> ObjectQuery:
+        if "next" in data:
+            data["next"] = _next(data["next"])
+        return ObjectQuery(**data)
+
+
+class TaxiiObjectQuerySchema(TaxiiPagingSchema):
+    """Get an Object: one id, any of its versions."""
+
+    versions = CommaSeparated(_version, data_key="match[version]")
+
+
+class TaxiiObjectsQuerySchema(TaxiiObjectQuerySchema):
+    """Get Objects and Get Object Manifests."""
+
+    ids = CommaSeparated(_matching(STIX_ID, "a STIX id"), data_key="match[id]")
+    types = CommaSeparated(_matching(STIX_TYPE, "a STIX type"), data_key="match[type]")
+
+
+class TaxiiEnvelopeSchema(StrictSchema):
+    """The body of Add Objects: an envelope (``more``/``next`` are allowed and ignored)."""
+
+    objects = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1))
+    more = fields.Boolean()
+    next = fields.String()
+
+
+# --- admin views: collections and feeds -------------------------------------------------
+
+
+def _roles(**kwargs) -> fields.List:
+    return fields.List(fields.String(validate=validate.OneOf(ROLES)), **kwargs)
+
+
+class CollectionCreateSchema(StrictSchema):
+    title = trimmed_string(required=True)
+    description = trimmed_string(min_length=0, max_length=2000, load_default="")
+    min_confidence = fields.Integer(load_default=0, validate=validate.Range(min=0, max=100))
+    max_tlp = fields.String(
+        load_default="amber",
+        validate=validate.OneOf(SERVABLE_TLP_LEVELS, error="must be one of {choices} (never red)"),
+    )
+    ioc_types = fields.List(
+        fields.String(validate=validate.OneOf(sorted(EXPORTABLE_IOC_TYPES))),
+        load_default=list,
+        metadata={"description": "empty: every type"},
+    )
+    sources = fields.List(
+        trimmed_string(), load_default=list, metadata={"description": "empty: every source"}
+    )
+    active_only = fields.Boolean(load_default=True)
+    read_roles = _roles(load_default=lambda: list(ROLES))
+    write_roles = _roles(load_default=lambda: ["admin"])
+
+
+class FeedCreateSchema(StrictSchema):
+    name = trimmed_string(required=True, max_length=100)
+    api_root_url = fields.Url(
+        required=True,
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=validate.Length(max=2000),
+        metadata={"description": "the remote TAXII 2.1 API root, e.g. https://host/api1/"},
+    )
+    collection_id = trimmed_string(required=True)
+    auth_type = fields.String(load_default="none", validate=validate.OneOf(FEED_AUTH_TYPES))
+    username = trimmed_string(max_length=255, load_only=True)
+    password = fields.String(validate=validate.Length(min=1, max=1024), load_only=True)
+    token = fields.String(validate=validate.Length(min=1, max=4096), load_only=True)
+    poll_interval_seconds = fields.Integer(
+        load_default=3600, validate=validate.Range(min=60, max=7 * 24 * 3600)
+    )
+    page_size = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    default_confidence = fields.Integer(load_default=50, validate=validate.Range(min=0, max=100))
+    default_tlp = fields.String(load_default="amber", validate=validate.OneOf(TLP_LEVELS))
+    enabled = fields.Boolean(load_default=True)
+
+
+# --- STIX REST --------------------------------------------------------------------------
+
+
+class StixBundleQuerySchema(IocListQuerySchema):
+    """``GET /stix/bundle``: the ``/iocs`` filters, and how many IOCs at most (one bundle,
+    no cursor)."""
+
+    limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10_000))
+
+    class Meta:
+        exclude = ("cursor",)
+
+
+class StixImportQuerySchema(StrictSchema):
+    """``POST /stix/import``: what applies to objects that do not say it themselves."""
+
+    source = trimmed_string(load_default="stix-import")
+    default_confidence = fields.Integer(load_default=50, validate=validate.Range(min=0, max=100))
+    default_tlp = fields.String(load_default="amber", validate=validate.OneOf(TLP_LEVELS))
+
+
+class StixBundleSchema(StrictSchema):
+    """A STIX bundle as posted to ``/stix/import`` (2.0's ``spec_version`` tolerated)."""
+
+    type = fields.String(required=True, validate=validate.Equal("bundle"))
+    id = fields.String(required=True, validate=validate.Regexp(STIX_ID))
+    spec_version = fields.String()
+    objects = fields.List(fields.Dict(), load_default=list)
+
+
+# --- responses (for the OpenAPI document; each mirrors a to_dict()) -------------------
+
+
+class CollectionDefinitionSchema(Schema):
+    id = fields.UUID(required=True)
+    title = text()
+    description = text()
+    min_confidence = fields.Integer(required=True, validate=validate.Range(min=0, max=100))
+    max_tlp = one_of(SERVABLE_TLP_LEVELS)
+    ioc_types = fields.List(fields.String(), required=True)
+    sources = fields.List(fields.String(), required=True)
+    active_only = fields.Boolean(required=True)
+    read_roles = fields.List(fields.String(), required=True)
+    write_roles = fields.List(fields.String(), required=True)
+    created_at = timestamp()
+    updated_at = timestamp()
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+CollectionDefinitionPageSchema = page_of(
+    CollectionDefinitionSchema, "CollectionDefinitionPageSchema"
+)
+
+
+class FeedSchema(Schema):
+    id = identifier()
+    name = text()
+    api_root_url = text()
+    collection_id = text()
+    auth_type = one_of(FEED_AUTH_TYPES)
+    has_credentials = fields.Boolean(required=True, metadata={"description": "never shown"})
+    poll_interval_seconds = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)
+    default_confidence = fields.Integer(required=True)
+    default_tlp = one_of(TLP_LEVELS)
+    enabled = fields.Boolean(required=True)
+    source = text(metadata={"description": "the source of the IOCs it brings: taxii:<name>"})
+    added_after = timestamp(nullable=True)
+    last_polled_at = timestamp(nullable=True)
+    last_success_at = timestamp(nullable=True)
+    last_error = text(nullable=True)
+    last_object_count = fields.Integer(required=True)
+    created_at = timestamp()
+    updated_at = timestamp()
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+FeedPageSchema = page_of(FeedSchema, "FeedPageSchema")
+
+
+class UnmappedObjectSchema(Schema):
+    id = text()
+    reason = text()
+
+
+class PollResultSchema(Schema):
+    feed = text()
+    objects = fields.Integer(required=True)
+    pages = fields.Integer(required=True)
+    created = fields.Integer(required=True)
+    merged = fields.Integer(required=True)
+    failures = fields.List(fields.Nested(UnmappedObjectSchema), required=True)
+    skipped = fields.Integer(required=True)
+    added_after = timestamp(nullable=True)
+
+
+class FeedPollSchema(Schema):
+    result = fields.Nested(PollResultSchema, required=True)
+    feed = fields.Nested(FeedSchema, required=True)
+
+
+class SkippedObjectSchema(Schema):
+    id = text()
+    type = text()
+
+
+class StixImportResultSchema(Schema):
+    created = fields.Integer(required=True)
+    merged = fields.Integer(required=True)
+    ioc_ids = fields.List(fields.Integer(), required=True)
+    unmapped = fields.List(fields.Nested(UnmappedObjectSchema), required=True)
+    skipped = fields.List(fields.Nested(SkippedObjectSchema), required=True)

@@ -1,0 +1,74 @@
+"""Defining the TAXII collections we serve (admins): create, edit, delete, audited.
+
+A collection is a filter over the IOC store; which objects it serves, and who may read
+or write it, is :mod:`.server`'s business.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from auth import Principal
+from errors import ApiError
+from models import TaxiiCollection, db
+from security.modules import audit
+
+EDITABLE_FIELDS = (
+    "title",
+    "description",
+    "min_confidence",
+    "max_tlp",
+    "ioc_types",
+    "sources",
+    "active_only",
+    "read_roles",
+    "write_roles",
+)
+
+
+def get_collection(collection_id: uuid.UUID, *, lock: bool = False) -> TaxiiCollection:
+    collection = db.session.get(TaxiiCollection, collection_id, with_for_update=lock)
+    if collection is None:
+        raise ApiError(404, f"Collection {collection_id} does not exist.")
+    return collection
+
+
+def create_collection(principal: Principal, data: Mapping[str, Any]) -> TaxiiCollection:
+    collection = TaxiiCollection(
+        **{name: data[name] for name in EDITABLE_FIELDS}, created_by_id=principal.user.id
+    )
+    db.session.add(collection)
+    db.session.flush()
+    audit.record(
+        "taxii.collection_create",
+        object_type="taxii_collection",
+        object_id=collection.id,
+        details={"title": collection.title, "max_tlp": collection.max_tlp},
+    )
+    return collection
+
+
+def update_collection(collection: TaxiiCollection, data: Mapping[str, Any]) -> None:
+    changed = sorted(name for name in EDITABLE_FIELDS if name in data)
+    for name in changed:
+        setattr(collection, name, data[name])
+    collection.touch()
+    audit.record(
+        "taxii.collection_update",
+        object_type="taxii_collection",
+        object_id=collection.id,
+        details={"fields": changed},
+    )
+
+
+def delete_collection(collection: TaxiiCollection) -> None:
+    """Remove the collection (and its status resources); the IOCs it served stay."""
+    audit.record(
+        "taxii.collection_delete",
+        object_type="taxii_collection",
+        object_id=collection.id,
+        details={"title": collection.title},
+    )
+    db.session.delete(collection)

@@ -1,0 +1,135 @@
+"""Registering remote TAXII servers (feeds): checked URLs, credentials encrypted at rest.
+
+What a feed may be is decided here, once, for create and edit alike: the URL must pass
+the SSRF check (:mod:`.ssrf`) when it is saved (and again at every poll), and the
+credentials must match the auth type and are stored only as a Fernet token
+(:mod:`.crypto`). Polling lives in :mod:`.client`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from auth import Principal
+from errors import ApiError
+from models import TaxiiFeed, db
+from security.modules import audit
+from security.modules.taxii.crypto import EncryptionUnavailable, encrypt_secret
+from security.modules.taxii.ssrf import OutboundUrlRefused, check_outbound_url
+
+# auth type -> the secret fields it needs; other secret fields are refused.
+CREDENTIAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "basic": ("username", "password"),
+    "bearer": ("token",),
+}
+SECRET_FIELDS = frozenset({"username", "password", "token"})
+SETTINGS = (
+    "name",
+    "api_root_url",
+    "collection_id",
+    "poll_interval_seconds",
+    "page_size",
+    "default_confidence",
+    "default_tlp",
+    "enabled",
+)
+
+
+def check_feed_url(url: str) -> None:
+    """422 naming the reason when the server may not send requests to ``url``."""
+    try:
+        check_outbound_url(url, tuple(current_app.config.get("TAXII_ALLOWED_HOSTS") or ()))
+    except OutboundUrlRefused as error:
+        raise ApiError(
+            422, f"The feed URL is refused: {error}", errors={"api_root_url": [str(error)]}
+        ) from None
+
+
+def _set_credentials(feed: TaxiiFeed, auth_type: str, data: Mapping[str, Any]) -> None:
+    needed = CREDENTIAL_FIELDS[auth_type]
+    unexpected = sorted((SECRET_FIELDS & set(data)) - set(needed))
+    missing = sorted(name for name in needed if not data.get(name))
+    if unexpected or missing:
+        errors = {name: [f"not used with auth_type {auth_type}"] for name in unexpected}
+        errors.update({name: [f"required with auth_type {auth_type}"] for name in missing})
+        raise ApiError(400, "The credentials do not match the auth type.", errors=errors)
+    feed.auth_type = auth_type
+    if not needed:
+        feed.credentials_encrypted = None
+        return
+    try:
+        feed.credentials_encrypted = encrypt_secret({name: data[name] for name in needed})
+    except EncryptionUnavailable as error:
+        raise ApiError(422, f"Cannot store the credentials: {error}.") from None
+
+
+def _ensure_name_free(name: str, feed_id: int | None = None) -> None:
+    taken = db.session.scalar(
+        select(TaxiiFeed.id).where(func.lower(TaxiiFeed.name) == name.lower())
+    )
+    if taken is not None and taken != feed_id:
+        raise ApiError(409, f"A feed named {name!r} exists already.")
+
+
+def create_feed(principal: Principal, data: Mapping[str, Any]) -> TaxiiFeed:
+    """A new feed from validated input (the caller commits)."""
+    _ensure_name_free(data["name"])
+    check_feed_url(data["api_root_url"])
+    feed = TaxiiFeed(**{name: data[name] for name in SETTINGS}, created_by_id=principal.user.id)
+    _set_credentials(feed, data["auth_type"], data)
+    db.session.add(feed)
+    db.session.flush()
+    audit.record(
+        "taxii.feed_create",
+        object_type="taxii_feed",
+        object_id=feed.id,
+        details={"name": feed.name, "url": feed.api_root_url, "auth_type": feed.auth_type},
+    )
+    return feed
+
+
+def update_feed(feed: TaxiiFeed, data: Mapping[str, Any]) -> None:
+    """Apply an edit; credentials change only when an auth type or a secret is given.
+
+    A new URL or collection starts over: the watermark belongs to the old one.
+    """
+    if "name" in data:
+        _ensure_name_free(data["name"], feed.id)
+    if "api_root_url" in data:
+        check_feed_url(data["api_root_url"])
+    if (
+        data.get("api_root_url", feed.api_root_url) != feed.api_root_url
+        or data.get("collection_id", feed.collection_id) != feed.collection_id
+    ):
+        feed.added_after = None
+    for name in SETTINGS:
+        if name in data:
+            setattr(feed, name, data[name])
+    if "auth_type" in data or SECRET_FIELDS & set(data):
+        _set_credentials(feed, data.get("auth_type", feed.auth_type), data)
+    feed.touch()
+    audit.record(
+        "taxii.feed_update",
+        object_type="taxii_feed",
+        object_id=feed.id,
+        details={
+            "fields": sorted(set(data) - SECRET_FIELDS),
+            "credentials_changed": bool(SECRET_FIELDS & set(data)),
+        },
+    )
+
+
+def delete_feed(feed: TaxiiFeed) -> None:
+    """Forget the feed (its IOCs stay: they are intelligence, not the feed's property)."""
+    audit.record(
+        "taxii.feed_delete",
+        object_type="taxii_feed",
+        object_id=feed.id,
+        details={"name": feed.name},
+    )
+    db.session.delete(feed)

@@ -1,0 +1,84 @@
+"""Outbound URL checks for TAXII polling, against server-side request forgery (SSRF).
+
+An admin-supplied feed URL makes the server send requests; without a check it could be
+aimed at the metadata service (169.254.169.254), the database, or anything else on the
+internal network. Only ``http``/``https`` URLs without embedded credentials pass, and
+every address the host resolves to must be public, unless ``TAXII_ALLOWED_HOSTS`` names
+the host, the address or a network containing it.
+
+The check runs when a feed is saved, before every poll and on every redirect. What it
+cannot see: a DNS answer that changes between this check and the connection (rebinding);
+the allowlist and short-lived polls keep that window small.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+ALLOWED_SCHEMES = ("http", "https")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class OutboundUrlRefused(ValueError):
+    """The URL may not be fetched; the message says why and how to allow it."""
+
+
+def _networks(allowed_hosts: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    networks = []
+    for entry in allowed_hosts:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            continue
+    return networks
+
+
+def _resolve(host: str, port: int) -> list[IpAddress]:
+    try:
+        answers = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as error:
+        raise OutboundUrlRefused(f"cannot resolve host {host!r}: {error}") from None
+    addresses = []
+    for *_, sockaddr in answers:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        mapped = getattr(address, "ipv4_mapped", None)
+        addresses.append(mapped or address)
+    return addresses
+
+
+def _is_public(address: IpAddress) -> bool:
+    """Routable on the internet: not private, loopback, link-local, multicast, reserved."""
+    return address.is_global and not (
+        address.is_multicast or address.is_reserved or address.is_unspecified
+    )
+
+
+def check_outbound_url(url: str, allowed_hosts: Sequence[str] = ()) -> None:
+    """Raise :class:`OutboundUrlRefused` unless the server may send a request to ``url``."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ALLOWED_SCHEMES:
+        raise OutboundUrlRefused(f"only http and https URLs are allowed, not {parts.scheme!r}")
+    if parts.username is not None or parts.password is not None:
+        raise OutboundUrlRefused("credentials do not belong in the URL; store them with the feed")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise OutboundUrlRefused("the URL has no host")
+    try:
+        port = parts.port or DEFAULT_PORTS[parts.scheme.lower()]
+    except ValueError:
+        raise OutboundUrlRefused("the URL's port is not a number from 0 to 65535") from None
+    if host in allowed_hosts:
+        return
+    allowed_networks = _networks(allowed_hosts)
+    for address in _resolve(host, port):
+        if _is_public(address) or any(address in network for network in allowed_networks):
+            continue
+        raise OutboundUrlRefused(
+            f"{host} resolves to {address}, a private, loopback, link-local, multicast or "
+            "reserved address; add it to TAXII_ALLOWED_HOSTS if this server may reach it"
+        )

@@ -1,0 +1,74 @@
+"""Helpers of the TAXII and STIX tests: IOCs in the store, collections, TAXII requests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from cryptography.fernet import Fernet
+
+from tests.helpers import STRONG_PASSWORD
+
+TAXII_ACCEPT = "application/taxii+json;version=2.1"
+ENCRYPTION_KEY = Fernet.generate_key().decode()
+
+
+def create_collection(admin, **fields) -> dict:
+    body = {"title": "High confidence", "min_confidence": 0, "max_tlp": "amber", **fields}
+    response = admin.client.post("/taxii/collections", json=body)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def sample_items(count: int, **fields) -> list[dict]:
+    """``count`` distinct valid IOCs, cycling through the types a collection serves."""
+    makers = (
+        lambda i: ("domain", f"host-{i}.example.com"),
+        lambda i: ("ipv4", f"198.51.{i // 250}.{i % 250 + 1}"),
+        lambda i: ("sha256", f"{i:064x}"),
+        lambda i: ("url", f"https://bad-{i}.example.net/payload"),
+        lambda i: ("cve", f"CVE-2024-{10000 + i}"),
+        lambda i: ("email", f"phish-{i}@example.org"),
+    )
+    items = []
+    for index in range(count):
+        ioc_type, value = makers[index % len(makers)](index)
+        items.append({"type": ioc_type, "value": value, "confidence": 80, "tlp": "green", **fields})
+    return items
+
+
+def store_iocs(app, items: list[dict]) -> list[int]:
+    """Store IOCs straight through the IOC store (as the system); returns their ids."""
+    from models import db
+    from security.modules import intel
+
+    with app.app_context():
+        result = intel.bulk_add_iocs(items)
+        assert not result.errors, result.errors
+        db.session.commit()
+        return [entry["id"] for entry in result.results]
+
+
+def set_update_time(app, ioc_ids: list[int], moment: datetime) -> None:
+    """Give IOCs one update time (= TAXII date_added), as concurrent writes can."""
+    from sqlalchemy import update
+
+    from models import Indicator, db
+
+    with app.app_context():
+        db.session.execute(
+            update(Indicator).where(Indicator.id.in_(ioc_ids)).values(updated_at=moment)
+        )
+        db.session.commit()
+
+
+def minutes_ago(minutes: int) -> datetime:
+    return datetime.now(UTC) - timedelta(minutes=minutes)
+
+
+def taxii_get(user, path: str, **kwargs):
+    headers = {"Accept": TAXII_ACCEPT, **kwargs.pop("headers", {})}
+    return user.client.get(path, headers=headers, **kwargs)
+
+
+def basic_credentials(user) -> dict:
+    return {"user": user.username, "password": STRONG_PASSWORD}
