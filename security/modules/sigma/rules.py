@@ -159,7 +159,7 @@ def evaluate(rules: Sequence[CompiledSigmaRule], events: Sequence[Any]) -> list[
 def _load_document(yaml_text: str) -> dict[str, Any]:
     """The rule as a mapping, refusing YAML errors and documents that are not detection rules."""
     try:
-        document = yaml.load(yaml_text, SigmaYAMLLoader)  # noqa: S506 (a safe loader)
+        document = yaml.load(yaml_text, SigmaYAMLLoader)  # noqa: S506  # nosec B506 # a SafeLoader subclass
     except yaml.YAMLError as error:
         raise SigmaRuleError(f"invalid YAML: {error}") from error
     if not isinstance(document, dict):

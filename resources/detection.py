@@ -1,0 +1,351 @@
+"""``/rules``, ``/events`` and ``/alerts``: threat rules, event ingestion, and the alerts
+(and incidents) that matches raise. The work is done by :mod:`security.modules.rules` and
+:mod:`security.modules.alerts`; these resources read, validate and answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from flask_restful import Resource
+from sqlalchemy import select
+
+from auth import authorize
+from errors import ApiError
+from models import Alert, DetectionRule, db
+from resources.common import (
+    JSON_MEDIA_TYPES,
+    ensure_version_matches,
+    keyset_page,
+    load_json,
+    load_query,
+    page_body,
+    read_json_document,
+    with_etag,
+)
+from resources.openapi import Content, Operation
+from schemas.detection import (
+    EVENTS_DESCRIPTION,
+    AlertEscalateSchema,
+    AlertListQuerySchema,
+    AlertPageSchema,
+    AlertSchema,
+    AlertUpdateSchema,
+    DryRunSchema,
+    EscalationSchema,
+    IngestResultSchema,
+    RuleCreateSchema,
+    RuleListQuerySchema,
+    RulePageSchema,
+    RuleSchema,
+    RuleTestSchema,
+    RuleUpdateSchema,
+    SigmaRuleQuerySchema,
+)
+from security.modules import alerts, rules
+from security.modules.gc_pause import garbage_collection_paused
+
+YAML_MEDIA_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
+EVENTS_MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+def _invalid_rule(error: rules.InvalidRule, field: str) -> ApiError:
+    return ApiError(422, f"The rule cannot be used: {error}", errors={field: [str(error)]})
+
+
+def _get_rule(rule_id: int, *, lock: bool = False) -> DetectionRule:
+    statement = select(DetectionRule).where(DetectionRule.id == rule_id)
+    if lock:
+        statement = statement.with_for_update(of=DetectionRule)
+    rule = db.session.scalars(statement).first()
+    if rule is None:
+        raise ApiError(404, f"Rule {rule_id} does not exist.")
+    return rule
+
+
+def _read_yaml_text() -> str:
+    raw = request.get_data(cache=True)
+    if not raw:
+        raise ApiError(400, "The request body is empty; send the Sigma rule's YAML.")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "The YAML body must be UTF-8.") from None
+
+
+class RuleList(Resource):
+    body_media_types = JSON_MEDIA_TYPES + YAML_MEDIA_TYPES
+    openapi = {
+        "get": Operation(
+            "List threat rules, newest first",
+            permission="rules:read",
+            query=RuleListQuerySchema,
+            responses={200: RulePageSchema},
+        ),
+        "post": Operation(
+            "Create a threat rule: seed form as JSON, or a Sigma rule as YAML",
+            permission="rules:write",
+            body=(
+                RuleCreateSchema,
+                *(Content(media_type, {"type": "string"}) for media_type in YAML_MEDIA_TYPES),
+            ),
+            query=SigmaRuleQuerySchema,
+            responses={201: RuleSchema},
+            headers=("ETag", "Location"),
+            errors=(422,),
+            description=(
+                "A Sigma rule that uses anything the engine does not evaluate (a modifier, "
+                "a correlation, a malformed condition) is refused with 422 naming it. The "
+                "query parameters apply to YAML uploads only."
+            ),
+        ),
+    }
+
+    def get(self):
+        authorize("rules:read")
+        query = load_query(RuleListQuerySchema())
+        statement = select(DetectionRule)
+        for name in ("kind", "severity", "enabled"):
+            if name in query:
+                statement = statement.where(getattr(DetectionRule, name) == query[name])
+        if "created_after" in query:
+            statement = statement.where(DetectionRule.created_at >= query["created_after"])
+        if "created_before" in query:
+            statement = statement.where(DetectionRule.created_at < query["created_before"])
+        items, next_cursor = keyset_page(
+            statement,
+            DetectionRule.created_at,
+            DetectionRule.id,
+            query["limit"],
+            query.get("cursor"),
+        )
+        return page_body([rule.to_dict() for rule in items], next_cursor), 200
+
+    def post(self):
+        principal = authorize("rules:write")
+        if request.mimetype in YAML_MEDIA_TYPES:
+            options = load_query(SigmaRuleQuerySchema())
+            try:
+                definition = rules.sigma_definition(_read_yaml_text(), options.get("severity"))
+            except rules.InvalidRule as error:
+                raise _invalid_rule(error, "source") from None
+            rule = rules.create_rule(definition, principal, enabled=options["enabled"])
+        else:
+            if request.args:
+                raise ApiError(400, "Query parameters apply to YAML (Sigma) uploads only.")
+            data = load_json(RuleCreateSchema())
+            try:
+                definition = rules.seed_definition(
+                    data["name"], data["description"], data["detection"], data["severity"]
+                )
+            except rules.InvalidRule as error:
+                raise _invalid_rule(error, "detection") from None
+            rule = rules.create_rule(
+                definition, principal, enabled=data["enabled"], group_by=data["group_by"]
+            )
+        db.session.commit()
+        return with_etag(rule.to_dict(), 201, Location=f"/rules/{rule.id}")
+
+
+class RuleItem(Resource):
+    openapi = {
+        "get": Operation(
+            "Read one threat rule",
+            permission="rules:read",
+            responses={200: RuleSchema},
+            headers=("ETag",),
+        ),
+        "patch": Operation(
+            "Enable, disable or edit a rule (name, description, severity, grouping)",
+            permission="rules:write",
+            body=RuleUpdateSchema,
+            responses={200: RuleSchema},
+            headers=("ETag",),
+            if_match=True,
+        ),
+        "delete": Operation(
+            "Delete a rule (its alerts stay)",
+            permission="rules:write",
+            responses={204: None},
+            if_match=True,
+        ),
+    }
+
+    def get(self, rule_id: int):
+        authorize("rules:read")
+        return with_etag(_get_rule(rule_id).to_dict())
+
+    def patch(self, rule_id: int):
+        principal = authorize("rules:write")
+        data = load_json(RuleUpdateSchema())
+        rule = _get_rule(rule_id, lock=True)
+        ensure_version_matches(rule.version)
+        rules.update_rule(rule, principal, data)
+        db.session.commit()
+        return with_etag(rule.to_dict())
+
+    def delete(self, rule_id: int):
+        principal = authorize("rules:write")
+        rule = _get_rule(rule_id, lock=True)
+        ensure_version_matches(rule.version)
+        rules.delete_rule(rule, principal)
+        db.session.commit()
+        return None, 204
+
+
+class RuleTest(Resource):
+    openapi = {
+        "post": Operation(
+            "Dry-run a rule (enabled or not) on sample events; nothing is stored",
+            permission="rules:write",
+            body=RuleTestSchema,
+            responses={200: DryRunSchema},
+        )
+    }
+
+    def post(self, rule_id: int):
+        authorize("rules:write")
+        data = load_json(RuleTestSchema())
+        return alerts.dry_run(_get_rule(rule_id), data["events"]), 200
+
+
+def _read_events() -> list[dict[str, Any]]:
+    document = read_json_document()
+    events = document if isinstance(document, list) else [document]
+    if not events or len(events) > alerts.MAX_EVENTS:
+        raise ApiError(400, f"Send {EVENTS_DESCRIPTION} (got {len(events)}).")
+    not_objects = [index for index, event in enumerate(events) if not isinstance(event, dict)]
+    if not_objects:
+        raise ApiError(
+            400,
+            "Every event must be a JSON object.",
+            errors={"events": [f"not an object at index {index}" for index in not_objects[:20]]},
+        )
+    return events
+
+
+class Events(Resource):
+    max_content_length = EVENTS_MAX_BODY_BYTES
+    openapi = {
+        "post": Operation(
+            "Ingest events: evaluate every enabled rule, record matches as alerts",
+            permission="events:write",
+            body=Content(
+                "application/json",
+                {
+                    "description": EVENTS_DESCRIPTION,
+                    "oneOf": [
+                        {"type": "object"},
+                        {"type": "array", "items": {"type": "object"}, "minItems": 1},
+                    ],
+                },
+            ),
+            responses={200: IngestResultSchema},
+            description=(
+                "Repeated matches of a rule on the same host/user/source IP (or the rule's "
+                "group_by fields) within ALERT_GROUP_WINDOW_SECONDS are counted into one "
+                "alert; alerts at or above ALERT_AUTO_INCIDENT_SEVERITY open an incident."
+            ),
+        )
+    }
+
+    def post(self):
+        principal = authorize("events:write")
+        with garbage_collection_paused():
+            body = alerts.ingest_events(_read_events(), principal)
+        db.session.commit()
+        return body, 200
+
+
+class AlertList(Resource):
+    openapi = {
+        "get": Operation(
+            "List alerts, newest first",
+            permission="alerts:read",
+            query=AlertListQuerySchema,
+            responses={200: AlertPageSchema},
+        )
+    }
+
+    def get(self):
+        authorize("alerts:read")
+        query = load_query(AlertListQuerySchema())
+        items, next_cursor = keyset_page(
+            alerts.alerts_statement(query),
+            Alert.created_at,
+            Alert.id,
+            query["limit"],
+            query.get("cursor"),
+        )
+        return page_body([alert.to_dict() for alert in items], next_cursor), 200
+
+
+class AlertItem(Resource):
+    openapi = {
+        "get": Operation(
+            "Read one alert",
+            permission="alerts:read",
+            responses={200: AlertSchema},
+            headers=("ETag",),
+        ),
+        "patch": Operation(
+            "Acknowledge or dismiss an alert",
+            permission="alerts:write",
+            body=AlertUpdateSchema,
+            responses={200: AlertSchema},
+            headers=("ETag",),
+            if_match=True,
+            errors=(409,),
+            description="A dismissed alert stops counting new matches; the next opens anew.",
+        ),
+    }
+
+    def get(self, alert_id: int):
+        authorize("alerts:read")
+        return with_etag(alerts.get_alert(alert_id).to_dict())
+
+    def patch(self, alert_id: int):
+        principal = authorize("alerts:write")
+        data = load_json(AlertUpdateSchema())
+        alert = alerts.get_alert(alert_id, lock=True)
+        ensure_version_matches(alert.version)
+        alerts.change_alert_status(alert, principal, data["status"], data.get("comment"))
+        db.session.commit()
+        return with_etag(alert.to_dict())
+
+
+class AlertEscalation(Resource):
+    openapi = {
+        "post": Operation(
+            "Escalate an alert: open an incident for it and link them",
+            permission="alerts:write",
+            body=AlertEscalateSchema,
+            responses={201: EscalationSchema},
+            headers=("ETag", "Location"),
+            if_match=True,
+            errors=(409, 422),
+            description="Needs incidents:write too. The body is optional.",
+        )
+    }
+
+    def post(self, alert_id: int):
+        principal = authorize("alerts:write")
+        authorize("incidents:write")
+        data = load_json(AlertEscalateSchema()) if request.get_data(cache=True) else {}
+        alert = alerts.get_alert(alert_id, lock=True)
+        ensure_version_matches(alert.version)
+        incident = alerts.escalate_alert(alert, principal, data)
+        db.session.commit()
+        body = {"alert": alert.to_dict(), "incident": incident.to_dict()}
+        return with_etag(body, 201, version=alert.version, Location=f"/incidents/{incident.id}")
+
+
+def register(api) -> None:
+    api.add_resource(RuleList, "/rules")
+    api.add_resource(RuleItem, "/rules/<int:rule_id>")
+    api.add_resource(RuleTest, "/rules/<int:rule_id>/test")
+    api.add_resource(Events, "/events")
+    api.add_resource(AlertList, "/alerts")
+    api.add_resource(AlertItem, "/alerts/<int:alert_id>")
+    api.add_resource(AlertEscalation, "/alerts/<int:alert_id>/escalate")

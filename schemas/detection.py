@@ -1,0 +1,221 @@
+"""Schemas for threat rules, events and alerts: what a client may send, and (for the OpenAPI
+document) the exact shape of every answer of ``resources/detection.py``.
+
+Events themselves have no schema: any JSON object is an event, and rules decide what its
+fields mean.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from models.detection import ALERT_STATUSES, RULE_KINDS
+from models.incidents import SEVERITIES
+from schemas.common import StrictSchema, TimeRangeQuerySchema, trimmed_string
+from schemas.incidents import DESCRIPTION_MAX, IncidentCreateSchema
+from schemas.responses import (
+    IncidentSchema,
+    identifier,
+    one_of,
+    page_of,
+    text,
+    timestamp,
+)
+from security.modules.alerts import MAX_EVENTS
+from security.modules.rules import MAX_GROUP_FIELDS
+
+MAX_TEST_EVENTS = 1_000
+ALERT_ANALYST_STATUSES = ("acknowledged", "dismissed")
+
+
+def _group_by_field(**kwargs) -> fields.List:
+    return fields.List(
+        trimmed_string(max_length=200),
+        allow_none=True,
+        validate=validate.Length(min=1, max=MAX_GROUP_FIELDS),
+        metadata={
+            "description": "event fields whose values group repeated matches into one alert; "
+            "null groups by the event's host, user and source IP"
+        },
+        **kwargs,
+    )
+
+
+class RuleCreateSchema(StrictSchema):
+    """A seed-form rule, as JSON. (Sigma rules are sent as YAML; see SigmaRuleQuerySchema.)"""
+
+    name = trimmed_string(max_length=200, required=True)
+    description = fields.String(load_default="", validate=validate.Length(max=DESCRIPTION_MAX))
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
+    detection = fields.Dict(
+        required=True,
+        metadata={
+            "description": "{'ioc': {'type': 'ip', 'value': '192.168.0.0/16'}}; value may be "
+            "a list; {'type': 'domain', 'min_confidence': 80} matches stored IOCs"
+        },
+    )
+    enabled = fields.Boolean(load_default=True)
+    group_by = _group_by_field(load_default=None)
+
+
+class SigmaRuleQuerySchema(StrictSchema):
+    """Query parameters of a Sigma rule upload (the body is the rule's YAML)."""
+
+    severity = fields.String(
+        validate=validate.OneOf(SEVERITIES),
+        metadata={"description": "overrides the rule's level"},
+    )
+    enabled = fields.Boolean(load_default=True)
+
+
+class RuleUpdateSchema(StrictSchema):
+    name = trimmed_string(max_length=200)
+    description = fields.String(validate=validate.Length(max=DESCRIPTION_MAX))
+    severity = fields.String(validate=validate.OneOf(SEVERITIES))
+    enabled = fields.Boolean()
+    group_by = _group_by_field()
+
+    @validates_schema
+    def _not_empty(self, data: dict, **kwargs) -> None:
+        if not data:
+            raise ValidationError("give at least one field to change", "_schema")
+
+
+class RuleListQuerySchema(TimeRangeQuerySchema):
+    kind = fields.String(validate=validate.OneOf(RULE_KINDS))
+    severity = fields.String(validate=validate.OneOf(SEVERITIES))
+    enabled = fields.Boolean()
+
+
+class RuleTestSchema(StrictSchema):
+    events = fields.List(
+        fields.Dict(),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_TEST_EVENTS),
+        metadata={"description": f"sample events (JSON objects), at most {MAX_TEST_EVENTS}"},
+    )
+
+
+class AlertListQuerySchema(TimeRangeQuerySchema):
+    status = fields.String(validate=validate.OneOf(ALERT_STATUSES))
+    severity = fields.String(validate=validate.OneOf(SEVERITIES))
+    rule_id = fields.Integer(validate=validate.Range(min=1))
+
+
+class AlertUpdateSchema(StrictSchema):
+    status = fields.String(required=True, validate=validate.OneOf(ALERT_ANALYST_STATUSES))
+    comment = fields.String(validate=validate.Length(max=1000))
+
+
+class AlertEscalateSchema(IncidentCreateSchema):
+    """The incident's fields; all optional, by default taken from the alert."""
+
+    title = trimmed_string(max_length=200)
+    severity = fields.String(validate=validate.OneOf(SEVERITIES))
+    description = fields.String(validate=validate.Length(max=DESCRIPTION_MAX))
+
+
+# --- responses ----------------------------------------------------------------------------
+
+_MATCHED = fields.Dict(
+    keys=fields.String(),
+    values=fields.List(fields.Raw()),
+    required=True,
+    metadata={"description": "event field (normalised name) -> its values that the rule tested"},
+)
+_GROUP_VALUES = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+class RuleSchema(Schema):
+    id = identifier()
+    kind = one_of(RULE_KINDS)
+    name = text()
+    description = text()
+    severity = one_of(SEVERITIES)
+    enabled = fields.Boolean(required=True)
+    source = text(nullable=True, metadata={"description": "a Sigma rule's YAML"})
+    detection = fields.Dict(required=True, allow_none=True)
+    sigma_id = text(nullable=True)
+    tags = fields.List(fields.String(), required=True)
+    group_by = fields.List(fields.String(), required=True, allow_none=True)
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    created_by = text(nullable=True)
+    created_at = timestamp()
+    updated_at = timestamp()
+
+
+class AlertSchema(Schema):
+    id = identifier()
+    rule_id = fields.Integer(required=True, allow_none=True)
+    rule_name = text()
+    severity = one_of(SEVERITIES)
+    status = one_of(ALERT_STATUSES)
+    grouping = fields.Boolean(required=True)
+    group_key = text()
+    group_values = _GROUP_VALUES
+    count = fields.Integer(required=True, validate=validate.Range(min=1))
+    first_seen = timestamp()
+    last_seen = timestamp()
+    sample_event = fields.Raw(required=True)
+    matched = _MATCHED
+    incident_id = fields.Integer(required=True, allow_none=True)
+    allowed_transitions = fields.List(
+        fields.String(validate=validate.OneOf(ALERT_STATUSES)), required=True
+    )
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    created_at = timestamp()
+    updated_at = timestamp()
+
+
+class EventMatchSchema(Schema):
+    event_index = fields.Integer(required=True)
+    rule_id = identifier()
+    rule_name = text()
+    severity = one_of(SEVERITIES)
+    alert_id = fields.Integer(required=True, allow_none=True)
+    matched = _MATCHED
+
+
+class AlertWriteSchema(Schema):
+    id = identifier()
+    rule_id = identifier()
+    severity = one_of(SEVERITIES)
+    created = fields.Boolean(required=True, metadata={"description": "false: counted into it"})
+    new_matches = fields.Integer(required=True)
+    count = fields.Integer(required=True)
+    group_values = _GROUP_VALUES
+    incident_id = fields.Integer(required=True, allow_none=True)
+
+
+class IngestResultSchema(Schema):
+    events = fields.Integer(required=True)
+    rules_evaluated = fields.Integer(required=True)
+    match_count = fields.Integer(required=True)
+    matches = fields.List(fields.Nested(EventMatchSchema), required=True)
+    matches_truncated = fields.Boolean(required=True)
+    alert_count = fields.Integer(required=True)
+    alerts = fields.List(fields.Nested(AlertWriteSchema), required=True)
+    incidents_created = fields.List(fields.Integer(), required=True)
+
+
+class DryRunMatchSchema(Schema):
+    event_index = fields.Integer(required=True)
+    matched = _MATCHED
+    group_values = _GROUP_VALUES
+
+
+class DryRunSchema(Schema):
+    events = fields.Integer(required=True)
+    match_count = fields.Integer(required=True)
+    matches = fields.List(fields.Nested(DryRunMatchSchema), required=True)
+    matches_truncated = fields.Boolean(required=True)
+
+
+class EscalationSchema(Schema):
+    alert = fields.Nested(AlertSchema, required=True)
+    incident = fields.Nested(IncidentSchema, required=True)
+
+
+EVENTS_DESCRIPTION = f"one event (a JSON object) or a list of at most {MAX_EVENTS}"
+RulePageSchema = page_of(RuleSchema, "RulePageSchema")
+AlertPageSchema = page_of(AlertSchema, "AlertPageSchema")

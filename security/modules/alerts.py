@@ -1,0 +1,452 @@
+"""Alerts: rule matches on ingested events grouped into alerts, incidents opened for the
+severe ones, and the analyst's workflow on an alert (acknowledge, dismiss, escalate).
+
+Lives here: :func:`ingest_events` (evaluate every enabled rule, group, write), the group
+key, :func:`dry_run` for testing one rule, escalation, and what of an event is stored.
+Not here: rules and their evaluation (:mod:`security.modules.rules`), the alert status
+workflow itself (:class:`models.Alert`), incidents (:mod:`incident_service`), HTTP.
+
+Grouping. Repeated matches of one rule on one *group key* fold into one alert with a
+count while the alert is open, acknowledged or escalated and the group has been active
+within ``ALERT_GROUP_WINDOW_SECONDS`` (measured from the alert's ``last_seen``). The key
+is the rule's ``group_by`` fields' values when the rule names some; otherwise the event's
+host, user and source IP, each taken from the first of the usual field names (Windows,
+Sysmon, ECS and common log spellings, :data:`DEFAULT_GROUP_FIELDS`) that the event has.
+Missing dimensions are left out, so a rule matching events without any of them groups
+everything into one alert per window. A dismissed alert stops grouping: the next match
+opens a new alert.
+
+Concurrency. A batch's groups are written with one ``INSERT ... ON CONFLICT DO UPDATE
+SET count = count + n`` whose arbiter is the partial unique index on ``(rule_id,
+group_key) WHERE grouping``, so two requests ingesting the same group at once fold into
+one row. Each transaction first takes transaction-scoped advisory locks on its groups,
+in one global order, so the window roll-over (an ``UPDATE`` retiring stale alerts) and
+the upsert of concurrent batches cannot deadlock. An alert at or above
+``ALERT_AUTO_INCIDENT_SEVERITY`` gets its incident in the same transaction, so a
+concurrent batch sees ``incident_id`` set and opens no second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Select, literal_column, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+
+import incident_service
+from auth import Principal
+from errors import ApiError
+from models import Alert, DetectionRule, Incident, db, utcnow
+from models.detection import SEVERITY_RANK, IllegalAlertTransition
+from security.modules import audit
+from security.modules.rules import (
+    Detector,
+    EventBatch,
+    RuleMatch,
+    detector_for,
+    enabled_rules,
+    evaluate,
+)
+from security.modules.sigma import FlatEvent
+from security.modules.sigma.events import as_text, normalize_field_name
+
+MAX_EVENTS = 5_000
+"""Events one ingestion may carry (the resource enforces it)."""
+MAX_REPORTED = 1_000
+MAX_SAMPLE_CHARACTERS = 16 * 1024
+MAX_STORED_STRING = 1024
+MAX_STORED_ITEMS = 100
+MAX_STORED_DEPTH = 12
+MAX_GROUP_VALUE_LENGTH = 256
+DEFAULT_GROUP_FIELDS: dict[str, tuple[str, ...]] = {
+    "host": ("computer", "hostname", "host.name", "host", "computername", "devicename"),
+    "user": ("user", "user.name", "username", "targetusername", "subjectusername", "accountname"),
+    "source_ip": (
+        "sourceip",
+        "source.ip",
+        "src_ip",
+        "srcip",
+        "src",
+        "ipaddress",
+        "clientip",
+        "c-ip",
+    ),
+}
+"""Group dimension -> normalised field names tried in order (see the module docstring)."""
+
+
+def group_values(flat: FlatEvent, group_by: Sequence[str] | None) -> dict[str, str]:
+    """The event's values of the rule's group fields (or of the default dimensions)."""
+    if group_by:
+        wanted = {name: (normalize_field_name(name),) for name in group_by}
+    else:
+        wanted = DEFAULT_GROUP_FIELDS
+    found = {}
+    for dimension, names in wanted.items():
+        value = _first_value(flat, names)
+        if value is not None:
+            found[dimension] = storable(as_text(value))[:MAX_GROUP_VALUE_LENGTH]
+    return found
+
+
+def _first_value(flat: FlatEvent, names: Sequence[str]) -> Any:
+    """The first non-null value of the first of ``names`` the event has, or None."""
+    for name in names:
+        for value in flat.raw.get(name, ()):
+            if value is not None:
+                return value
+    return None
+
+
+def group_key(values: Mapping[str, str]) -> str:
+    """A fixed-length key for a group's values (the values themselves are kept beside it)."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+
+
+# --- what of an event is stored -----------------------------------------------------------
+
+
+def storable(value: Any, depth: int = 0) -> Any:
+    """A bounded copy of a JSON value that PostgreSQL's ``jsonb`` accepts: strings cut to
+    :data:`MAX_STORED_STRING`, without NUL characters or unpaired surrogates; containers
+    cut to :data:`MAX_STORED_ITEMS` items and :data:`MAX_STORED_DEPTH` levels."""
+    if isinstance(value, str):
+        cut = value[:MAX_STORED_STRING].replace("\x00", "\ufffd")
+        return cut.encode("utf-8", "replace").decode("utf-8")
+    if depth >= MAX_STORED_DEPTH and isinstance(value, dict | list):
+        return "..."
+    if isinstance(value, dict):
+        items = list(value.items())[:MAX_STORED_ITEMS]
+        return {storable(str(key)): storable(item, depth + 1) for key, item in items}
+    if isinstance(value, list):
+        return [storable(item, depth + 1) for item in value[:MAX_STORED_ITEMS]]
+    return value
+
+
+def sample_of(event: Any) -> Any:
+    """The event as stored on its alert: :func:`storable`, and if still over
+    :data:`MAX_SAMPLE_CHARACTERS` as JSON, a truncated preview saying so."""
+    stored = storable(event)
+    encoded = json.dumps(stored, ensure_ascii=False)
+    if len(encoded) <= MAX_SAMPLE_CHARACTERS:
+        return stored
+    return {"truncated": True, "preview": encoded[:MAX_SAMPLE_CHARACTERS]}
+
+
+# --- ingestion ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Group:
+    """Matches of one rule on one group key within a batch."""
+
+    rule: DetectionRule
+    detector: Detector
+    key: str
+    values: dict[str, str]
+    first_event: int
+    count: int = 1
+
+
+def _group_matches(
+    rules: Sequence[tuple[DetectionRule, Detector]],
+    batch: EventBatch,
+    matches: Sequence[RuleMatch],
+) -> tuple[dict[tuple[int, str], _Group], list[tuple[int, str]]]:
+    """Groups of the batch, and each match's group (same order as ``matches``)."""
+    groups: dict[tuple[int, str], _Group] = {}
+    keys_by_event: dict[tuple[int, tuple[str, ...] | None], tuple[str, dict[str, str]]] = {}
+    match_groups = []
+    for match in matches:
+        rule, detector = rules[match.rule_index]
+        spec = tuple(rule.group_by) if rule.group_by else None
+        cached = keys_by_event.get((match.event_index, spec))
+        if cached is None:
+            values = group_values(batch.flat[match.event_index], rule.group_by)
+            cached = keys_by_event[(match.event_index, spec)] = (group_key(values), values)
+        identity = (rule.id, cached[0])
+        group = groups.get(identity)
+        if group is None:
+            groups[identity] = _Group(rule, detector, cached[0], cached[1], match.event_index)
+        else:
+            group.count += 1
+        match_groups.append(identity)
+    return groups, match_groups
+
+
+def _lock_groups(identities: Sequence[tuple[int, str]]) -> None:
+    """Transaction-scoped advisory locks on the groups, taken in one global order."""
+    lock_ids = sorted(
+        {
+            int.from_bytes(
+                hashlib.sha256(f"alert-group:{rule_id}:{key}".encode()).digest()[:8],
+                "big",
+                signed=True,
+            )
+            for rule_id, key in identities
+        }
+    )
+    db.session.execute(
+        text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:ids AS bigint[])) AS k"),
+        {"ids": lock_ids},
+    )
+
+
+def _upsert_alerts(groups: Sequence[_Group], batch: EventBatch, now: datetime) -> list[Any]:
+    """Write the groups as alerts (new, or counted into the grouping one); RETURNING rows."""
+    identities = [(group.rule.id, group.key) for group in groups]
+    _lock_groups(identities)
+    window = timedelta(seconds=current_app.config["ALERT_GROUP_WINDOW_SECONDS"])
+    db.session.execute(
+        update(Alert)
+        .where(
+            Alert.grouping.is_(True),
+            Alert.last_seen < now - window,
+            tuple_(Alert.rule_id, Alert.group_key).in_(identities),
+        )
+        .values(grouping=False)
+        .execution_options(synchronize_session=False)
+    )
+    rows = [
+        {
+            "rule_id": group.rule.id,
+            "rule_name": group.rule.name,
+            "severity": group.rule.severity,
+            "status": "open",
+            "grouping": True,
+            "group_key": group.key,
+            "group_values": group.values,
+            "count": group.count,
+            "first_seen": now,
+            "last_seen": now,
+            "sample_event": sample_of(batch.events[group.first_event]),
+            "matched": storable(group.detector.matched_values(batch, group.first_event)),
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for group in groups
+    ]
+    statement = insert(Alert)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Alert.rule_id, Alert.group_key],
+        index_where=text("grouping"),
+        set_={
+            "count": Alert.count + statement.excluded.count,
+            "last_seen": statement.excluded.last_seen,
+        },
+    ).returning(
+        Alert.id,
+        Alert.rule_id,
+        Alert.group_key,
+        Alert.count,
+        Alert.severity,
+        Alert.status,
+        Alert.incident_id,
+        literal_column("(xmax = 0)").label("created"),
+    )
+    return list(db.session.execute(statement, rows))
+
+
+def _meets_auto_incident_threshold(severity: str) -> bool:
+    threshold = current_app.config["ALERT_AUTO_INCIDENT_SEVERITY"]
+    return threshold in SEVERITY_RANK and SEVERITY_RANK[severity] >= SEVERITY_RANK[threshold]
+
+
+def ingest_events(events: Sequence[Any], principal: Principal) -> dict[str, Any]:
+    """Evaluate every enabled rule on the events and record the matches as alerts.
+
+    Alerts at or above the auto-incident severity that have no incident get one (reported
+    by ``principal``). Writes in the caller's transaction; returns the response body:
+    counts, the first :data:`MAX_REPORTED` matches and alerts, the incidents opened.
+    """
+    now = utcnow()
+    rules = enabled_rules()
+    batch, matches = evaluate([detector for _, detector in rules], events, now)
+    groups, match_groups = _group_matches(rules, batch, matches)
+    ordered = [groups[identity] for identity in sorted(groups)]
+    written = _upsert_alerts(ordered, batch, now) if ordered else []
+    alert_ids = {(row.rule_id, row.group_key): row.id for row in written}
+    incidents = {
+        row.id: _escalate(
+            db.session.get(Alert, row.id, populate_existing=True), principal, {}, True
+        )
+        for row in written
+        if row.incident_id is None and _meets_auto_incident_threshold(row.severity)
+    }
+    incident_ids = [incident.id for incident in incidents.values()]
+    created = sum(1 for row in written if row.created)
+    audit.record(
+        "events.ingest",
+        object_type="alert",
+        details={
+            "events": len(events),
+            "matches": len(matches),
+            "alerts_created": created,
+            "alerts_updated": len(written) - created,
+            "incidents_created": incident_ids[:MAX_REPORTED],
+        },
+    )
+    reported = [
+        _describe_match(rules, batch, match, alert_ids[identity])
+        for match, identity in zip(matches[:MAX_REPORTED], match_groups, strict=False)
+    ]
+    return {
+        "events": len(events),
+        "rules_evaluated": len(rules),
+        "match_count": len(matches),
+        "matches": reported,
+        "matches_truncated": len(matches) > MAX_REPORTED,
+        "alert_count": len(written),
+        "alerts": [
+            _describe_alert(row, groups[(row.rule_id, row.group_key)], incidents.get(row.id))
+            for row in written[:MAX_REPORTED]
+        ],
+        "incidents_created": incident_ids,
+    }
+
+
+def _describe_match(
+    rules: Sequence[tuple[DetectionRule, Detector]],
+    batch: EventBatch,
+    match: RuleMatch,
+    alert_id: int | None,
+) -> dict[str, Any]:
+    rule, detector = rules[match.rule_index]
+    return {
+        "event_index": match.event_index,
+        "rule_id": rule.id,
+        "rule_name": rule.name,
+        "severity": rule.severity,
+        "alert_id": alert_id,
+        "matched": storable(detector.matched_values(batch, match.event_index)),
+    }
+
+
+def _describe_alert(row: Any, group: _Group, new_incident: Incident | None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "rule_id": row.rule_id,
+        "severity": row.severity,
+        "created": bool(row.created),
+        "new_matches": group.count,
+        "count": row.count,
+        "group_values": group.values,
+        "incident_id": new_incident.id if new_incident else row.incident_id,
+    }
+
+
+def dry_run(rule: DetectionRule, events: Sequence[Any]) -> dict[str, Any]:
+    """Evaluate one rule (enabled or not) on sample events; nothing is written."""
+    detector = detector_for(rule)
+    batch, matches = evaluate([detector], events)
+    return {
+        "events": len(events),
+        "match_count": len(matches),
+        "matches": [
+            {
+                "event_index": match.event_index,
+                "matched": storable(detector.matched_values(batch, match.event_index)),
+                "group_values": group_values(batch.flat[match.event_index], rule.group_by),
+            }
+            for match in matches[:MAX_REPORTED]
+        ],
+        "matches_truncated": len(matches) > MAX_REPORTED,
+    }
+
+
+# --- the analyst's workflow ---------------------------------------------------------------
+
+
+def alerts_statement(filters: Mapping[str, Any]) -> Select:
+    """Alerts narrowed by ``status``, ``severity``, ``rule_id`` and creation time; unordered."""
+    statement = select(Alert)
+    for name in ("status", "severity", "rule_id"):
+        if filters.get(name) is not None:
+            statement = statement.where(getattr(Alert, name) == filters[name])
+    if filters.get("created_after") is not None:
+        statement = statement.where(Alert.created_at >= filters["created_after"])
+    if filters.get("created_before") is not None:
+        statement = statement.where(Alert.created_at < filters["created_before"])
+    return statement
+
+
+def get_alert(alert_id: int, *, lock: bool = False) -> Alert:
+    statement = select(Alert).where(Alert.id == alert_id)
+    if lock:
+        statement = statement.with_for_update()
+    alert = db.session.scalars(statement).first()
+    if alert is None:
+        raise ApiError(404, f"Alert {alert_id} does not exist.")
+    return alert
+
+
+def _transition(alert: Alert, status: str) -> str:
+    try:
+        return alert.transition_to(status)
+    except IllegalAlertTransition as error:
+        raise ApiError(
+            409,
+            f"Cannot move alert {alert.id} from {error.current!r} to {error.requested!r}.",
+            extra={"current_status": error.current, "allowed_transitions": list(error.allowed)},
+        ) from None
+
+
+def change_alert_status(
+    alert: Alert, principal: Principal, status: str, comment: str | None = None
+) -> None:
+    """Acknowledge or dismiss (409 listing the allowed steps otherwise); audited."""
+    previous = _transition(alert, status)
+    details = {"from": previous, "to": status}
+    if comment:
+        details["comment"] = comment[:1000]
+    audit.record("alert.status_change", object_type="alert", object_id=alert.id, details=details)
+
+
+def escalate_alert(alert: Alert, principal: Principal, overrides: Mapping[str, Any]) -> Incident:
+    """Open an incident for the alert and link it; 409 if it has one or was dismissed.
+
+    ``overrides`` may set the incident's ``title``, ``description``, ``severity``, ``tlp``
+    and ``assignee``; by default they come from the alert.
+    """
+    if alert.incident_id is not None:
+        raise ApiError(
+            409,
+            f"Alert {alert.id} is already escalated to incident {alert.incident_id}.",
+            extra={"incident_id": alert.incident_id},
+        )
+    return _escalate(alert, principal, overrides, automatic=False)
+
+
+def _escalate(
+    alert: Alert, principal: Principal, overrides: Mapping[str, Any], automatic: bool
+) -> Incident:
+    _transition(alert, "escalated")
+    incident = incident_service.create_incident(principal, {**_incident_fields(alert), **overrides})
+    alert.incident_id = incident.id
+    audit.record(
+        "alert.escalate",
+        object_type="alert",
+        object_id=alert.id,
+        details={"incident_id": incident.id, "automatic": automatic},
+    )
+    return incident
+
+
+def _incident_fields(alert: Alert) -> dict[str, Any]:
+    group = ", ".join(f"{name}={value}" for name, value in sorted(alert.group_values.items()))
+    return {
+        "title": f"Alert: {alert.rule_name}"[:200],
+        "severity": alert.severity,
+        "description": (
+            f"Raised from alert {alert.id}: rule {alert.rule_name!r} (id {alert.rule_id}) "
+            f"matched {alert.count} event(s) between {alert.first_seen.isoformat()} and "
+            f"{alert.last_seen.isoformat()}" + (f" on {group}." if group else ".")
+        ),
+    }
