@@ -10,11 +10,25 @@ import auth
 from errors import ApiError
 from models import User, db, utcnow
 from resources.common import load_json
+from resources.openapi import AUTHENTICATED, Operation
 from schemas.auth import LoginSchema, RegisterSchema
+from schemas.responses import LoginResponseSchema, MeSchema, UserSchema
 from security.modules import audit, brute_force
+from security.modules.ratelimit import login_rate_limit, register_rate_limit
 
 
 class Login(Resource):
+    decorators = [login_rate_limit]
+    openapi = {
+        "post": Operation(
+            "Log in: exchange a username and password for a bearer token",
+            body=LoginSchema,
+            responses={200: LoginResponseSchema},
+            errors=(401,),
+            description="Repeated failures per account or IP block logins for a while (429).",
+        )
+    }
+
     def post(self):
         data = load_json(LoginSchema())
         username, ip = data["username"], request.remote_addr or "unknown"
@@ -46,6 +60,14 @@ class Login(Resource):
 
 
 class Logout(Resource):
+    openapi = {
+        "post": Operation(
+            "Log out: revoke the token this request carries",
+            permission=AUTHENTICATED,
+            responses={204: None},
+        )
+    }
+
     def post(self):
         principal = auth.authenticate()
         auth.revoke_token(principal)
@@ -55,6 +77,14 @@ class Logout(Resource):
 
 
 class Me(Resource):
+    openapi = {
+        "get": Operation(
+            "Who am I: the caller's account and permissions",
+            permission=AUTHENTICATED,
+            responses={200: MeSchema},
+        )
+    }
+
     def get(self):
         principal = auth.authenticate()
         body = principal.user.to_dict()
@@ -64,6 +94,18 @@ class Me(Resource):
 
 
 class Register(Resource):
+    decorators = [register_rate_limit]
+    openapi = {
+        "post": Operation(
+            "Create a user (admins only)",
+            permission="users:admin",
+            body=RegisterSchema,
+            responses={201: UserSchema},
+            headers=("Location",),
+            errors=(409, 422),
+        )
+    }
+
     def post(self):
         auth.authorize("users:admin")
         data = load_json(RegisterSchema())

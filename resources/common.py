@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,7 @@ from models import db
 from security.modules.utils import isoformat_z
 
 JSON_MEDIA_TYPES = ("application/json",)
+ETAG_VERSION = re.compile(r"[0-9]{1,18}")
 
 
 def require_json_content_type(accepted: Sequence[str] = JSON_MEDIA_TYPES) -> None:
@@ -46,6 +48,9 @@ def read_json_document() -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise ApiError(400, f"The body is not valid JSON: {error}") from None
+    except RecursionError:
+        # A small body of nested brackets exhausts the parser's stack before any size cap.
+        raise ApiError(400, "The body is nested too deeply.") from None
 
 
 def validation_error(error: ValidationError, where: str = "body") -> ApiError:
@@ -151,7 +156,8 @@ def required_version() -> int | None:
     if header is None or header.strip() == "*":
         return None
     value = header.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    # Not str.isdigit(): it accepts "²", which int() rejects, and any number of digits.
+    if not ETAG_VERSION.fullmatch(value):
         raise ApiError(400, 'If-Match must be an ETag from a previous response, e.g. "3".')
     return int(value)
 

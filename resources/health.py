@@ -10,14 +10,26 @@ from sqlalchemy.exc import SQLAlchemyError
 from database import schema_is_current
 from errors import ApiError
 from models import db
+from resources.openapi import Operation
+from schemas.responses import HealthSchema, ReadySchema
 
 
 class Health(Resource):
+    openapi = {"get": Operation("Liveness: the process answers", responses={200: HealthSchema})}
+
     def get(self):
         return {"status": "ok"}, 200
 
 
 class Ready(Resource):
+    openapi = {
+        "get": Operation(
+            "Readiness: the database answers and is migrated",
+            responses={200: ReadySchema},
+            errors=(503,),
+        )
+    }
+
     def get(self):
         try:
             db.session.execute(text("SELECT 1"))

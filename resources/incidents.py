@@ -17,6 +17,7 @@ from resources.common import (
     page_body,
     with_etag,
 )
+from resources.openapi import Operation
 from schemas.incidents import (
     CommentSchema,
     IncidentCreateSchema,
@@ -24,9 +25,33 @@ from schemas.incidents import (
     IncidentUpdateSchema,
     StatusChangeSchema,
 )
+from schemas.responses import (
+    IncidentPageSchema,
+    IncidentSchema,
+    TimelineEntrySchema,
+    TimelineSchema,
+)
 
 
 class IncidentList(Resource):
+    openapi = {
+        "get": Operation(
+            "List incidents, newest first, with filters",
+            permission="incidents:read",
+            query=IncidentListQuerySchema,
+            responses={200: IncidentPageSchema},
+        ),
+        "post": Operation(
+            "Open an incident",
+            permission="incidents:write",
+            body=IncidentCreateSchema,
+            responses={201: IncidentSchema},
+            headers=("ETag", "Location", "Idempotent-Replayed"),
+            idempotent=True,
+            errors=(422,),
+        ),
+    }
+
     def get(self):
         principal = authorize("incidents:read")
         query = load_query(IncidentListQuerySchema())
@@ -66,6 +91,24 @@ class IncidentList(Resource):
 
 
 class IncidentItem(Resource):
+    openapi = {
+        "get": Operation(
+            "Read one incident",
+            permission="incidents:read",
+            responses={200: IncidentSchema},
+            headers=("ETag",),
+        ),
+        "patch": Operation(
+            "Edit an incident's fields",
+            permission="incidents:write",
+            body=IncidentUpdateSchema,
+            responses={200: IncidentSchema},
+            headers=("ETag",),
+            if_match=True,
+            errors=(422,),
+        ),
+    }
+
     def get(self, incident_id: int):
         principal = authorize("incidents:read")
         incident = incident_service.get_visible_incident(principal, incident_id)
@@ -82,6 +125,19 @@ class IncidentItem(Resource):
 
 
 class IncidentStatus(Resource):
+    openapi = {
+        "patch": Operation(
+            "Move an incident along the workflow",
+            permission="incidents:write",
+            body=StatusChangeSchema,
+            responses={200: IncidentSchema},
+            headers=("ETag",),
+            if_match=True,
+            errors=(409,),
+            description="An illegal transition is 409 and lists the allowed ones.",
+        )
+    }
+
     def patch(self, incident_id: int):
         principal = authorize("incidents:write")
         data = load_json(StatusChangeSchema())
@@ -93,6 +149,14 @@ class IncidentStatus(Resource):
 
 
 class IncidentTimeline(Resource):
+    openapi = {
+        "get": Operation(
+            "An incident's timeline, oldest first",
+            permission="incidents:read",
+            responses={200: TimelineSchema},
+        )
+    }
+
     def get(self, incident_id: int):
         principal = authorize("incidents:read")
         incident = incident_service.get_visible_incident(principal, incident_id)
@@ -101,6 +165,15 @@ class IncidentTimeline(Resource):
 
 
 class IncidentComments(Resource):
+    openapi = {
+        "post": Operation(
+            "Comment on an incident",
+            permission="comments:write",
+            body=CommentSchema,
+            responses={201: TimelineEntrySchema},
+        )
+    }
+
     def post(self, incident_id: int):
         principal = authorize("comments:write")
         data = load_json(CommentSchema())

@@ -6,7 +6,7 @@ from marshmallow import fields, validate
 
 from auth import PASSWORD_MAX_LENGTH
 from models.users import ROLES
-from schemas.common import StrictSchema
+from schemas.common import FullMatch, StrictSchema
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{2,63}$"
 
@@ -21,7 +21,7 @@ class LoginSchema(StrictSchema):
 class RegisterSchema(StrictSchema):
     username = fields.String(
         required=True,
-        validate=validate.Regexp(
+        validate=FullMatch(
             USERNAME_PATTERN,
             error="3-64 characters: letters, digits and _ . @ -, starting with a letter or digit",
         ),

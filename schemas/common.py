@@ -2,25 +2,104 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
+from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 
 
+def _unstorable_text_problem(value: str) -> str | None:
+    """Why PostgreSQL could not store ``value`` as text, or None when it can."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (no unpaired surrogates)"
+    return None
+
+
+def _find_unstorable_text(value: Any) -> str | None:
+    """The first problem in any string of a parsed JSON value, keys included.
+
+    Iterative, so a deeply nested body cannot exhaust the interpreter's stack.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            problem = _unstorable_text_problem(item)
+            if problem:
+                return problem
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return None
+
+
+class FullMatch(validate.Regexp):
+    """``Regexp`` that must match the whole value.
+
+    ``Regexp`` uses ``re.match``, where ``$`` also matches before a trailing newline, so
+    ``"name\\n"`` passed a ``^...$`` pattern and reached the database. The pattern stays
+    ECMA-compatible for the OpenAPI document.
+    """
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 class StrictSchema(Schema):
-    """Unknown fields are an error, never silently stored or ignored."""
+    """Unknown fields are an error, never silently stored or ignored.
+
+    Text PostgreSQL cannot store (NUL characters, unpaired surrogates from ``\\ud800``
+    escapes) is a 400 here, not a database error later.
+    """
+
+    @pre_load
+    def _reject_unstorable_text(self, data: Any, **kwargs) -> Any:
+        if not isinstance(data, dict):
+            return data
+        errors = {}
+        for key, value in data.items():
+            problem = _find_unstorable_text([key, value])
+            if problem:
+                # A key that is itself unstorable cannot name the field in the answer.
+                errors[key if _unstorable_text_problem(key) is None else "_schema"] = [problem]
+        if errors:
+            raise ValidationError(errors)
+        return data
 
 
 def trimmed_string(min_length: int = 1, max_length: int = 255, **kwargs) -> fields.String:
     return fields.String(validate=validate.Length(min=min_length, max=max_length), **kwargs)
 
 
+class UtcDateTime(fields.AwareDateTime):
+    """An ISO 8601 timestamp converted to UTC on load.
+
+    Python accepts offsets up to +-23:59 and PostgreSQL only up to +-15:59, so an offset is
+    resolved here; a moment that falls outside the representable years is a 400.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("is outside the supported range of dates") from None
+
+
 def utc_datetime(**kwargs) -> fields.AwareDateTime:
-    """ISO 8601 timestamps; a missing offset is read as UTC."""
-    return fields.AwareDateTime(default_timezone=UTC, **kwargs)
+    """ISO 8601 timestamps; a missing offset is read as UTC; loaded values are in UTC."""
+    return UtcDateTime(default_timezone=UTC, **kwargs)
 
 
 class PageQuerySchema(StrictSchema):
@@ -31,7 +110,10 @@ class PageQuerySchema(StrictSchema):
         validate=validate.Range(min=1, max=MAX_PAGE_SIZE),
         metadata={"description": f"page size, 1 to {MAX_PAGE_SIZE}"},
     )
-    cursor = fields.String(validate=validate.Length(max=512))
+    cursor = fields.String(
+        validate=[validate.Length(max=512), FullMatch(r"^[A-Za-z0-9_-]*$")],
+        metadata={"description": "next_cursor from the previous page"},
+    )
 
 
 class TimeRangeQuerySchema(PageQuerySchema):

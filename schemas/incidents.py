@@ -6,7 +6,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from models.incidents import SEVERITIES, STATUSES, TLP_LEVELS
 from schemas.auth import USERNAME_PATTERN
-from schemas.common import StrictSchema, TimeRangeQuerySchema, trimmed_string
+from schemas.common import FullMatch, StrictSchema, TimeRangeQuerySchema, trimmed_string
 
 DESCRIPTION_MAX = 20_000
 
@@ -14,7 +14,7 @@ DESCRIPTION_MAX = 20_000
 def _assignee_field(**kwargs) -> fields.String:
     return fields.String(
         allow_none=True,
-        validate=validate.Regexp(USERNAME_PATTERN, error="not a valid username"),
+        validate=FullMatch(USERNAME_PATTERN, error="not a valid username"),
         **kwargs,
     )
 
@@ -53,5 +53,5 @@ class IncidentListQuerySchema(TimeRangeQuerySchema):
     status = fields.String(validate=validate.OneOf(STATUSES))
     severity = fields.String(validate=validate.OneOf(SEVERITIES))
     tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
-    assignee = fields.String(validate=validate.Regexp(USERNAME_PATTERN))
+    assignee = fields.String(validate=FullMatch(USERNAME_PATTERN))
     q = fields.String(validate=validate.Length(min=1, max=200))

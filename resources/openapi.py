@@ -1,0 +1,330 @@
+"""``/openapi.json``: the OpenAPI 3.1 document, built from what every endpoint declares.
+
+How to declare an endpoint
+--------------------------
+Give the Resource class (or a plain Flask view function) an ``openapi`` mapping from the
+lower-case HTTP method to an :class:`Operation`::
+
+    class IncidentItem(Resource):
+        openapi = {
+            "patch": Operation(
+                "Edit an incident",
+                permission="incidents:write",
+                body=IncidentUpdateSchema,
+                responses={200: IncidentSchema},
+                headers=("ETag",),
+                if_match=True,
+                errors=(422,),
+            ),
+        }
+
+- ``responses``: success status -> a marshmallow *response* schema (the exact shape the
+  method returns, see ``schemas/responses.py``), ``None`` for no body, or :class:`Content`
+  for another media type.
+- ``body`` / ``query``: the request schemas the method loads (``load_json``/``load_query``);
+  a :class:`Content` (or a tuple of them) for a non-JSON body.
+- ``permission``: the ``area:action`` passed to ``authorize()``; :data:`AUTHENTICATED` when
+  the method only calls ``authenticate()``; ``None`` for a public endpoint.
+- Error statuses implied by the declaration are added for you: 400/413/415 for a body,
+  400/414 for a query, 401 (and 403) for credentials (and a permission), 404 for path
+  parameters, 400/412 for ``if_match``, 400/422 for ``idempotent``, 429 everywhere.
+  List any other error the method can answer (409, 422, 503, ...) in ``errors``; errors
+  are problem+json unless ``error_media_type`` says otherwise (TAXII).
+
+Path parameters come from the route's converters (``<int:incident_id>``). A route without
+a declaration is left out of the document, and ``tests/test_openapi.py`` fails for it;
+``tests/test_postman.py`` fails for a documented operation no Postman request exercises.
+``scripts/fuzz_api.sh`` checks every live answer against this document.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Flask, current_app
+from flask_restful import Resource
+from marshmallow import Schema
+from werkzeug.routing import IntegerConverter, Rule, UUIDConverter
+
+from schemas.responses import ProblemSchema
+
+JSON = "application/json"
+PROBLEM_JSON = "application/problem+json"
+AUTHENTICATED = "authenticated"
+UNDOCUMENTED_METHODS = frozenset({"HEAD", "OPTIONS"})
+UNDOCUMENTED_ENDPOINTS = frozenset({"static"})
+OPENAPI_VERSION = "3.1.0"
+PROJECT_FILE = Path(__file__).resolve().parent.parent / "pyproject.toml"
+_RULE_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
+
+
+@dataclass(frozen=True)
+class Content:
+    """A body of another media type than JSON; ``schema`` is a schema class or JSON Schema."""
+
+    media_type: str
+    schema: type[Schema] | Mapping[str, Any] | None = None
+
+
+ResponseBody = type[Schema] | Content | None
+RequestBody = type[Schema] | Content | tuple[Content, ...]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What one method of one route accepts and answers; see the module docstring."""
+
+    summary: str
+    responses: Mapping[int, ResponseBody]
+    permission: str | None = None
+    body: RequestBody | None = None
+    query: type[Schema] | None = None
+    errors: tuple[int, ...] = ()
+    headers: tuple[str, ...] = ()
+    if_match: bool = False
+    idempotent: bool = False
+    description: str = ""
+    error_media_type: str = PROBLEM_JSON
+
+
+RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "ETag": {
+        "description": 'the object\'s version, e.g. "3"; send it back as If-Match',
+        "schema": {"type": "string"},
+    },
+    "Location": {"description": "where the created object lives", "schema": {"type": "string"}},
+    "Idempotent-Replayed": {
+        "description": "true when this is the stored answer to an earlier request",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+    "Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}},
+    "WWW-Authenticate": {"description": "the scheme to use", "schema": {"type": "string"}},
+}
+IF_MATCH_PARAMETER = {
+    "in": "header",
+    "name": "If-Match",
+    "required": False,
+    "description": "the ETag last read; a stale one answers 412",
+    "schema": {"type": "string", "maxLength": 64, "pattern": '^(\\*|(W/)?"[0-9]+")$'},
+}
+IDEMPOTENCY_PARAMETER = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "description": "a retry with the same key and body returns the first answer",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+}
+
+
+def documented_methods(rule: Rule) -> list[str]:
+    return sorted(method.lower() for method in (rule.methods or ()) - UNDOCUMENTED_METHODS)
+
+
+def declarations_for(app: Flask, rule: Rule) -> Mapping[str, Operation]:
+    """The ``openapi`` mapping of the view behind ``rule`` (its Resource class, or itself)."""
+    view = app.view_functions[rule.endpoint]
+    owner = getattr(view, "view_class", view)
+    return getattr(owner, "openapi", {})
+
+
+def documented_rules(app: Flask) -> Iterator[Rule]:
+    for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
+        if rule.endpoint not in UNDOCUMENTED_ENDPOINTS:
+            yield rule
+
+
+def openapi_path(rule: Rule) -> str:
+    """``/incidents/<int:incident_id>`` -> ``/incidents/{incident_id}``."""
+    return _RULE_VARIABLE.sub(r"{\1}", rule.rule)
+
+
+def _converter_schema(converter: Any) -> dict[str, Any]:
+    if isinstance(converter, IntegerConverter):
+        schema: dict[str, Any] = {"type": "integer"}
+        minimum = converter.min
+        if not converter.signed:
+            minimum = max(minimum or 0, 0)
+        if minimum is not None:
+            schema["minimum"] = minimum
+        if converter.max is not None:
+            schema["maximum"] = converter.max
+        return schema
+    if isinstance(converter, UUIDConverter):
+        return {"type": "string", "format": "uuid"}
+    return {"type": "string", "minLength": 1, "pattern": "^[^/]+$"}
+
+
+def _path_parameters(rule: Rule) -> list[dict[str, Any]]:
+    # Werkzeug keeps each variable's converter (with its min/max) only in this attribute.
+    converters = rule._converters
+    return [
+        {"in": "path", "name": name, "required": True, "schema": _converter_schema(converter)}
+        for name, converter in converters.items()
+    ]
+
+
+def _response(status: int, body: ResponseBody, media_type: str = JSON) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": HTTPStatus(status).phrase}
+    if isinstance(body, Content):
+        if body.schema is not None:
+            response["content"] = {body.media_type: {"schema": body.schema}}
+        else:
+            response["content"] = {body.media_type: {}}
+    elif body is not None:
+        response["content"] = {media_type: {"schema": body}}
+    return response
+
+
+def _request_body(body: RequestBody) -> dict[str, Any]:
+    contents = body if isinstance(body, tuple) else (body,)
+    content = {}
+    for item in contents:
+        if isinstance(item, Content):
+            content[item.media_type] = {"schema": item.schema} if item.schema is not None else {}
+        else:
+            content[JSON] = {"schema": item}
+    return {"required": True, "content": content}
+
+
+def implied_errors(operation: Operation, has_path_parameters: bool) -> set[int]:
+    """The error statuses the shared helpers give, from what the operation declares."""
+    statuses = {429, *operation.errors}
+    if operation.permission is not None:
+        statuses.add(401)
+    if operation.permission not in (None, AUTHENTICATED):
+        statuses.add(403)
+    if operation.body is not None:
+        statuses.update({400, 413, 415})
+    if operation.query is not None:
+        statuses.update({400, 414})
+    if operation.if_match:
+        statuses.add(400)
+    if has_path_parameters:
+        statuses.add(404)
+    if operation.if_match:
+        statuses.add(412)
+    if operation.idempotent:
+        statuses.update({400, 422})
+    return statuses
+
+
+_ERROR_HEADERS = {
+    401: {"WWW-Authenticate": "WWW-Authenticate"},
+    429: {"Retry-After": "Retry-After"},
+}
+# Answered by gunicorn before the request reaches the app (request line over 4094 bytes).
+_SERVER_ERRORS = {414: Content("text/html")}
+
+
+def _error_response(status: int, media_type: str) -> dict[str, Any]:
+    if status in _SERVER_ERRORS:
+        return _response(status, _SERVER_ERRORS[status])
+    body = ProblemSchema if media_type == PROBLEM_JSON else Content(media_type, {"type": "object"})
+    response = _response(status, body, media_type)
+    if status in _ERROR_HEADERS:
+        response["headers"] = dict(_ERROR_HEADERS[status])
+    return response
+
+
+def operation_object(operation: Operation, rule: Rule, method: str) -> dict[str, Any]:
+    """The OpenAPI operation object (schema classes still unresolved; apispec does that)."""
+    path_parameters = _path_parameters(rule)
+    parameters = list(path_parameters)
+    if operation.query is not None:
+        parameters.append({"in": "query", "schema": operation.query})
+    if operation.if_match:
+        parameters.append(IF_MATCH_PARAMETER)
+    if operation.idempotent:
+        parameters.append(IDEMPOTENCY_PARAMETER)
+    responses: dict[int, dict[str, Any]] = {}
+    for status, body in operation.responses.items():
+        responses[status] = _response(status, body)
+        if operation.headers:
+            responses[status]["headers"] = {name: name for name in operation.headers}
+    for status in sorted(implied_errors(operation, bool(path_parameters))):
+        responses[status] = _error_response(status, operation.error_media_type)
+    document: dict[str, Any] = {
+        "operationId": f"{method}_{rule.endpoint}",
+        "summary": operation.summary,
+        "tags": [rule.rule.strip("/").split("/")[0] or "root"],
+        "parameters": parameters,
+        "responses": responses,
+        "security": [] if operation.permission is None else [{"bearerAuth": []}],
+    }
+    if operation.description:
+        document["description"] = operation.description
+    if operation.permission not in (None, AUTHENTICATED):
+        document["x-permission"] = operation.permission
+    if operation.body is not None:
+        document["requestBody"] = _request_body(operation.body)
+    return document
+
+
+def _project_version() -> str:
+    with PROJECT_FILE.open("rb") as handle:
+        return tomllib.load(handle)["project"]["version"]
+
+
+def build_document(app: Flask) -> dict[str, Any]:
+    """The whole OpenAPI document for ``app``'s routes as they are registered now."""
+    spec = APISpec(
+        title="SOC Incident API",
+        version=_project_version(),
+        openapi_version=OPENAPI_VERSION,
+        plugins=[MarshmallowPlugin()],
+        info={
+            "description": (
+                "Errors are RFC 9457 problem details (application/problem+json). Every "
+                "response carries X-Request-ID. Lists are keyset-paged: "
+                '{"items": [...], "next_cursor": ...}.'
+            )
+        },
+    )
+    spec.components.security_scheme(
+        "bearerAuth",
+        {"type": "http", "scheme": "bearer", "description": "a login token or an API key"},
+    )
+    for name, header in RESPONSE_HEADERS.items():
+        spec.components.header(name, header)
+    for rule in documented_rules(app):
+        declared = declarations_for(app, rule)
+        operations = {
+            method: operation_object(declared[method], rule, method)
+            for method in documented_methods(rule)
+            if method in declared
+        }
+        if operations:
+            spec.path(path=openapi_path(rule), operations=operations)
+    return spec.to_dict()
+
+
+def document_for(app: Flask) -> dict[str, Any]:
+    """The document, built on first use and kept: routes do not change after startup."""
+    cached = app.extensions.get("openapi_document")
+    if cached is None:
+        cached = app.extensions["openapi_document"] = build_document(app)
+    return cached
+
+
+class OpenApiDocument(Resource):
+    openapi: Mapping[str, Operation] = {
+        "get": Operation(
+            "This OpenAPI document",
+            responses={200: Content(JSON, {"type": "object", "required": ["openapi", "paths"]})},
+        )
+    }
+
+    def get(self):
+        return document_for(current_app), 200
+
+
+def register(api) -> None:
+    api.add_resource(OpenApiDocument, "/openapi.json")

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Fuzz the live API with schemathesis against its own /openapi.json: no 5xx, and every
+# status, content type and body as the document says. Bounded: FUZZ_MAX_EXAMPLES test
+# cases per operation (default 150) and FUZZ_MAX_TIME seconds overall (default 300).
+#
+#   scripts/fuzz_api.sh [extra schemathesis arguments]
+#
+# Runs as the admin (every operation reachable). POST /auth/logout is left out: it would
+# revoke the token the run uses; tests/test_auth.py covers it. Rate limits are raised for
+# the run (the fuzzer is one client sending thousands of requests); the login guard stays
+# as configured, its 429 is a documented answer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/live_server.sh
+
+export RATELIMIT_DEFAULT="${RATELIMIT_DEFAULT:-100000 per minute}"
+export RATELIMIT_PER_IP="${RATELIMIT_PER_IP:-100000 per minute}"
+export RATELIMIT_LOGIN="${RATELIMIT_LOGIN:-100000 per minute}"
+export RATELIMIT_REGISTER="${RATELIMIT_REGISTER:-100000 per minute}"
+start_live_server
+TOKEN="$(admin_token)"
+
+.venv/bin/schemathesis run "$BASE_URL/openapi.json" \
+    --url "$BASE_URL" \
+    --header "Authorization: Bearer $TOKEN" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+    --exclude-path /auth/logout \
+    --max-examples "${FUZZ_MAX_EXAMPLES:-150}" \
+    --max-time "${FUZZ_MAX_TIME:-300}" \
+    --seed "${FUZZ_SEED:-20261125}" \
+    --workers "${FUZZ_WORKERS:-2}" \
+    --request-timeout 30 \
+    --report junit --report-dir "${FUZZ_REPORT_DIR:-$LIVE_LOG_DIR/schemathesis}" \
+    "$@"
