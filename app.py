@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 from flask import Flask
+from flask.cli import with_appcontext
 from flask.json.provider import DefaultJSONProvider
 from flask_migrate import Migrate
 
@@ -21,6 +22,7 @@ from database import MIGRATIONS_DIRECTORY, DatabaseUnavailable, ensure_database_
 from errors import ProblemApi, register_error_handlers
 from models import db
 from resources import register_resources
+from security.modules.taxii.cli import taxii_poll_command
 from security.modules.utils import json_default
 
 logger = logging.getLogger("soc.app")
@@ -79,6 +81,7 @@ def _build_app(overrides: Mapping[str, Any] | None) -> Flask:
 
 def register_commands(app: Flask) -> None:
     app.cli.add_command(create_admin_command)
+    app.cli.add_command(taxii_poll_command)
 
 
 def _read_password(password_stdin: bool) -> str:
@@ -88,6 +91,7 @@ def _read_password(password_stdin: bool) -> str:
 
 
 @click.command("create-admin")
+@with_appcontext
 @click.argument("username")
 @click.option(
     "--password-stdin",

@@ -41,7 +41,16 @@ _UNKNOWN_USER_HASH = password_context.hash(secrets.token_urlsafe(16))
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"*:*"}),
     "analyst": frozenset(
-        {"*:read", "incidents:write", "iocs:write", "rules:write", "comments:write"}
+        {
+            "*:read",
+            "incidents:write",
+            "iocs:write",
+            "rules:write",
+            "comments:write",
+            "apikeys:write",
+            "events:write",
+            "alerts:write",
+        }
     ),
     "viewer": frozenset({"*:read"}),
 }

@@ -7,15 +7,24 @@ line naming the variable (:class:`ConfigError`), never a traceback deep in a req
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
+
+from limits import parse_many
 
 DEVELOPMENT_ENVIRONMENTS = frozenset({"development", "testing"})
 MIN_SECRET_KEY_BYTES = 32
 WEAK_SECRET_KEYS = frozenset({"changeme", "secret", "dev", "development", "please-change-me"})
 DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MIN_METRICS_TOKEN_LENGTH = 32
 
 
 class ConfigError(RuntimeError):
@@ -37,6 +46,20 @@ class Settings:
     login_max_failures: int = 5
     login_failure_window_seconds: int = 300
     login_block_seconds: int = 900
+    encryption_keys: tuple[str, ...] = ()
+    taxii_allowed_hosts: tuple[str, ...] = ()
+    ratelimit_default: str = "300 per minute"
+    ratelimit_per_ip: str = "600 per minute"
+    ratelimit_login: str = "10 per minute"
+    ratelimit_register: str = "30 per minute"
+    ratelimit_storage_timeout_ms: int = 250
+    ratelimit_key_prefix: str = "soc"
+    cors_origins: tuple[str, ...] = ()
+    hsts_enabled: bool = False
+    metrics_token: str = ""
+    log_level: str = "INFO"
+    alert_auto_incident_severity: str = "high"
+    alert_group_window_seconds: int = 3600
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -60,6 +83,20 @@ class Settings:
             "LOGIN_MAX_FAILURES": self.login_max_failures,
             "LOGIN_FAILURE_WINDOW_SECONDS": self.login_failure_window_seconds,
             "LOGIN_BLOCK_SECONDS": self.login_block_seconds,
+            "ENCRYPTION_KEYS": self.encryption_keys,
+            "TAXII_ALLOWED_HOSTS": self.taxii_allowed_hosts,
+            "RATELIMIT_DEFAULT": self.ratelimit_default,
+            "RATELIMIT_PER_IP": self.ratelimit_per_ip,
+            "RATELIMIT_LOGIN": self.ratelimit_login,
+            "RATELIMIT_REGISTER": self.ratelimit_register,
+            "RATELIMIT_STORAGE_TIMEOUT_MS": self.ratelimit_storage_timeout_ms,
+            "RATELIMIT_KEY_PREFIX": self.ratelimit_key_prefix,
+            "CORS_ORIGINS": self.cors_origins,
+            "HSTS_ENABLED": self.hsts_enabled,
+            "METRICS_TOKEN": self.metrics_token,
+            "LOG_LEVEL": self.log_level,
+            "ALERT_AUTO_INCIDENT_SEVERITY": self.alert_auto_incident_severity,
+            "ALERT_GROUP_WINDOW_SECONDS": self.alert_group_window_seconds,
             # Flask-RESTful appends "did you mean" hints to 404s; the problem handler owns them.
             "ERROR_404_HELP": False,
         }
@@ -119,6 +156,103 @@ def _database_url(env: Mapping[str, str]) -> str:
     return url
 
 
+FERNET_KEY_BYTES = 32
+_HOSTNAME_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_HOSTNAME_LABEL}(?:\.{_HOSTNAME_LABEL})*$")
+
+
+def _encryption_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``ENCRYPTION_KEY``: Fernet keys, comma-separated, newest first (older ones still
+    decrypt, so a key can be rotated without losing stored secrets). Unset is allowed:
+    storing a secret then fails with a clear error instead."""
+    keys = tuple(key.strip() for key in env.get("ENCRYPTION_KEY", "").split(",") if key.strip())
+    for key in keys:
+        try:
+            valid = len(base64.urlsafe_b64decode(key.encode())) == FERNET_KEY_BYTES
+        except (binascii.Error, ValueError):
+            valid = False
+        if not valid:
+            raise ConfigError(
+                "ENCRYPTION_KEY must be Fernet keys (32 url-safe base64 bytes), comma-separated; "
+                'make one with python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())"'
+            )
+    return keys
+
+
+def _allowed_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``TAXII_ALLOWED_HOSTS``: host names, addresses or networks (comma-separated) that
+    outbound TAXII polling may reach even though they are private or loopback."""
+    entries = tuple(
+        entry.strip().lower()
+        for entry in env.get("TAXII_ALLOWED_HOSTS", "").split(",")
+        if entry.strip()
+    )
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            if not _HOSTNAME.match(entry):
+                raise ConfigError(
+                    f"TAXII_ALLOWED_HOSTS: {entry!r} is neither a host name, an address nor "
+                    "a network"
+                ) from None
+    return entries
+
+
+def _rate_limit_setting(env: Mapping[str, str], name: str, default: str) -> str:
+    """A Flask-Limiter limit string such as ``"10 per minute"`` (several joined by ``;``)."""
+    value = env.get(name) or default
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be a rate limit such as '10 per minute', got {value!r}"
+        ) from None
+    return value
+
+
+def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Comma-separated origins (``https://app.example.org``); ``*`` is refused on purpose:
+    only origins someone chose may read the API from a browser."""
+    origins = tuple(item.strip() for item in env.get("CORS_ORIGINS", "").split(",") if item.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:
+            raise ConfigError(
+                f"CORS_ORIGINS must list origins like https://app.example.org, got {origin!r}"
+            )
+    return origins
+
+
+def _metrics_token(env: Mapping[str, str]) -> str:
+    token = env.get("METRICS_TOKEN", "")
+    if token and len(token) < MIN_METRICS_TOKEN_LENGTH:
+        raise ConfigError(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters")
+    return token
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    level = env.get("LOG_LEVEL", "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    return level
+
+
+ALERT_SEVERITIES = ("low", "medium", "high", "critical")
+
+
+def _alert_auto_incident_severity(env: Mapping[str, str]) -> str:
+    """The lowest alert severity that opens an incident by itself; ``none`` turns it off."""
+    value = env.get("ALERT_AUTO_INCIDENT_SEVERITY", "high").lower()
+    if value not in (*ALERT_SEVERITIES, "none"):
+        raise ConfigError(
+            "ALERT_AUTO_INCIDENT_SEVERITY must be one of "
+            f"{', '.join(ALERT_SEVERITIES)} or none, got {value!r}"
+        )
+    return value
+
+
 def load_settings(
     env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Settings:
@@ -149,5 +283,21 @@ def load_settings(
             env, "LOGIN_FAILURE_WINDOW_SECONDS", 300, minimum=1
         ),
         login_block_seconds=_int_setting(env, "LOGIN_BLOCK_SECONDS", 900, minimum=1),
+        encryption_keys=_encryption_keys(env),
+        taxii_allowed_hosts=_allowed_hosts(env),
+        ratelimit_default=_rate_limit_setting(env, "RATELIMIT_DEFAULT", "300 per minute"),
+        ratelimit_per_ip=_rate_limit_setting(env, "RATELIMIT_PER_IP", "600 per minute"),
+        ratelimit_login=_rate_limit_setting(env, "RATELIMIT_LOGIN", "10 per minute"),
+        ratelimit_register=_rate_limit_setting(env, "RATELIMIT_REGISTER", "30 per minute"),
+        ratelimit_storage_timeout_ms=_int_setting(
+            env, "RATELIMIT_STORAGE_TIMEOUT_MS", 250, minimum=10
+        ),
+        ratelimit_key_prefix=env.get("RATELIMIT_KEY_PREFIX", "soc"),
+        cors_origins=_cors_origins(env),
+        hsts_enabled=_bool_setting(env, "HSTS_ENABLED", False),
+        metrics_token=_metrics_token(env),
+        log_level=_log_level(env),
+        alert_auto_incident_severity=_alert_auto_incident_severity(env),
+        alert_group_window_seconds=_int_setting(env, "ALERT_GROUP_WINDOW_SECONDS", 3600, minimum=1),
         extra=overrides,
     )

@@ -16,7 +16,7 @@ from auth import Principal
 from errors import ApiError
 from models import Incident, TimelineEntry, User, db, utcnow
 from models.incidents import IllegalTransition
-from security.modules import audit
+from security.modules import audit, metrics
 
 EDITABLE_FIELDS = ("title", "description", "severity", "tlp", "assignee")
 
@@ -81,6 +81,7 @@ def create_incident(principal: Principal, data: dict[str, Any]) -> Incident:
         object_id=incident.id,
         details={"severity": incident.severity, "tlp": incident.tlp},
     )
+    metrics.SECURITY_INCIDENTS.labels(severity=incident.severity).inc()
     return incident
 
 

@@ -8,21 +8,28 @@ from models.audit import AuditEntry
 from models.auth_guard import AuthBlock, LoginFailure
 from models.base import db, utcnow
 from models.credentials import ApiKey, CredentialUsage
+from models.detection import Alert, DetectionRule
 from models.incidents import IdempotencyRecord, Incident, TimelineEntry
 from models.intel import IncidentIndicator, Indicator
+from models.taxii import TaxiiCollection, TaxiiFeed, TaxiiStatus
 from models.users import AuthToken, User
 
 __all__ = [
+    "Alert",
     "ApiKey",
     "AuditEntry",
     "AuthBlock",
     "AuthToken",
     "CredentialUsage",
+    "DetectionRule",
     "IdempotencyRecord",
     "Incident",
     "IncidentIndicator",
     "Indicator",
     "LoginFailure",
+    "TaxiiCollection",
+    "TaxiiFeed",
+    "TaxiiStatus",
     "TimelineEntry",
     "User",
     "db",

@@ -8,9 +8,33 @@ from __future__ import annotations
 
 from flask_restful import Api
 
-from resources import auth, health, incidents
+from resources import (
+    api_keys,
+    auth,
+    detection,
+    health,
+    incidents,
+    intel,
+    metrics,
+    openapi,
+    security_admin,
+    stix,
+    taxii,
+)
 
-AREAS = [auth, health, incidents]
+AREAS = [
+    auth,
+    health,
+    incidents,
+    intel,
+    detection,
+    api_keys,
+    metrics,
+    security_admin,
+    stix,
+    taxii,
+    openapi,
+]
 
 
 def register_resources(api: Api) -> None:

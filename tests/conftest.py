@@ -21,6 +21,8 @@ from sqlalchemy.engine import make_url
 from tests.helpers import ApiClient, make_user
 
 TABLES_KEPT = {"alembic_version"}
+# Session-wide checks: security headers on every response, no credential in any log line.
+pytest_plugins = ["tests.suite_guards"]
 
 
 @pytest.fixture(scope="session")
@@ -31,13 +33,18 @@ def database_server_url() -> Iterator[str]:
         url = make_url(configured).set(drivername="postgresql+psycopg2", database="postgres")
         yield url.render_as_string(hide_password=False)
         return
-    from embedded_db import PROJECT_ROOT, embedded_database_url, start_embedded_server
+    from embedded_db import (
+        PROJECT_ROOT,
+        embedded_database_url,
+        release_embedded_server,
+        start_embedded_server,
+    )
 
     server = start_embedded_server(PROJECT_ROOT / "instance" / "pgdata-test")
     try:
         yield embedded_database_url(server, "postgres")
     finally:
-        server.cleanup()
+        release_embedded_server(server)
 
 
 def database_url_for(server_url: str, database: str) -> str:
@@ -103,6 +110,18 @@ def clean_database(request):
         tables = [t.name for t in db.metadata.sorted_tables if t.name not in TABLES_KEPT]
         db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         db.session.commit()
+
+
+@pytest.fixture(autouse=True)
+def reset_rate_limits(request):
+    """Forget rate-limit counters after each test that used the app: every test logs in
+    from the same address, so counts would otherwise carry over from test to test."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    from security.modules.ratelimit import limiter
+
+    limiter.storage.reset()
 
 
 @pytest.fixture

@@ -1,0 +1,133 @@
+"""The IOC store's tables: indicators (``iocs``) and their links to incidents.
+
+An IOC's value is stored already normalised (``security.modules.indicators`` decides the
+canonical form; this module does not), unique per type. IP, IPv6 and CIDR values are
+also kept in an ``inet`` column; the networks among them have a GiST ``inet_ops`` index,
+so "which stored networks contain this address" is one indexed ``>>=`` query. How IOCs
+are added, merged, looked up and searched lives in :mod:`security.modules.intel`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, INET, UUID
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import db, utcnow
+from models.users import User
+
+# IOC types whose value is an address or a network, mirrored into the ``address`` column.
+ADDRESS_TYPES = frozenset({"ipv4", "ipv6", "cidr"})
+
+
+class Indicator(db.Model):
+    """One indicator of compromise. ``version`` counts edits of the analyst-set fields;
+    sightings (``sighting_count``, ``last_sighted_at``) are observations, not edits."""
+
+    __tablename__ = "iocs"
+    __table_args__ = (
+        UniqueConstraint("type", "value", name="uq_iocs_type_value"),
+        CheckConstraint("confidence BETWEEN 0 AND 100", name="ck_iocs_confidence_range"),
+        Index("ix_iocs_created_id", "created_at", "id"),
+        # Networks only: an address is found by its exact (type, value), and keeping the
+        # (many) single addresses out makes this index small and its ">>=" scans short.
+        Index(
+            "ix_iocs_networks",
+            "address",
+            postgresql_using="gist",
+            postgresql_ops={"address": "inet_ops"},
+            postgresql_where=text("type = 'cidr'"),
+        ),
+        Index("ix_iocs_tags", "tags", postgresql_using="gin"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(INET)
+    confidence: Mapped[int] = mapped_column(SmallInteger, default=50)
+    source: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    tlp: Mapped[str] = mapped_column(String(16), default="amber")
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    sighting_count: Mapped[int] = mapped_column(default=0)
+    last_sighted_at: Mapped[datetime | None]
+    # The STIX helper names every export of this IOC with it, so it never changes.
+    stix_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), unique=True, server_default=text("gen_random_uuid()")
+    )
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    version: Mapped[int] = mapped_column(default=1)
+
+    created_by: Mapped[User | None] = relationship(lazy="joined")
+
+    def is_active(self, now: datetime | None = None) -> bool:
+        """An expired IOC stays stored (history) but no longer marks anything as bad."""
+        return self.expires_at is None or self.expires_at > (now or utcnow())
+
+    def is_visible_to(self, user_id: int | None, is_admin: bool) -> bool:
+        """TLP red IOCs are need-to-know: admins and whoever created them."""
+        return self.tlp != "red" or is_admin or user_id == self.created_by_id
+
+    def touch(self, now: datetime | None = None) -> None:
+        """Record an edit: bump the optimistic-concurrency version and the update time."""
+        self.version += 1
+        self.updated_at = now or utcnow()
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "value": self.value,
+            "confidence": self.confidence,
+            "source": self.source,
+            "description": self.description,
+            "tags": list(self.tags or []),
+            "tlp": self.tlp,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "expires_at": self.expires_at,
+            "active": self.is_active(),
+            "sighting_count": self.sighting_count,
+            "last_sighted_at": self.last_sighted_at,
+            "stix_id": f"indicator--{self.stix_id}",
+            "created_by": self.created_by.username if self.created_by else None,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "version": self.version,
+        }
+
+
+class IncidentIndicator(db.Model):
+    """An IOC observed in, or relevant to, an incident."""
+
+    __tablename__ = "incident_iocs"
+
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    ioc_id: Mapped[int] = mapped_column(
+        ForeignKey("iocs.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    linked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    indicator: Mapped[Indicator] = relationship(lazy="joined")

@@ -1,0 +1,181 @@
+"""``/api-keys``: issue, list, read, revoke and rotate API keys; their usage and findings.
+
+A user manages their own keys (``apikeys:write``); an admin manages everyone's. Someone
+else's key is a 404, never a 403. Answers carrying a secret are marked ``no-store``.
+Thin edge over :mod:`security.modules.credentials`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from flask import request
+from flask_restful import Resource
+
+from auth import authorize
+from errors import ApiError
+from models import ApiKey, db
+from resources.common import keyset_page, load_json, load_query, page_body
+from resources.openapi import Operation
+from schemas.api_keys import (
+    ApiKeyCreateSchema,
+    ApiKeyListQuerySchema,
+    ApiKeyPageSchema,
+    ApiKeyRotateSchema,
+    ApiKeySchema,
+    CredentialUsageListSchema,
+    FindingListSchema,
+    IssuedApiKeySchema,
+    UsageQuerySchema,
+)
+from security.modules import credentials
+
+SECRET_HEADERS = {"Cache-Control": "no-store"}
+
+
+@contextmanager
+def credential_error_is_422(field: str) -> Iterator[None]:
+    try:
+        yield
+    except credentials.CredentialError as error:
+        raise ApiError(422, str(error), errors={field: [str(error)]}) from None
+
+
+class ApiKeyList(Resource):
+    openapi = {
+        "get": Operation(
+            "List API keys (yours; an admin sees all), newest first",
+            permission="apikeys:read",
+            query=ApiKeyListQuerySchema,
+            responses={200: ApiKeyPageSchema},
+        ),
+        "post": Operation(
+            "Issue an API key for yourself; the key is shown only in this answer",
+            permission="apikeys:write",
+            body=ApiKeyCreateSchema,
+            responses={201: IssuedApiKeySchema},
+            headers=("Location",),
+            errors=(422,),
+        ),
+    }
+
+    def get(self):
+        principal = authorize("apikeys:read")
+        query = load_query(ApiKeyListQuerySchema())
+        keys, next_cursor = keyset_page(
+            credentials.visible_api_keys(principal),
+            ApiKey.created_at,
+            ApiKey.id,
+            query["limit"],
+            query.get("cursor"),
+        )
+        return page_body([key.to_dict() for key in keys], next_cursor), 200
+
+    def post(self):
+        principal = authorize("apikeys:write")
+        data = load_json(ApiKeyCreateSchema())
+        with credential_error_is_422("scopes"):
+            issued = credentials.create_api_key(
+                principal.user,
+                data["name"],
+                data["scopes"],
+                expires_at=data.get("expires_at"),
+                principal=principal,
+            )
+        db.session.commit()
+        headers = {**SECRET_HEADERS, "Location": f"/api-keys/{issued.key.id}"}
+        return issued.to_dict(), 201, headers
+
+
+class ApiKeyItem(Resource):
+    openapi = {
+        "get": Operation(
+            "Read an API key (never its secret)",
+            permission="apikeys:read",
+            responses={200: ApiKeySchema},
+        ),
+        "delete": Operation(
+            "Revoke an API key: both its secrets stop working at once",
+            permission="apikeys:write",
+            responses={204: None},
+        ),
+    }
+
+    def get(self, key_id: int):
+        principal = authorize("apikeys:read")
+        return credentials.get_visible_api_key(principal, key_id).to_dict(), 200
+
+    def delete(self, key_id: int):
+        principal = authorize("apikeys:write")
+        key = credentials.get_visible_api_key(principal, key_id, lock=True)
+        credentials.revoke_api_key(key)
+        db.session.commit()
+        return None, 204
+
+
+class ApiKeyRotation(Resource):
+    openapi = {
+        "post": Operation(
+            "Rotate an API key: a new secret now, the old one valid for a grace period",
+            permission="apikeys:write",
+            body=ApiKeyRotateSchema,
+            responses={200: IssuedApiKeySchema},
+            errors=(422,),
+            description="The body is optional; the default grace period is 24 hours.",
+        ),
+    }
+
+    def post(self, key_id: int):
+        principal = authorize("apikeys:write")
+        data = load_json(ApiKeyRotateSchema()) if request.content_length else {}
+        key = credentials.get_visible_api_key(principal, key_id, lock=True)
+        grace = data.get("grace_seconds")
+        with credential_error_is_422("key"):
+            issued = credentials.rotate_credential(
+                key, grace=None if grace is None else timedelta(seconds=grace)
+            )
+        db.session.commit()
+        return issued.to_dict(), 200, SECRET_HEADERS
+
+
+class ApiKeyUsage(Resource):
+    openapi = {
+        "get": Operation(
+            "The key's recent uses and failed attempts, newest first",
+            permission="apikeys:read",
+            query=UsageQuerySchema,
+            responses={200: CredentialUsageListSchema},
+        ),
+    }
+
+    def get(self, key_id: int):
+        principal = authorize("apikeys:read")
+        query = load_query(UsageQuerySchema())
+        key = credentials.get_visible_api_key(principal, key_id)
+        entries = credentials.get_recent_usage(key, since=query.get("since"), limit=query["limit"])
+        return {"items": [entry.to_dict() for entry in entries]}, 200
+
+
+class ApiKeyFindings(Resource):
+    openapi = {
+        "get": Operation(
+            "Suspicious activity of the key in the last 24 hours, each finding with its reason",
+            permission="apikeys:read",
+            responses={200: FindingListSchema},
+        ),
+    }
+
+    def get(self, key_id: int):
+        principal = authorize("apikeys:read")
+        key = credentials.get_visible_api_key(principal, key_id)
+        return {"items": credentials.analyze_for_suspicious_activity(key)}, 200
+
+
+def register(api) -> None:
+    api.add_resource(ApiKeyList, "/api-keys")
+    api.add_resource(ApiKeyItem, "/api-keys/<int:key_id>")
+    api.add_resource(ApiKeyRotation, "/api-keys/<int:key_id>/rotate")
+    api.add_resource(ApiKeyUsage, "/api-keys/<int:key_id>/usage")
+    api.add_resource(ApiKeyFindings, "/api-keys/<int:key_id>/findings")

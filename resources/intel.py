@@ -1,0 +1,296 @@
+"""``/iocs``: the IOC store over HTTP, and ``/incidents/<id>/iocs`` links.
+
+Thin edge over :mod:`security.modules.intel`: validate, call one operation, commit, answer.
+An indicator the engine refuses (``InvalidIndicator``) is a 422 naming the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask_restful import Resource
+from marshmallow import ValidationError
+
+import idempotency
+import incident_service
+from auth import authorize
+from errors import ApiError
+from models import Indicator, db
+from resources.common import (
+    ensure_version_matches,
+    keyset_page,
+    load_json,
+    load_query,
+    page_body,
+    with_etag,
+)
+from resources.openapi import Operation
+from schemas.intel import (
+    IncidentIocLinkResultSchema,
+    IncidentIocLinkSchema,
+    IocBatchCheckResultSchema,
+    IocBatchCheckSchema,
+    IocBulkResultSchema,
+    IocBulkSchema,
+    IocCheckQuerySchema,
+    IocCheckSchema,
+    IocCreateSchema,
+    IocExtractResultSchema,
+    IocExtractSchema,
+    IocItemSchema,
+    IocListQuerySchema,
+    IocListSchema,
+    IocPageSchema,
+    IocSchema,
+    IocUpdateSchema,
+)
+from security.modules import intel
+from security.modules.gc_pause import garbage_collection_paused
+from security.modules.indicators import InvalidIndicator
+
+# Bulk imports carry up to 10,000 IOCs; at a few hundred bytes each that needs more than
+# the default 1 MiB body cap, so this endpoint (only) allows 16 MiB.
+BULK_MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+ITEM_DEFAULT_FIELDS = ("source", "confidence", "tlp", "tags")
+
+
+@contextmanager
+def invalid_indicator_is_422(field: str = "value") -> Iterator[None]:
+    try:
+        yield
+    except InvalidIndicator as error:
+        raise ApiError(422, str(error), errors={field: [str(error)]}) from None
+
+
+def _validated_items(items: list[Any]) -> tuple[list[dict], list[int], list[dict]]:
+    """Each bulk item through the item schema: (valid items, their indexes, errors)."""
+    schema = IocItemSchema()
+    valid, positions, errors = [], [], []
+    for index, item in enumerate(items):
+        try:
+            valid.append(schema.load(item))
+            positions.append(index)
+        except ValidationError as error:
+            errors.append({"index": index, "errors": error.normalized_messages()})
+    return valid, positions, errors
+
+
+class IocList(Resource):
+    openapi = {
+        "get": Operation(
+            "List IOCs, newest first, with filters",
+            permission="iocs:read",
+            query=IocListQuerySchema,
+            responses={200: IocPageSchema},
+        ),
+        "post": Operation(
+            "Add an IOC (merged into the stored one if the value is known)",
+            permission="iocs:write",
+            body=IocCreateSchema,
+            responses={201: IocSchema, 200: IocSchema},
+            headers=("ETag", "Location", "Idempotent-Replayed"),
+            idempotent=True,
+            errors=(409, 422),
+        ),
+    }
+
+    def get(self):
+        principal = authorize("iocs:read")
+        query = load_query(IocListQuerySchema())
+        statement = intel.search_statement(principal, query)
+        indicators, next_cursor = keyset_page(
+            statement, Indicator.created_at, Indicator.id, query["limit"], query.get("cursor")
+        )
+        return page_body([i.to_dict() for i in indicators], next_cursor), 200
+
+    def post(self):
+        principal = authorize("iocs:write")
+        data = load_json(IocCreateSchema())
+        record = idempotency.claim(principal.user.id, "iocs.create")
+        if record is not None and record.status_code is not None:
+            db.session.rollback()
+            return idempotency.replay(record)
+        with invalid_indicator_is_422():
+            indicator, created = intel.upsert_ioc(data, principal)
+        status = 201 if created else 200
+        body = indicator.to_dict()
+        idempotency.remember(record, status, body)
+        db.session.commit()
+        return with_etag(body, status, Location=f"/iocs/{indicator.id}")
+
+
+class IocBulk(Resource):
+    max_content_length = BULK_MAX_CONTENT_LENGTH
+    openapi = {
+        "post": Operation(
+            "Add or merge up to 10,000 IOCs in one transaction",
+            permission="iocs:write",
+            body=IocBulkSchema,
+            responses={200: IocBulkResultSchema},
+            description="Invalid items are reported by index and skipped; the rest are stored.",
+        ),
+    }
+
+    def post(self):
+        principal = authorize("iocs:write")
+        # 10,000 items make some 200,000 short-lived containers (see gc_pause).
+        with garbage_collection_paused():
+            data = load_json(IocBulkSchema())
+            items, positions, errors = _validated_items(data["items"])
+            defaults = {name: data[name] for name in ITEM_DEFAULT_FIELDS if name in data}
+            result = intel.bulk_add_iocs(items, principal, defaults=defaults)
+        for entry in (*result.results, *result.errors):
+            entry["index"] = positions[entry["index"]]
+        result.errors = sorted([*errors, *result.errors], key=lambda entry: entry["index"])
+        db.session.commit()
+        return result.to_dict(), 200
+
+
+class IocItem(Resource):
+    openapi = {
+        "get": Operation(
+            "Read an IOC", permission="iocs:read", responses={200: IocSchema}, headers=("ETag",)
+        ),
+        "patch": Operation(
+            "Edit an IOC's confidence, source, description, tags, TLP, seen times or expiry",
+            permission="iocs:write",
+            body=IocUpdateSchema,
+            responses={200: IocSchema},
+            headers=("ETag",),
+            if_match=True,
+            errors=(422,),
+        ),
+        "delete": Operation("Delete an IOC", permission="iocs:write", responses={204: None}),
+    }
+
+    def get(self, ioc_id: int):
+        principal = authorize("iocs:read")
+        return with_etag(intel.get_visible_ioc(principal, ioc_id).to_dict())
+
+    def patch(self, ioc_id: int):
+        principal = authorize("iocs:write")
+        data = load_json(IocUpdateSchema())
+        indicator = intel.get_visible_ioc(principal, ioc_id, lock=True)
+        ensure_version_matches(indicator.version)
+        with invalid_indicator_is_422("_schema"):
+            intel.update_ioc(indicator, principal, data)
+        db.session.commit()
+        return with_etag(indicator.to_dict())
+
+    def delete(self, ioc_id: int):
+        principal = authorize("iocs:write")
+        indicator = intel.get_visible_ioc(principal, ioc_id, lock=True)
+        intel.delete_ioc(indicator, principal)
+        db.session.commit()
+        return None, 204
+
+
+class IocCheck(Resource):
+    openapi = {
+        "get": Operation(
+            "Is this value known bad? Exact and CIDR matches; records a sighting",
+            permission="iocs:read",
+            query=IocCheckQuerySchema,
+            responses={200: IocCheckSchema},
+            errors=(422,),
+        ),
+        "post": Operation(
+            "Check up to 1,000 values at once; records sightings",
+            permission="iocs:read",
+            body=IocBatchCheckSchema,
+            responses={200: IocBatchCheckResultSchema},
+        ),
+    }
+
+    def get(self):
+        principal = authorize("iocs:read")
+        query = load_query(IocCheckQuerySchema())
+        with invalid_indicator_is_422():
+            result = intel.check_threat_intelligence(query["value"], principal=principal)
+        db.session.commit()
+        return result, 200
+
+    def post(self):
+        principal = authorize("iocs:read")
+        data = load_json(IocBatchCheckSchema())
+        results = intel.check_values(data["values"], principal=principal)
+        db.session.commit()
+        return {"items": results}, 200
+
+
+class IocExtract(Resource):
+    openapi = {
+        "post": Operation(
+            "Find IOCs in text (defanged forms too); say which are known; optionally store them",
+            permission="iocs:read",
+            body=IocExtractSchema,
+            responses={200: IocExtractResultSchema},
+            errors=(404,),
+            description="save (and incident_id) need iocs:write; an unknown incident_id is 404.",
+        ),
+    }
+
+    def post(self):
+        principal = authorize("iocs:read")
+        data = load_json(IocExtractSchema())
+        incident = None
+        if data["save"]:
+            principal = authorize("iocs:write")
+        if "incident_id" in data:
+            incident = incident_service.get_visible_incident(principal, data["incident_id"])
+        defaults = {name: data[name] for name in ITEM_DEFAULT_FIELDS if name in data}
+        defaults.setdefault("source", "extraction")
+        body = intel.extract_and_check(
+            data["text"],
+            principal=principal,
+            save=data["save"],
+            defaults=defaults,
+            incident=incident,
+        )
+        db.session.commit()
+        return body, 200
+
+
+def _incident_iocs_body(incident, principal, **extra: Any) -> dict:
+    indicators = intel.incident_indicators(incident, principal)
+    return {**extra, "items": [indicator.to_dict() for indicator in indicators]}
+
+
+class IncidentIocs(Resource):
+    openapi = {
+        "get": Operation(
+            "The IOCs linked to an incident",
+            permission="iocs:read",
+            responses={200: IocListSchema},
+        ),
+        "post": Operation(
+            "Link IOCs to an incident",
+            permission="iocs:write",
+            body=IncidentIocLinkSchema,
+            responses={200: IncidentIocLinkResultSchema},
+        ),
+    }
+
+    def get(self, incident_id: int):
+        principal = authorize("iocs:read")
+        incident = incident_service.get_visible_incident(principal, incident_id)
+        return _incident_iocs_body(incident, principal), 200
+
+    def post(self, incident_id: int):
+        principal = authorize("iocs:write")
+        data = load_json(IncidentIocLinkSchema())
+        incident = incident_service.get_visible_incident(principal, incident_id)
+        linked = intel.link_iocs(incident, data["ioc_ids"], principal)
+        db.session.commit()
+        return _incident_iocs_body(incident, principal, linked=linked), 200
+
+
+def register(api) -> None:
+    api.add_resource(IocList, "/iocs")
+    api.add_resource(IocBulk, "/iocs/bulk")
+    api.add_resource(IocCheck, "/iocs/check")
+    api.add_resource(IocExtract, "/iocs/extract")
+    api.add_resource(IocItem, "/iocs/<int:ioc_id>")
+    api.add_resource(IncidentIocs, "/incidents/<int:incident_id>/iocs")

@@ -1,0 +1,103 @@
+"""Schemas for API keys: what a client may send, and the exact shape of each answer.
+
+Whether scopes lie within the owner's permissions is decided by
+``security.modules.credentials`` (a 422 naming the excess scopes), not here.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from schemas.common import PageQuerySchema, StrictSchema, trimmed_string, utc_datetime
+from schemas.responses import identifier, one_of, page_of, text, timestamp
+from security.modules.credentials import MAX_ROTATION_GRACE, MAX_SCOPES
+
+MAX_USAGE_ENTRIES = 500
+
+
+class ApiKeyCreateSchema(StrictSchema):
+    name = trimmed_string(max_length=100, required=True)
+    scopes = fields.List(
+        fields.String(validate=validate.Length(min=3, max=64)),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_SCOPES),
+        metadata={"description": "area:action permissions, within your own"},
+    )
+    expires_at = utc_datetime(metadata={"description": "omit for a key that does not expire"})
+
+
+class ApiKeyRotateSchema(StrictSchema):
+    grace_seconds = fields.Integer(
+        validate=validate.Range(min=0, max=int(MAX_ROTATION_GRACE.total_seconds())),
+        metadata={"description": "how long the old secret keeps working; default 24 h"},
+    )
+
+
+class UsageQuerySchema(StrictSchema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_USAGE_ENTRIES))
+    since = utc_datetime()
+
+
+class ApiKeyListQuerySchema(PageQuerySchema):
+    """Your keys; an admin sees everyone's."""
+
+
+# --- responses ----------------------------------------------------------------------------
+
+
+class ApiKeySchema(Schema):
+    id = identifier()
+    name = text()
+    prefix = text(metadata={"description": "the key's public part, sak_xxxxxxxx"})
+    owner = text()
+    scopes = fields.List(fields.String(), required=True)
+    state = one_of(["active", "revoked", "expired"])
+    created_at = timestamp()
+    expires_at = timestamp(nullable=True)
+    revoked_at = timestamp(nullable=True)
+    rotated_at = timestamp(nullable=True)
+    previous_valid_until = timestamp(nullable=True)
+    last_used_at = timestamp(nullable=True)
+    last_used_ip = text(nullable=True)
+
+
+class IssuedApiKeySchema(ApiKeySchema):
+    key = text(metadata={"description": "the full key; shown only in this answer"})
+
+
+ApiKeyPageSchema = page_of(ApiKeySchema, "ApiKeyPageSchema")
+
+
+class CredentialUsageSchema(Schema):
+    id = identifier()
+    credential_kind = one_of(["env", "api_key", "other"])
+    credential_name = text()
+    api_key_id = fields.Integer(required=True, allow_none=True)
+    component = text()
+    operation = text()
+    ip = text(nullable=True)
+    outcome = one_of(["success", "failure", "denied"])
+    reason = text(nullable=True)
+    occurred_at = timestamp()
+
+
+class CredentialUsageListSchema(Schema):
+    items = fields.List(fields.Nested(CredentialUsageSchema), required=True)
+
+
+class FindingCredentialSchema(Schema):
+    kind = text()
+    name = text()
+    api_key_id = fields.Integer(required=True, allow_none=True)
+
+
+class FindingSchema(Schema):
+    credential = fields.Nested(FindingCredentialSchema, required=True)
+    kind = text(metadata={"description": "many_ips, burst, use_after_rotation, off_hours, ..."})
+    severity = one_of(["low", "medium", "high"])
+    reason = text()
+    evidence = fields.Dict(keys=fields.String(), required=True)
+
+
+class FindingListSchema(Schema):
+    items = fields.List(fields.Nested(FindingSchema), required=True)

@@ -1,0 +1,227 @@
+"""Schemas for the IOC store: what a client may send, and the exact shape of each answer.
+
+Request schemas check shape and ranges; whether a value is a valid indicator, and its
+canonical form, is decided by ``security.modules.indicators`` (a 422 naming the reason).
+Response schemas mirror ``Indicator.to_dict()`` and the ``security.modules.intel`` results
+field for field, for the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from models.incidents import TLP_LEVELS
+from schemas.common import PageQuerySchema, StrictSchema, trimmed_string, utc_datetime
+from schemas.responses import identifier, one_of, page_of, text, timestamp
+from security.modules.indicators import IOC_TYPES, MAX_VALUE_LENGTH
+from security.modules.intel import MAX_BULK_ITEMS, MAX_TAG_LENGTH, MAX_TAGS
+
+DESCRIPTION_MAX = 20_000
+MAX_CHECK_VALUES = 1_000
+MAX_LINKED_IOCS = 500
+# Extraction reads reports and mail bodies; 1 MiB bodies are the default request cap anyway.
+MAX_EXTRACT_TEXT = 1_000_000
+
+
+def _value_field(**kwargs) -> fields.String:
+    return fields.String(validate=validate.Length(min=1, max=MAX_VALUE_LENGTH), **kwargs)
+
+
+def _tags_field(**kwargs) -> fields.List:
+    return fields.List(
+        fields.String(validate=validate.Length(min=1, max=MAX_TAG_LENGTH)),
+        validate=validate.Length(max=MAX_TAGS),
+        **kwargs,
+    )
+
+
+class IocAttributesSchema(Schema):
+    """The fields a client sets on an IOC, besides its type and value (unknown fields are
+    refused: marshmallow's default). Text checks come from :class:`StrictSchema` below."""
+
+    confidence = fields.Integer(validate=validate.Range(min=0, max=100))
+    source = trimmed_string(max_length=255)
+    description = fields.String(validate=validate.Length(max=DESCRIPTION_MAX))
+    tags = _tags_field()
+    tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
+    first_seen = utc_datetime()
+    last_seen = utc_datetime()
+    expires_at = utc_datetime(allow_none=True, metadata={"description": "null: never expires"})
+
+
+class IocItemSchema(IocAttributesSchema):
+    """One item of a bulk import; the bulk body's own schema has checked all its text."""
+
+    type = fields.String(
+        validate=validate.OneOf(IOC_TYPES),
+        metadata={"description": "detected from the value when left out"},
+    )
+    value = _value_field(required=True, metadata={"description": "defanged forms accepted"})
+
+
+class IocCreateSchema(IocItemSchema, StrictSchema):
+    pass
+
+
+class IocBulkSchema(StrictSchema):
+    """Up to 10,000 IOCs; the other fields are defaults for items that leave them out."""
+
+    items = fields.List(
+        fields.Dict(),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_BULK_ITEMS),
+        metadata={"description": "each item as in POST /iocs; errors are reported by index"},
+    )
+    source = trimmed_string(max_length=255)
+    confidence = fields.Integer(validate=validate.Range(min=0, max=100))
+    tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
+    tags = _tags_field()
+
+
+class IocUpdateSchema(IocAttributesSchema, StrictSchema):
+    @validates_schema
+    def _not_empty(self, data: dict, **kwargs) -> None:
+        if not data:
+            raise ValidationError("give at least one field to change", "_schema")
+
+
+class IocListQuerySchema(PageQuerySchema):
+    type = fields.String(validate=validate.OneOf(IOC_TYPES))
+    source = trimmed_string(max_length=255)
+    tag = trimmed_string(max_length=MAX_TAG_LENGTH)
+    tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
+    min_confidence = fields.Integer(validate=validate.Range(min=0, max=100))
+    active = fields.Boolean(metadata={"description": "true: not expired; false: expired"})
+    q = trimmed_string(
+        max_length=200,
+        metadata={"description": "text in value, source or description, or an indicator"},
+    )
+
+
+class IocCheckQuerySchema(StrictSchema):
+    value = _value_field(required=True, metadata={"description": "type is detected"})
+
+
+class IocBatchCheckSchema(StrictSchema):
+    values = fields.List(
+        fields.String(validate=validate.Length(min=1, max=MAX_VALUE_LENGTH)),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_CHECK_VALUES),
+    )
+
+
+class IocExtractSchema(StrictSchema):
+    text = fields.String(required=True, validate=validate.Length(min=1, max=MAX_EXTRACT_TEXT))
+    save = fields.Boolean(load_default=False, metadata={"description": "store what is found"})
+    source = trimmed_string(max_length=255)
+    confidence = fields.Integer(validate=validate.Range(min=0, max=100))
+    tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
+    tags = _tags_field()
+    incident_id = fields.Integer(
+        validate=validate.Range(min=1),
+        metadata={"description": "link the stored IOCs to this incident (needs save)"},
+    )
+
+    @validates_schema
+    def _incident_needs_save(self, data: dict, **kwargs) -> None:
+        if data.get("incident_id") and not data.get("save"):
+            raise ValidationError("linking to an incident needs save: true", "incident_id")
+
+
+class IncidentIocLinkSchema(StrictSchema):
+    ioc_ids = fields.List(
+        fields.Integer(validate=validate.Range(min=1)),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_LINKED_IOCS),
+    )
+
+
+# --- responses ----------------------------------------------------------------------------
+
+
+class IocSchema(Schema):
+    id = identifier()
+    type = one_of(IOC_TYPES)
+    value = text()
+    confidence = fields.Integer(required=True, validate=validate.Range(min=0, max=100))
+    source = text()
+    description = text()
+    tags = fields.List(fields.String(), required=True)
+    tlp = one_of(TLP_LEVELS)
+    first_seen = timestamp()
+    last_seen = timestamp()
+    expires_at = timestamp(nullable=True)
+    active = fields.Boolean(required=True, metadata={"description": "false once expired"})
+    sighting_count = fields.Integer(required=True, validate=validate.Range(min=0))
+    last_sighted_at = timestamp(nullable=True)
+    stix_id = text(metadata={"description": "indicator--<UUIDv4>, stable for exports"})
+    created_by = text(nullable=True)
+    created_at = timestamp()
+    updated_at = timestamp()
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+IocPageSchema = page_of(IocSchema, "IocPageSchema")
+
+
+class IocListSchema(Schema):
+    items = fields.List(fields.Nested(IocSchema), required=True)
+
+
+class IocMatchSchema(Schema):
+    match = one_of(["exact", "cidr"])
+    active = fields.Boolean(required=True)
+    confidence = fields.Integer(required=True)
+    tlp = one_of(TLP_LEVELS)
+    ioc = fields.Nested(IocSchema, required=True)
+
+
+class IocCheckSchema(Schema):
+    value = text(metadata={"description": "the value in canonical form"})
+    type = one_of(IOC_TYPES)
+    known_bad = fields.Boolean(required=True, metadata={"description": "an active IOC matched"})
+    max_confidence = fields.Integer(required=True, allow_none=True)
+    matches = fields.List(fields.Nested(IocMatchSchema), required=True)
+
+
+class IocBatchCheckItemSchema(IocCheckSchema):
+    value = text(metadata={"description": "canonical form; as given when invalid"})
+    type = one_of(IOC_TYPES, nullable=True)
+    error = text(nullable=True, metadata={"description": "why the value is not an indicator"})
+
+
+class IocBatchCheckResultSchema(Schema):
+    items = fields.List(fields.Nested(IocBatchCheckItemSchema), required=True)
+
+
+class BulkItemResultSchema(Schema):
+    index = fields.Integer(required=True)
+    id = identifier()
+    status = one_of(["created", "merged"])
+
+
+class BulkItemErrorSchema(Schema):
+    index = fields.Integer(required=True)
+    errors = fields.Dict(keys=fields.String(), required=True)
+
+
+class IocBulkResultSchema(Schema):
+    created = fields.Integer(required=True)
+    merged = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    results = fields.List(fields.Nested(BulkItemResultSchema), required=True)
+    errors = fields.List(fields.Nested(BulkItemErrorSchema), required=True)
+
+
+class IocExtractResultSchema(Schema):
+    found = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(IOC_TYPES)),
+        values=fields.List(fields.String()),
+        required=True,
+    )
+    known = fields.List(fields.Nested(IocCheckSchema), required=True)
+    stored = fields.List(fields.Nested(IocSchema), required=True)
+
+
+class IncidentIocLinkResultSchema(IocListSchema):
+    linked = fields.List(identifier(), required=True, metadata={"description": "newly linked"})

@@ -1,0 +1,630 @@
+"""Credentials: the environment's secrets, API keys, their usage log, and what looks suspicious.
+
+Lives here:
+- the environment credentials (:data:`ENV_CREDENTIALS`), checked in constant time; an
+  unset or empty one makes its check fail, never pass;
+- API keys: ``sak_<8 characters>_<secret>``. The prefix finds the key and is shown in
+  lists; only the SHA-256 of the secret is stored, and the secret is shown once, when the
+  key is issued or rotated. Scopes must lie within the owner's permissions when the key
+  is issued, and at every use a key grants only the scopes its owner's role still has;
+- rotation: a new secret at once, and the old one keeps working for a grace period
+  (``API_KEY_ROTATION_GRACE_SECONDS``, default 24 hours, at most 7 days, 0 for none), so
+  clients can be redeployed without an outage. Rotating again during the grace period
+  ends the older secret's grace at once: at most two secrets are ever valid;
+- the usage log (``credential_usage``), written for every verification, successful or
+  not, with the reason a use failed, and the analysis of it
+  (:func:`analyze_for_suspicious_activity`);
+- :func:`require_api_key`, a decorator for any Flask view.
+
+Does not live here: login tokens and roles (:mod:`auth`, which this module plugs API keys
+into via ``auth.credential_resolvers``), HTTP resources.
+
+Functions add to the caller's transaction and leave the commit to it, except the bearer
+resolver and the decorator, which run before any other work of the request and commit the
+usage they log (a failed authentication must still leave its trace).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import secrets
+import string
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app, g, has_request_context, request
+from sqlalchemy import Select, and_, distinct, extract, func, or_, select
+
+from auth import (
+    LAST_USED_RESOLUTION,
+    Principal,
+    hash_secret,
+    permission_granted,
+    permissions_for_role,
+)
+from auth import credential_resolvers as bearer_resolvers
+from errors import ApiError, problem_response
+from models import ApiKey, CredentialUsage, User, db, utcnow
+from models.credentials import USAGE_OUTCOMES
+from security.modules import audit
+from security.modules.utils import constant_time_equals
+
+ENV_CREDENTIALS = ("API_KEY", "DB_PASSWORD", "SECRET_TOKEN", "MAIL_API_KEY", "LOGGING_API_KEY")
+API_KEY_PREFIX = "sak_"
+_PREFIX_ALPHABET = string.ascii_lowercase + string.digits
+_PREFIX_LENGTH = len(API_KEY_PREFIX) + 8
+DEFAULT_ROTATION_GRACE = timedelta(hours=24)
+MAX_ROTATION_GRACE = timedelta(days=7)
+SCOPE_PATTERN = re.compile(r"^(?:\*|[a-z][a-z0-9_-]{0,31}):(?:\*|[a-z]{1,16})$")
+MAX_SCOPES = 32
+# Failure reasons that mean "someone still holds a credential that was taken away".
+WITHDRAWN_REASONS = {
+    "revoked": ("use_after_revocation", "high", "a revoked key was presented"),
+    "rotated_out": ("use_after_rotation", "high", "a rotated-out secret was presented"),
+    "expired": ("use_after_expiry", "medium", "an expired key was presented"),
+}
+
+
+class CredentialError(ValueError):
+    """A credential operation that cannot be done as asked; the message says why."""
+
+
+# --- environment credentials --------------------------------------------------------------
+
+
+def _environment_secret(name: str) -> str | None:
+    """The configured secret: the app's config (tests, embedding) or the environment."""
+    value = current_app.config.get(name)
+    if value is None:
+        value = os.environ.get(name)
+    return value or None
+
+
+def verify_env_credential(
+    name: str, given: Any, *, component: str = "security", operation: str = "verify"
+) -> bool:
+    """Check ``given`` against the environment credential ``name`` in constant time."""
+    if name not in ENV_CREDENTIALS:
+        raise CredentialError(f"{name!r} is not one of {', '.join(ENV_CREDENTIALS)}")
+    expected = _environment_secret(name)
+    valid = (
+        expected is not None and isinstance(given, str) and constant_time_equals(given, expected)
+    )
+    log_credential_usage(
+        name,
+        component,
+        operation,
+        outcome="success" if valid else "failure",
+        reason=None if valid else ("unset" if expected is None else "wrong_secret"),
+    )
+    return valid
+
+
+def verify_api_key(key: Any, *, component: str = "security", operation: str = "verify") -> bool:
+    """True for a valid API key: a stored ``sak_`` key, or the ``API_KEY`` environment secret."""
+    if isinstance(key, str) and key.startswith(API_KEY_PREFIX):
+        return authenticate_api_key(key, component=component, operation=operation) is not None
+    return verify_env_credential("API_KEY", key, component=component, operation=operation)
+
+
+def verify_db_password(
+    password: Any, *, component: str = "security", operation: str = "verify"
+) -> bool:
+    """True when ``password`` is the configured ``DB_PASSWORD`` (unset: always False)."""
+    return verify_env_credential("DB_PASSWORD", password, component=component, operation=operation)
+
+
+# --- usage log ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CredentialRef:
+    """Which credential a usage entry is about: its kind, a printable name, the key's id."""
+
+    kind: str
+    name: str
+    api_key_id: int | None = None
+
+
+def credential_ref(credential: ApiKey | CredentialRef | str) -> CredentialRef:
+    """Name a credential for the log. Never more than an API key's public prefix is kept."""
+    if isinstance(credential, CredentialRef):
+        return credential
+    if isinstance(credential, ApiKey):
+        return CredentialRef("api_key", credential.prefix, credential.id)
+    if credential.startswith(API_KEY_PREFIX):
+        prefix = credential[:_PREFIX_LENGTH]
+        key_id = db.session.scalar(select(ApiKey.id).where(ApiKey.prefix == prefix))
+        return CredentialRef("api_key", prefix, key_id)
+    kind = "env" if credential in ENV_CREDENTIALS else "other"
+    return CredentialRef(kind, credential[:64])
+
+
+def _client_ip() -> str | None:
+    return request.remote_addr if has_request_context() else None
+
+
+def log_credential_usage(
+    credential: ApiKey | CredentialRef | str,
+    component: str,
+    operation: str,
+    *,
+    outcome: str = "success",
+    reason: str | None = None,
+    ip: str | None = None,
+) -> CredentialUsage:
+    """Record one use of a credential (an environment name, an API key, or any name)."""
+    if outcome not in USAGE_OUTCOMES:
+        raise CredentialError(f"outcome must be one of {', '.join(USAGE_OUTCOMES)}")
+    ref = credential_ref(credential)
+    entry = CredentialUsage(
+        credential_kind=ref.kind,
+        credential_name=ref.name,
+        api_key_id=ref.api_key_id,
+        component=component[:64],
+        operation=operation[:128],
+        ip=(ip or _client_ip() or None),
+        outcome=outcome,
+        reason=reason,
+        occurred_at=utcnow(),
+    )
+    db.session.add(entry)
+    return entry
+
+
+def _usage_filter(credential: ApiKey | CredentialRef | str | None) -> Any:
+    if credential is None:
+        return True
+    ref = credential_ref(credential)
+    if ref.api_key_id is not None:
+        return CredentialUsage.api_key_id == ref.api_key_id
+    return and_(
+        CredentialUsage.credential_kind == ref.kind, CredentialUsage.credential_name == ref.name
+    )
+
+
+def get_recent_usage(
+    credential: ApiKey | CredentialRef | str | None = None,
+    *,
+    since: datetime | None = None,
+    outcome: str | None = None,
+    limit: int = 100,
+) -> list[CredentialUsage]:
+    """The newest usage entries, for one credential or all, optionally since a time."""
+    statement = select(CredentialUsage).where(_usage_filter(credential))
+    if since is not None:
+        statement = statement.where(CredentialUsage.occurred_at >= since)
+    if outcome is not None:
+        statement = statement.where(CredentialUsage.outcome == outcome)
+    statement = statement.order_by(CredentialUsage.occurred_at.desc(), CredentialUsage.id.desc())
+    return list(db.session.scalars(statement.limit(limit)))
+
+
+# --- API keys -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A key just issued or rotated, with its full value: shown once, never stored."""
+
+    key: ApiKey
+    secret: str
+
+    def to_dict(self) -> dict:
+        return {**self.key.to_dict(), "key": self.secret}
+
+
+def _new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def validate_scopes(
+    scopes: Iterable[str], owner: User, principal: Principal | None = None
+) -> list[str]:
+    """Scopes must be ``area:action`` strings within the owner's permissions (and, when a
+    principal acts, within its own: a key cannot mint a more powerful key)."""
+    wanted = sorted(set(scopes))
+    if not wanted or len(wanted) > MAX_SCOPES:
+        raise CredentialError(f"give 1 to {MAX_SCOPES} scopes")
+    malformed = [scope for scope in wanted if not SCOPE_PATTERN.match(scope)]
+    if malformed:
+        raise CredentialError(f"scopes must look like 'area:action': {', '.join(malformed)}")
+    granted = permissions_for_role(owner.role)
+    excess = [
+        scope
+        for scope in wanted
+        if not permission_granted(granted, scope)
+        or (principal is not None and not principal.can(scope))
+    ]
+    if excess:
+        raise CredentialError(f"scopes exceed the owner's permissions: {', '.join(excess)}")
+    return wanted
+
+
+def create_api_key(
+    owner: User,
+    name: str,
+    scopes: Iterable[str],
+    *,
+    expires_at: datetime | None = None,
+    principal: Principal | None = None,
+) -> IssuedKey:
+    """Issue a key for ``owner``; the returned :class:`IssuedKey` holds the only copy of it."""
+    checked = validate_scopes(scopes, owner, principal)
+    now = utcnow()
+    if expires_at is not None and expires_at <= now:
+        raise CredentialError("expires_at must be in the future")
+    prefix = API_KEY_PREFIX + "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(8))
+    secret = _new_secret()
+    key = ApiKey(
+        user=owner,
+        name=name.strip(),
+        prefix=prefix,
+        secret_hash=hash_secret(secret),
+        scopes=checked,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    db.session.add(key)
+    db.session.flush()
+    audit.record(
+        "apikey.create",
+        object_type="api_key",
+        object_id=key.id,
+        details={"prefix": prefix, "owner": owner.username, "scopes": checked},
+    )
+    return IssuedKey(key, f"{prefix}_{secret}")
+
+
+def visible_api_keys(principal: Principal) -> Select:
+    """Keys the principal manages: its own; an admin's, everyone's."""
+    statement = select(ApiKey)
+    if principal.is_admin:
+        return statement
+    return statement.where(ApiKey.user_id == principal.user.id)
+
+
+def get_visible_api_key(principal: Principal, key_id: int, *, lock: bool = False) -> ApiKey:
+    """The key, or a 404 :class:`errors.ApiError` whether it is missing or someone else's."""
+    statement = visible_api_keys(principal).where(ApiKey.id == key_id)
+    if lock:
+        statement = statement.with_for_update(of=ApiKey)
+    key = db.session.scalars(statement).first()
+    if key is None:
+        raise ApiError(404, f"API key {key_id} does not exist.")
+    return key
+
+
+def revoke_api_key(key: ApiKey) -> None:
+    """End the key (both secrets) for good; revoking twice changes nothing."""
+    if key.revoked_at is not None:
+        return
+    key.revoked_at = utcnow()
+    key.previous_valid_until = None
+    audit.record("apikey.revoke", object_type="api_key", object_id=key.id)
+
+
+def rotation_grace() -> timedelta:
+    """How long a rotated-out secret keeps working (``API_KEY_ROTATION_GRACE_SECONDS``)."""
+    seconds = current_app.config.get("API_KEY_ROTATION_GRACE_SECONDS")
+    if seconds is None:
+        return DEFAULT_ROTATION_GRACE
+    return min(timedelta(seconds=int(seconds)), MAX_ROTATION_GRACE)
+
+
+def rotate_credential(
+    credential: ApiKey | int | str, *, grace: timedelta | None = None
+) -> IssuedKey:
+    """Give an API key a new secret; the old one works for ``grace`` (default:
+    :func:`rotation_grace`). Environment credentials are rotated where they are set, in the
+    environment, so asking for one raises :class:`CredentialError`."""
+    if isinstance(credential, str):
+        raise CredentialError(
+            f"{credential!r} is not an API key; environment credentials are rotated by "
+            "changing the environment and restarting"
+        )
+    key = credential if isinstance(credential, ApiKey) else db.session.get(ApiKey, credential)
+    if key is None:
+        raise CredentialError(f"API key {credential} does not exist")
+    now = utcnow()
+    if key.state(now) != "active":
+        raise CredentialError(f"API key {key.prefix} is {key.state(now)} and cannot be rotated")
+    grace = rotation_grace() if grace is None else grace
+    if not timedelta(0) <= grace <= MAX_ROTATION_GRACE:
+        raise CredentialError(f"the grace period must be between 0 and {MAX_ROTATION_GRACE}")
+    secret = _new_secret()
+    key.previous_secret_hash = key.secret_hash
+    key.previous_valid_until = now + grace
+    key.secret_hash = hash_secret(secret)
+    key.rotated_at = now
+    audit.record(
+        "apikey.rotate",
+        object_type="api_key",
+        object_id=key.id,
+        details={"prefix": key.prefix, "grace_seconds": int(grace.total_seconds())},
+    )
+    return IssuedKey(key, f"{key.prefix}_{secret}")
+
+
+def _refusal(key: ApiKey, digest: str, now: datetime) -> tuple[str | None, str | None]:
+    """``(refusal, note)``: why the secret does not open the key (None: it does), and a
+    note for a successful use worth knowing about (the pre-rotation secret)."""
+    current = constant_time_equals(digest, key.secret_hash)
+    previous = key.previous_secret_hash is not None and constant_time_equals(
+        digest, key.previous_secret_hash
+    )
+    if not current and not previous:
+        return "wrong_secret", None
+    if key.revoked_at is not None:
+        return "revoked", None
+    if key.expires_at is not None and key.expires_at <= now:
+        return "expired", None
+    if not current and (key.previous_valid_until is None or key.previous_valid_until <= now):
+        return "rotated_out", None
+    if not key.user.is_active:
+        return "owner_inactive", None
+    return None, None if current else "previous_secret"
+
+
+def authenticate_api_key(
+    raw: str, *, component: str = "api", operation: str = "authenticate"
+) -> ApiKey | None:
+    """The key that ``raw`` opens, or None; every attempt is logged with its reason."""
+    prefix, separator = raw[:_PREFIX_LENGTH], raw[_PREFIX_LENGTH : _PREFIX_LENGTH + 1]
+    secret = raw[_PREFIX_LENGTH + 1 :]
+    key = None
+    if separator == "_" and secret:
+        key = db.session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+    if key is None:
+        log_credential_usage(
+            CredentialRef("api_key", prefix),
+            component,
+            operation,
+            outcome="failure",
+            reason="unknown_key",
+        )
+        return None
+    now = utcnow()
+    refusal, note = _refusal(key, hash_secret(secret), now)
+    log_credential_usage(
+        key,
+        component,
+        operation,
+        outcome="failure" if refusal else "success",
+        reason=refusal or note,
+    )
+    if refusal:
+        return None
+    ip = _client_ip()
+    # Like login tokens: rewriting the key's row on every request would serialise
+    # concurrent requests made with one key on its row lock (the usage log has every use).
+    stale = key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION
+    if stale or key.last_used_ip != ip:
+        key.last_used_at, key.last_used_ip = now, ip
+    return key
+
+
+def key_permissions(key: ApiKey) -> frozenset[str]:
+    """What a key grants now: its scopes that its owner's role still covers."""
+    granted = permissions_for_role(key.user.role)
+    return frozenset(scope for scope in key.scopes if permission_granted(granted, scope))
+
+
+def resolve_api_key(raw: str) -> Principal | None:
+    """Bearer resolver for ``sak_`` keys (registered in ``auth.credential_resolvers``)."""
+    key = authenticate_api_key(
+        raw, component="http", operation=f"{request.method} {request.path}"[:128]
+    )
+    db.session.commit()
+    if key is None:
+        return None
+    return Principal(key.user, key_permissions(key), "api_key", key.id)
+
+
+bearer_resolvers[API_KEY_PREFIX] = resolve_api_key
+
+
+def _presented_key() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.headers.get("X-API-Key") or None
+
+
+def require_api_key(view: Callable | None = None, *, scope: str | None = None) -> Callable:
+    """Decorator for any Flask view: a valid API key (``Authorization: Bearer`` or
+    ``X-API-Key``: a stored key, or the ``API_KEY`` environment secret) or a 401
+    problem+json answer. With ``scope``, a stored key must also grant it (403 otherwise);
+    the environment secret is all-powerful, like the seed's. A stored key's principal is
+    put in ``flask.g.principal``."""
+
+    def decorate(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            presented = _presented_key()
+            principal = None
+            if presented is not None and len(presented) <= 512:
+                if presented.startswith(API_KEY_PREFIX):
+                    principal = resolve_api_key(presented)
+                    valid = principal is not None
+                else:
+                    valid = verify_api_key(presented, component="http", operation=request.path)
+                    db.session.commit()
+            else:
+                valid = False
+            if not valid:
+                return problem_response(401, "A valid API key is required.")
+            if principal is not None:
+                g.principal = principal
+                if scope is not None and not principal.can(scope):
+                    return problem_response(403, f"This API key lacks the {scope!r} scope.")
+            return function(*args, **kwargs)
+
+        return guarded
+
+    return decorate(view) if view is not None else decorate
+
+
+# --- suspicious activity ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SuspicionPolicy:
+    """Thresholds for :func:`analyze_for_suspicious_activity`; business hours are UTC."""
+
+    window: timedelta = timedelta(hours=24)
+    max_distinct_ips: int = 5
+    burst_per_minute: int = 120
+    max_failures: int = 10
+    business_hours: tuple[int, int] = (7, 19)
+    business_days: frozenset[int] = frozenset({1, 2, 3, 4, 5})
+
+
+def _finding(ref: CredentialRef, kind: str, severity: str, reason: str, **evidence: Any) -> dict:
+    return {
+        "credential": {"kind": ref.kind, "name": ref.name, "api_key_id": ref.api_key_id},
+        "kind": kind,
+        "severity": severity,
+        "reason": reason,
+        "evidence": evidence,
+    }
+
+
+def _off_hours(policy: SuspicionPolicy) -> Any:
+    moment = func.timezone("UTC", CredentialUsage.occurred_at)
+    start, end = policy.business_hours
+    return or_(
+        extract("isodow", moment).notin_(sorted(policy.business_days)),
+        extract("hour", moment) < start,
+        extract("hour", moment) >= end,
+    )
+
+
+def _usage_summary(condition: Any, since: datetime, policy: SuspicionPolicy) -> list[Any]:
+    success = CredentialUsage.outcome == "success"
+    counted = {
+        "ips": func.count(distinct(CredentialUsage.ip)).filter(success),
+        "ip_list": func.array_agg(distinct(CredentialUsage.ip)).filter(success),
+        "wrong_secret": func.count().filter(CredentialUsage.reason == "wrong_secret"),
+        "previous_secret": func.count().filter(CredentialUsage.reason == "previous_secret"),
+        "off_hours": func.count().filter(success, _off_hours(policy)),
+        **{
+            reason: func.count().filter(CredentialUsage.reason == reason)
+            for reason in WITHDRAWN_REASONS
+        },
+    }
+    statement = (
+        select(
+            CredentialUsage.credential_kind,
+            CredentialUsage.credential_name,
+            func.max(CredentialUsage.api_key_id).label("api_key_id"),
+            *(expression.label(name) for name, expression in counted.items()),
+        )
+        .where(condition, CredentialUsage.occurred_at >= since)
+        .group_by(CredentialUsage.credential_kind, CredentialUsage.credential_name)
+    )
+    return list(db.session.execute(statement))
+
+
+def _bursts(condition: Any, since: datetime, policy: SuspicionPolicy) -> dict[tuple, int]:
+    minute = func.date_trunc("minute", CredentialUsage.occurred_at)
+    per_minute = (
+        select(
+            CredentialUsage.credential_kind,
+            CredentialUsage.credential_name,
+            func.count().label("uses"),
+        )
+        .where(condition, CredentialUsage.occurred_at >= since)
+        .group_by(CredentialUsage.credential_kind, CredentialUsage.credential_name, minute)
+        .having(func.count() > policy.burst_per_minute)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(
+            per_minute.c.credential_kind, per_minute.c.credential_name, func.max(per_minute.c.uses)
+        ).group_by(per_minute.c.credential_kind, per_minute.c.credential_name)
+    )
+    return {(kind, name): uses for kind, name, uses in rows}
+
+
+def _findings_for(row: Any, burst: int | None, policy: SuspicionPolicy) -> list[dict]:
+    """Apply each rule to one credential's summary; ``(hit, kind, severity, reason,
+    evidence)`` per rule, kept when it hits."""
+    start, end = policy.business_hours
+    withdrawn = [
+        (count, kind, severity, f"{sentence} {count} times", {"attempts": count})
+        for reason, (kind, severity, sentence) in WITHDRAWN_REASONS.items()
+        if (count := getattr(row, reason))
+    ]
+    rules = [
+        (
+            row.ips > policy.max_distinct_ips,
+            "many_ips",
+            "medium",
+            f"used from {row.ips} addresses (more than {policy.max_distinct_ips})",
+            {"distinct_ips": row.ips, "ips": sorted(ip for ip in row.ip_list or () if ip)[:20]},
+        ),
+        (
+            burst is not None,
+            "burst",
+            "medium",
+            f"{burst} uses in one minute (more than {policy.burst_per_minute})",
+            {"max_per_minute": burst},
+        ),
+        *withdrawn,
+        (
+            row.wrong_secret >= policy.max_failures,
+            "repeated_failures",
+            "high",
+            f"{row.wrong_secret} attempts with a wrong secret",
+            {"attempts": row.wrong_secret},
+        ),
+        (
+            row.previous_secret,
+            "old_secret_in_use",
+            "low",
+            "clients still use the secret from before the last rotation",
+            {"uses": row.previous_secret},
+        ),
+        (
+            row.off_hours,
+            "off_hours",
+            "low",
+            f"{row.off_hours} uses outside business hours ({start}:00-{end}:00 UTC, working days)",
+            {"uses": row.off_hours},
+        ),
+    ]
+    ref = CredentialRef(row.credential_kind, row.credential_name, row.api_key_id)
+    return [
+        _finding(ref, kind, severity, reason, **evidence)
+        for hit, kind, severity, reason, evidence in rules
+        if hit
+    ]
+
+
+def analyze_for_suspicious_activity(
+    credential: ApiKey | CredentialRef | str | None = None,
+    *,
+    policy: SuspicionPolicy | None = None,
+    now: datetime | None = None,
+) -> list[dict]:
+    """Findings about one credential (or all) in the policy's window, each with a reason.
+
+    Looked for: use from many addresses, bursts, presenting a revoked, expired or
+    rotated-out secret, repeated wrong secrets, the pre-rotation secret still in use, and
+    use outside business hours.
+    """
+    policy = policy or SuspicionPolicy()
+    since = (now or utcnow()) - policy.window
+    condition = _usage_filter(credential)
+    bursts = _bursts(condition, since, policy)
+    findings = []
+    for row in _usage_summary(condition, since, policy):
+        burst = bursts.get((row.credential_kind, row.credential_name))
+        findings.extend(_findings_for(row, burst, policy))
+    return findings

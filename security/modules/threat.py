@@ -1,0 +1,10 @@
+"""Threat analysis on text: IOC extraction.
+
+:func:`extract_iocs` is implemented in :mod:`security.modules.extraction` (with the rules
+for what is and is not reported); it is re-exported here, the place DESIGN.md gives it.
+"""
+
+from security.modules.extraction import extract_iocs
+from security.modules.rules import create_threat_rule
+
+__all__ = ["create_threat_rule", "extract_iocs"]

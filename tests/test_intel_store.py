@@ -1,0 +1,200 @@
+"""The IOC store engine (security.modules.intel), called as a library inside an app context."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from auth import Principal, permissions_for_role
+from models import Indicator, User, db, utcnow
+from security.modules import intel
+from security.modules.indicators import InvalidIndicator
+from tests.helpers import create_user_row
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+        db.session.rollback()
+
+
+def principal_for(app, username: str, role: str) -> Principal:
+    user = db.session.get(User, create_user_row(app, username, role))
+    return Principal(user, permissions_for_role(role), "token", 0)
+
+
+def stored(ioc_type: str, value: str) -> Indicator | None:
+    return db.session.scalars(
+        select(Indicator).where(Indicator.type == ioc_type, Indicator.value == value)
+    ).first()
+
+
+def test_address_inside_a_stored_network_is_known_bad(ctx):
+    intel.add_ioc("cidr", "10.0.0.0/8", "feed", 80)
+    result = intel.check_threat_intelligence("10.1.2.3")
+    assert result["known_bad"] is True
+    assert result["type"] == "ipv4"
+    assert [(m["match"], m["ioc"]["value"]) for m in result["matches"]] == [("cidr", "10.0.0.0/8")]
+    assert result["max_confidence"] == 80
+
+
+def test_address_outside_every_stored_network_is_not_known(ctx):
+    intel.add_ioc("cidr", "10.0.0.0/8", "feed", 80)
+    result = intel.check_threat_intelligence("11.1.2.3")
+    assert result == {
+        "value": "11.1.2.3",
+        "type": "ipv4",
+        "known_bad": False,
+        "max_confidence": None,
+        "matches": [],
+    }
+
+
+def test_exact_address_and_enclosing_networks_match_together(ctx):
+    intel.add_ioc("ipv4", "192.0.2.7", "feed", 90)
+    intel.add_ioc("cidr", "192.0.2.0/24", "feed", 60)
+    intel.add_ioc("cidr", "192.0.0.0/16", "feed", 40)
+    matches = intel.check_ioc("ipv4", "192.0.2.7")["matches"]
+    assert [(m["match"], m["ioc"]["value"]) for m in matches] == [
+        ("exact", "192.0.2.7"),
+        ("cidr", "192.0.2.0/24"),
+        ("cidr", "192.0.0.0/16"),
+    ]
+
+
+def test_ipv6_address_is_found_in_a_stored_ipv6_network(ctx):
+    intel.add_ioc("cidr", "2001:db8::/32", "feed", 70)
+    assert intel.check_threat_intelligence("2001:db8::1")["known_bad"] is True
+
+
+def test_defanged_url_is_stored_refanged(ctx):
+    indicator = intel.add_ioc(None, "hxxps://evil[.]example[.]com/a?b=1", "report", 70)
+    assert (indicator.type, indicator.value) == ("url", "https://evil.example.com/a?b=1")
+
+
+def test_reporting_a_known_value_merges_into_the_stored_ioc(ctx):
+    first = intel.add_ioc("domain", "evil.example.com", "feed-a", 40, tags=["c2"], tlp="green")
+    again = intel.add_ioc("domain", "EVIL.example.com", "feed-b", 90, tags=["apt"], tlp="amber")
+    assert again.id == first.id
+    assert db.session.scalar(select(func.count()).select_from(Indicator)) == 1
+    assert (again.confidence, again.tags, again.tlp) == (90, ["apt", "c2"], "amber")
+    assert (again.source, again.version) == ("feed-a", 2)
+
+
+def test_merge_keeps_the_stricter_tlp_and_the_higher_confidence(ctx):
+    intel.add_ioc("domain", "evil.example.com", "feed", 90, tlp="red")
+    merged = intel.add_ioc("domain", "evil.example.com", "feed", 10, tlp="clear")
+    assert (merged.tlp, merged.confidence) == ("red", 90)
+
+
+def test_stix_id_stays_the_same_across_merges(ctx):
+    first = intel.add_ioc("md5", "d41d8cd98f00b204e9800998ecf8427e", "feed", 50).to_dict()
+    again = intel.add_ioc("md5", "D41D8CD98F00B204E9800998ECF8427E", "feed", 60).to_dict()
+    assert first["stix_id"] == again["stix_id"]
+    assert first["stix_id"].startswith("indicator--")
+
+
+def test_invalid_value_is_refused_with_the_reason(ctx):
+    with pytest.raises(InvalidIndicator, match="host bits"):
+        intel.add_ioc("cidr", "10.1.2.3/8", "feed", 50)
+
+
+def test_bulk_import_reports_invalid_items_by_index_and_stores_the_rest(ctx):
+    result = intel.bulk_add_iocs(
+        [{"value": "198.51.100.1"}, {"value": "not an indicator"}, {"value": "evil.example.org"}]
+    )
+    body = result.to_dict()
+    assert (body["created"], body["merged"], body["failed"]) == (2, 0, 1)
+    assert [error["index"] for error in body["errors"]] == [1]
+    assert [entry["index"] for entry in body["results"]] == [0, 2]
+    assert stored("domain", "evil.example.org") is not None
+
+
+def test_bulk_import_merges_duplicates_within_one_call_via_copy(ctx):
+    items = [{"value": f"198.51.{i // 256}.{i % 256}"} for i in range(600)]
+    items.append({"value": "198.51.0.5", "confidence": 99, "tags": ["dup"]})
+    body = intel.bulk_add_iocs(items, defaults={"source": "feed"}).to_dict()
+    assert (body["created"], body["merged"], body["failed"]) == (600, 1, 0)
+    assert body["results"][5]["id"] == body["results"][600]["id"]
+    merged = stored("ipv4", "198.51.0.5")
+    assert (merged.confidence, merged.tags, merged.source) == (99, ["dup"], "feed")
+    assert db.session.scalar(select(func.count()).select_from(Indicator)) == 600
+
+
+def test_bulk_copy_path_keeps_tabs_backslashes_and_quotes_intact(ctx):
+    description = 'tab\there, newline\nthere, back\\slash, "quoted"'
+    items = [{"value": f"host{i}.example.com"} for i in range(intel.COPY_THRESHOLD)]
+    items[0] |= {"description": description, "tags": ['a"b', "c\\d"]}
+    intel.bulk_add_iocs(items)
+    first = stored("domain", "host0.example.com")
+    assert first.description == description
+    assert first.tags == ['a"b', "c\\d"]
+
+
+def test_bulk_import_over_the_limit_is_refused(ctx):
+    with pytest.raises(InvalidIndicator, match="at most 10000"):
+        intel.bulk_add_iocs([{"value": "192.0.2.1"}] * (intel.MAX_BULK_ITEMS + 1))
+
+
+def test_expired_ioc_is_reported_inactive_and_not_known_bad(ctx):
+    intel.add_ioc("ipv4", "203.0.113.9", "feed", 90)
+    stored("ipv4", "203.0.113.9").expires_at = utcnow() - timedelta(minutes=1)
+    result = intel.check_threat_intelligence("203.0.113.9")
+    assert result["known_bad"] is False
+    assert [match["active"] for match in result["matches"]] == [False]
+
+
+def test_check_records_a_sighting_on_every_match(ctx):
+    intel.add_ioc("cidr", "10.0.0.0/8", "feed", 80)
+    intel.check_threat_intelligence("10.1.2.3")
+    result = intel.check_threat_intelligence("10.9.9.9")
+    assert result["matches"][0]["ioc"]["sighting_count"] == 2
+    assert stored("cidr", "10.0.0.0/8").last_sighted_at is not None
+
+
+def test_check_without_sighting_leaves_the_count_alone(ctx):
+    intel.add_ioc("cidr", "10.0.0.0/8", "feed", 80)
+    intel.check_threat_intelligence("10.1.2.3", record_sighting=False)
+    assert stored("cidr", "10.0.0.0/8").sighting_count == 0
+
+
+def test_tlp_red_ioc_is_seen_only_by_its_creator_admins_and_the_system(app, ctx):
+    creator = principal_for(app, "creator", "analyst")
+    other = principal_for(app, "other", "analyst")
+    admin = principal_for(app, "boss", "admin")
+    intel.add_ioc("domain", "secret.example.com", "hunt", 90, tlp="red", principal=creator)
+    for who, visible in ((creator, True), (admin, True), (None, True), (other, False)):
+        check = intel.check_threat_intelligence("secret.example.com", principal=who)
+        assert check["known_bad"] is visible
+        found = intel.search_intelligence("secret", principal=who)
+        assert bool(found) is visible
+
+
+def test_search_by_defanged_address_finds_the_enclosing_network(ctx):
+    intel.add_ioc("cidr", "10.0.0.0/8", "feed", 80)
+    intel.add_ioc("domain", "unrelated.example.com", "feed", 80)
+    found = intel.search_intelligence("10[.]1[.]2[.]3")
+    assert [indicator.value for indicator in found] == ["10.0.0.0/8"]
+
+
+def test_search_filters_by_type_tag_confidence_and_activity(ctx):
+    intel.add_ioc("domain", "a.example.com", "feed", 30, tags=["phish"])
+    intel.add_ioc("domain", "b.example.com", "feed", 80, tags=["phish"])
+    intel.add_ioc("ipv4", "192.0.2.1", "feed", 80, tags=["phish"])
+    found = intel.search_intelligence(type="domain", tag="PHISH", min_confidence=50, active=True)
+    assert [indicator.value for indicator in found] == ["b.example.com"]
+
+
+def test_search_treats_like_wildcards_literally(ctx):
+    intel.add_ioc("domain", "a.example.com", "feed", 30)
+    assert intel.search_intelligence("%") == []
+
+
+def test_tags_must_be_a_list_of_strings(ctx):
+    with pytest.raises(InvalidIndicator, match="list of strings"):
+        intel.add_ioc("domain", "evil.example.com", "feed", 50, tags="c2")
+    body = intel.bulk_add_iocs([{"value": "evil.example.com", "tags": [1]}]).to_dict()
+    assert body["failed"] == 1
