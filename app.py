@@ -82,6 +82,7 @@ def _build_app(overrides: Mapping[str, Any] | None) -> Flask:
 def register_commands(app: Flask) -> None:
     app.cli.add_command(create_admin_command)
     app.cli.add_command(taxii_poll_command)
+    app.cli.add_command(prune_usage_command)
 
 
 def _read_password(password_stdin: bool) -> str:
@@ -130,3 +131,15 @@ def create_admin_command(username: str, password_stdin: bool) -> None:
     )
     db.session.commit()
     click.echo(f"created admin {user.username!r} (id {user.id})")
+
+
+@click.command("prune-usage")
+@with_appcontext
+def prune_usage_command() -> None:
+    """Delete credential usage entries older than CREDENTIAL_USAGE_RETENTION_DAYS (default
+    90). Issuing or rotating an API key prunes too; run this from cron where that is rare."""
+    from security.modules.credentials import prune_credential_usage
+
+    pruned = prune_credential_usage()
+    db.session.commit()
+    click.echo(f"pruned {pruned} credential usage entries")

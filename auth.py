@@ -1,4 +1,4 @@
-"""Who is calling and what they may do: passwords, bearer tokens, roles and permissions.
+"""Who is calling and what they may do: passwords and logins, bearer tokens, roles and permissions.
 
 Passwords are argon2id via passlib; bearer tokens are 256-bit random strings of which only
 the SHA-256 is stored. Permissions are ``area:action`` strings derived from the role
@@ -16,11 +16,11 @@ from datetime import timedelta
 
 from flask import current_app, g, request
 from passlib.context import CryptContext
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from errors import ApiError
 from models import AuthToken, User, db, utcnow
-from security.modules import audit
+from security.modules import audit, brute_force
 
 PASSWORD_MIN_LENGTH = 12
 PASSWORD_MAX_LENGTH = 1024
@@ -102,6 +102,32 @@ def verify_password(user: User | None, password: str) -> bool:
     if valid and new_hash:
         user.password_hash = new_hash
     return valid and user.is_active
+
+
+def verify_login(username: str, password: str, ip: str, *, action: str = "auth.login") -> User:
+    """The user a username and password belong to, checked the one way every login is.
+
+    The brute-force guard answers first (429 while blocked); a wrong or unknown pair is
+    counted against the account and the IP, audited as a failed ``action`` and committed
+    (the 401 that follows would otherwise roll the count back). On success the account's
+    failures are forgotten; the caller records the success and commits.
+    """
+    brute_force.ensure_login_allowed(username, ip)
+    user = db.session.scalars(
+        select(User).where(func.lower(User.username) == username.lower())
+    ).first()
+    if not verify_password(user, password):
+        brute_force.record_failed_login(username, ip)
+        audit.record(
+            action,
+            outcome="failure",
+            actor_id=user.id if user else None,
+            actor=username[:64],
+        )
+        db.session.commit()
+        raise ApiError(401, "Invalid username or password.")
+    brute_force.forget_account_failures(username)
+    return user
 
 
 def hash_secret(secret: str) -> str:

@@ -25,6 +25,11 @@ WEAK_SECRET_KEYS = frozenset({"changeme", "secret", "dev", "development", "pleas
 DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MIN_METRICS_TOKEN_LENGTH = 32
+# Secrets the security package verifies (``security.verify_api_key`` and friends).
+ENV_CREDENTIAL_NAMES = ("API_KEY", "DB_PASSWORD", "SECRET_TOKEN", "MAIL_API_KEY", "LOGGING_API_KEY")
+DEFAULT_ROTATION_GRACE_SECONDS = 24 * 3600
+MAX_ROTATION_GRACE_SECONDS = 7 * 24 * 3600
+DEFAULT_CREDENTIAL_USAGE_RETENTION_DAYS = 90
 
 
 class ConfigError(RuntimeError):
@@ -60,7 +65,11 @@ class Settings:
     log_level: str = "INFO"
     alert_auto_incident_severity: str = "high"
     alert_group_window_seconds: int = 3600
-    extra: dict[str, Any] = field(default_factory=dict)
+    api_key_rotation_grace_seconds: int = DEFAULT_ROTATION_GRACE_SECONDS
+    credential_usage_retention_days: int = DEFAULT_CREDENTIAL_USAGE_RETENTION_DAYS
+    # Name -> secret of the set ones; kept out of repr() so no log or traceback shows them.
+    env_credentials: dict[str, str] = field(default_factory=dict, repr=False)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def is_development(self) -> bool:
@@ -97,6 +106,10 @@ class Settings:
             "LOG_LEVEL": self.log_level,
             "ALERT_AUTO_INCIDENT_SEVERITY": self.alert_auto_incident_severity,
             "ALERT_GROUP_WINDOW_SECONDS": self.alert_group_window_seconds,
+            "API_KEY_ROTATION_GRACE_SECONDS": self.api_key_rotation_grace_seconds,
+            "CREDENTIAL_USAGE_RETENTION_DAYS": self.credential_usage_retention_days,
+            # Unset credentials are None, so their checks fail (never pass).
+            **{name: self.env_credentials.get(name) for name in ENV_CREDENTIAL_NAMES},
             # Flask-RESTful appends "did you mean" hints to 404s; the problem handler owns them.
             "ERROR_404_HELP": False,
         }
@@ -239,6 +252,29 @@ def _log_level(env: Mapping[str, str]) -> str:
     return level
 
 
+def _env_credentials(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment credentials that are set. Surrounding whitespace is refused rather
+    than stripped: a secret that differs from what the deployer typed would fail
+    mysteriously. The message names the variable, never the value."""
+    credentials = {}
+    for name in ENV_CREDENTIAL_NAMES:
+        value = env.get(name, "")
+        if value != value.strip():
+            raise ConfigError(f"{name} has leading or trailing whitespace; remove it")
+        if value:
+            credentials[name] = value
+    return credentials
+
+
+def _rotation_grace_seconds(env: Mapping[str, str]) -> int:
+    """How long a rotated-out API key secret keeps working: 0 (none) to 7 days."""
+    name = "API_KEY_ROTATION_GRACE_SECONDS"
+    seconds = _int_setting(env, name, DEFAULT_ROTATION_GRACE_SECONDS)
+    if seconds > MAX_ROTATION_GRACE_SECONDS:
+        raise ConfigError(f"{name} must be at most {MAX_ROTATION_GRACE_SECONDS} (7 days)")
+    return seconds
+
+
 ALERT_SEVERITIES = ("low", "medium", "high", "critical")
 
 
@@ -299,5 +335,13 @@ def load_settings(
         log_level=_log_level(env),
         alert_auto_incident_severity=_alert_auto_incident_severity(env),
         alert_group_window_seconds=_int_setting(env, "ALERT_GROUP_WINDOW_SECONDS", 3600, minimum=1),
+        api_key_rotation_grace_seconds=_rotation_grace_seconds(env),
+        credential_usage_retention_days=_int_setting(
+            env,
+            "CREDENTIAL_USAGE_RETENTION_DAYS",
+            DEFAULT_CREDENTIAL_USAGE_RETENTION_DAYS,
+            minimum=1,
+        ),
+        env_credentials=_env_credentials(env),
         extra=overrides,
     )

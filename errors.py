@@ -39,7 +39,8 @@ class ApiError(HTTPException):
         self.extra = dict(extra or {})
 
 
-def _status_title(status: int) -> str:
+def status_title(status: int) -> str:
+    """The status's reason phrase (``Not Found``); ``Error`` for codes HTTP does not name."""
     try:
         return HTTPStatus(status).phrase
     except ValueError:
@@ -57,7 +58,7 @@ def problem_response(
     """Build the problem+json response every error handler returns."""
     body: dict[str, Any] = {
         "type": "about:blank",
-        "title": _status_title(status),
+        "title": status_title(status),
         "status": status,
         "detail": detail,
         "request_id": g.get("request_id"),
@@ -115,7 +116,7 @@ def handle_exception(error: Exception) -> Response:
     if isinstance(error, HTTPException) and error.code and error.code < 500:
         return render(
             error.code,
-            error.description or _status_title(error.code),
+            error.description or status_title(error.code),
             headers=_http_exception_headers(error),
         )
     if not isinstance(error, HTTPException):

@@ -1,8 +1,9 @@
 """``Idempotency-Key`` for creating requests: a retry returns the first answer, not a duplicate.
 
 The key row is inserted in the same transaction as the object it creates. A concurrent
-retry blocks on the unique index until the first commits, then finds the stored answer;
-if the first rolled back, the retry goes ahead as if it were first.
+retry blocks on the unique index until the first commits, then finds the stored answer
+(status, body and headers such as ``ETag`` and ``Location``); if the first rolled back,
+the retry goes ahead as if it were first. Resources call :func:`answer_once`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from datetime import timedelta
 
 from flask import request
@@ -24,12 +26,14 @@ HEADER = "Idempotency-Key"
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 RETENTION = timedelta(hours=24)
 
+Answer = tuple[dict, int, dict[str, str]]
+
 
 def _fingerprint() -> str:
     return hashlib.sha256(request.get_data(cache=True)).hexdigest()
 
 
-def claim(user_id: int, scope: str) -> IdempotencyRecord | None:
+def _claim(user_id: int, scope: str) -> IdempotencyRecord | None:
     """Reserve the request's key (None when the client sent none); 400 if the key is unusable.
 
     A returned record whose ``status_code`` is set is a replay: answer with it.
@@ -71,13 +75,33 @@ def claim(user_id: int, scope: str) -> IdempotencyRecord | None:
     return record
 
 
-def remember(record: IdempotencyRecord | None, status_code: int, body: dict) -> None:
+def _remember(record: IdempotencyRecord | None, answer: Answer) -> None:
     """Store the answer with the key, in the transaction that created the object."""
     if record is None:
         return
+    body, status_code, headers = answer
     record.status_code = status_code
     record.response_body = json.loads(json.dumps(body, default=json_default))
+    record.response_headers = dict(headers)
 
 
-def replay(record: IdempotencyRecord) -> tuple[dict, int, dict[str, str]]:
-    return record.response_body, record.status_code, {"Idempotent-Replayed": "true"}
+def _replay(record: IdempotencyRecord) -> Answer:
+    """The stored answer again, marked so the client can tell it was not created anew."""
+    headers = {**(record.response_headers or {}), "Idempotent-Replayed": "true"}
+    return record.response_body, record.status_code, headers
+
+
+def answer_once(user_id: int, scope: str, create: Callable[[], Answer]) -> Answer:
+    """Run ``create`` and commit, or replay its first answer when the key was seen before.
+
+    ``create`` returns a Flask-RESTful ``(body, status, headers)`` tuple; without an
+    ``Idempotency-Key`` it simply runs.
+    """
+    record = _claim(user_id, scope)
+    if record is not None and record.status_code is not None:
+        db.session.rollback()
+        return _replay(record)
+    answer = create()
+    _remember(record, answer)
+    db.session.commit()
+    return answer

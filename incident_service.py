@@ -15,8 +15,9 @@ from sqlalchemy import Select, func, or_, select
 from auth import Principal
 from errors import ApiError
 from models import Incident, TimelineEntry, User, db, utcnow
-from models.incidents import IllegalTransition
+from models.base import IllegalTransition
 from security.modules import audit, metrics
+from security.modules.lookup import first_or_404
 
 EDITABLE_FIELDS = ("title", "description", "severity", "tlp", "assignee")
 
@@ -39,12 +40,7 @@ def visible_incidents(principal: Principal) -> Select:
 def get_visible_incident(principal: Principal, incident_id: int, *, lock: bool = False) -> Incident:
     """The incident, or 404 whether it is missing or hidden (IDs cannot be probed)."""
     statement = visible_incidents(principal).where(Incident.id == incident_id)
-    if lock:
-        statement = statement.with_for_update(of=Incident)
-    incident = db.session.scalars(statement).first()
-    if incident is None:
-        raise ApiError(404, f"Incident {incident_id} does not exist.")
-    return incident
+    return first_or_404(statement, f"Incident {incident_id} does not exist.", lock=lock)
 
 
 def resolve_assignee(username: str | None) -> User | None:
@@ -124,11 +120,7 @@ def change_status(
     try:
         previous = incident.transition_to(status, now)
     except IllegalTransition as error:
-        raise ApiError(
-            409,
-            f"Cannot move incident {incident.id} from {error.current!r} to {error.requested!r}.",
-            extra={"current_status": error.current, "allowed_transitions": list(error.allowed)},
-        ) from None
+        raise ApiError(409, str(error), extra=error.details) from None
     _add_timeline(
         incident,
         principal,

@@ -16,7 +16,7 @@ from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, Text, tex
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import db, utcnow
+from models.base import IllegalTransition, db, utcnow
 from models.incidents import SEVERITIES
 from models.users import User
 
@@ -32,16 +32,6 @@ ALERT_TRANSITIONS: dict[str, tuple[str, ...]] = {
 # alert never does, so a new match after a dismissal raises a new alert.
 GROUPING_STATUSES = frozenset({"open", "acknowledged", "escalated"})
 SEVERITY_RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}
-
-
-class IllegalAlertTransition(Exception):
-    """The requested alert status may not follow the current one; carries the allowed ones."""
-
-    def __init__(self, current: str, requested: str) -> None:
-        self.current = current
-        self.requested = requested
-        self.allowed = ALERT_TRANSITIONS[current]
-        super().__init__(f"cannot move an alert from {current!r} to {requested!r}")
 
 
 class DetectionRule(db.Model):
@@ -144,9 +134,11 @@ class Alert(db.Model):
 
     def transition_to(self, status: str, now: datetime | None = None) -> str:
         """Move along the workflow, returning the previous status; a dismissed alert stops
-        grouping. Raises :class:`IllegalAlertTransition` (changing nothing) otherwise."""
+        grouping. Raises :class:`~models.base.IllegalTransition` (changing nothing) otherwise."""
         if status not in ALERT_TRANSITIONS[self.status]:
-            raise IllegalAlertTransition(self.status, status)
+            raise IllegalTransition(
+                f"alert {self.id}", self.status, status, ALERT_TRANSITIONS[self.status]
+            )
         previous, self.status = self.status, status
         self.grouping = self.grouping and status in GROUPING_STATUSES
         self.version += 1

@@ -12,7 +12,7 @@ from sqlalchemy import Computed, ForeignKey, Index, String, Text, UniqueConstrai
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import db, utcnow
+from models.base import IllegalTransition, db, utcnow
 from models.users import User
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -44,16 +44,6 @@ SLA_TARGETS: dict[str, tuple[timedelta, timedelta]] = {
     "medium": (timedelta(hours=4), timedelta(hours=24)),
     "low": (timedelta(hours=24), timedelta(days=5)),
 }
-
-
-class IllegalTransition(Exception):
-    """The requested status may not follow the current one; carries the allowed ones."""
-
-    def __init__(self, current: str, requested: str) -> None:
-        self.current = current
-        self.requested = requested
-        self.allowed = TRANSITIONS[current]
-        super().__init__(f"cannot move from {current!r} to {requested!r}")
 
 
 class Incident(db.Model):
@@ -96,7 +86,9 @@ class Incident(db.Model):
         Raises :class:`IllegalTransition` (and changes nothing) for a step the workflow lacks.
         """
         if status not in TRANSITIONS[self.status]:
-            raise IllegalTransition(self.status, status)
+            raise IllegalTransition(
+                f"incident {self.id}", self.status, status, TRANSITIONS[self.status]
+            )
         now = now or utcnow()
         previous, self.status = self.status, status
         if self.responded_at is None:
@@ -199,4 +191,5 @@ class IdempotencyRecord(db.Model):
     request_fingerprint: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int | None]
     response_body: Mapped[dict | None] = mapped_column(JSONB)
+    response_headers: Mapped[dict | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -13,7 +13,7 @@ from resources.common import load_json
 from resources.openapi import AUTHENTICATED, Operation
 from schemas.auth import LoginSchema, RegisterSchema
 from schemas.responses import LoginResponseSchema, MeSchema, UserSchema
-from security.modules import audit, brute_force
+from security.modules import audit
 from security.modules.ratelimit import login_rate_limit, register_rate_limit
 
 
@@ -31,22 +31,8 @@ class Login(Resource):
 
     def post(self):
         data = load_json(LoginSchema())
-        username, ip = data["username"], request.remote_addr or "unknown"
-        brute_force.ensure_login_allowed(username, ip)
-        user = db.session.scalars(
-            select(User).where(func.lower(User.username) == username.lower())
-        ).first()
-        if not auth.verify_password(user, data["password"]):
-            brute_force.record_failed_login(username, ip)
-            audit.record(
-                "auth.login",
-                outcome="failure",
-                actor_id=user.id if user else None,
-                actor=username[:64],
-            )
-            db.session.commit()
-            raise ApiError(401, "Invalid username or password.")
-        brute_force.forget_account_failures(username)
+        ip = request.remote_addr or "unknown"
+        user = auth.verify_login(data["username"], data["password"], ip)
         raw_token, token = auth.issue_token(user, ip)
         user.last_login_at = utcnow()
         audit.record("auth.login", actor_id=user.id, actor=user.username)

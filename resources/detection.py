@@ -45,6 +45,7 @@ from schemas.detection import (
 )
 from security.modules import alerts, rules
 from security.modules.gc_pause import garbage_collection_paused
+from security.modules.lookup import first_or_404
 
 YAML_MEDIA_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 EVENTS_MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -56,12 +57,7 @@ def _invalid_rule(error: rules.InvalidRule, field: str) -> ApiError:
 
 def _get_rule(rule_id: int, *, lock: bool = False) -> DetectionRule:
     statement = select(DetectionRule).where(DetectionRule.id == rule_id)
-    if lock:
-        statement = statement.with_for_update(of=DetectionRule)
-    rule = db.session.scalars(statement).first()
-    if rule is None:
-        raise ApiError(404, f"Rule {rule_id} does not exist.")
-    return rule
+    return first_or_404(statement, f"Rule {rule_id} does not exist.", lock=lock)
 
 
 def _read_yaml_text() -> str:

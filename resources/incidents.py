@@ -79,15 +79,12 @@ class IncidentList(Resource):
     def post(self):
         principal = authorize("incidents:write")
         data = load_json(IncidentCreateSchema())
-        record = idempotency.claim(principal.user.id, "incidents.create")
-        if record is not None and record.status_code is not None:
-            db.session.rollback()
-            return idempotency.replay(record)
-        incident = incident_service.create_incident(principal, data)
-        body = incident.to_dict()
-        idempotency.remember(record, 201, body)
-        db.session.commit()
-        return with_etag(body, 201, Location=f"/incidents/{incident.id}")
+
+        def create():
+            incident = incident_service.create_incident(principal, data)
+            return with_etag(incident.to_dict(), 201, Location=f"/incidents/{incident.id}")
+
+        return idempotency.answer_once(principal.user.id, "incidents.create", create)
 
 
 class IncidentItem(Resource):

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask_restful import Resource
-from marshmallow import ValidationError
 
 import idempotency
 import incident_service
@@ -28,6 +27,7 @@ from resources.common import (
 )
 from resources.openapi import Operation
 from schemas.intel import (
+    BulkItemLoader,
     IncidentIocLinkResultSchema,
     IncidentIocLinkSchema,
     IocBatchCheckResultSchema,
@@ -39,7 +39,6 @@ from schemas.intel import (
     IocCreateSchema,
     IocExtractResultSchema,
     IocExtractSchema,
-    IocItemSchema,
     IocListQuerySchema,
     IocListSchema,
     IocPageSchema,
@@ -62,19 +61,6 @@ def invalid_indicator_is_422(field: str = "value") -> Iterator[None]:
         yield
     except InvalidIndicator as error:
         raise ApiError(422, str(error), errors={field: [str(error)]}) from None
-
-
-def _validated_items(items: list[Any]) -> tuple[list[dict], list[int], list[dict]]:
-    """Each bulk item through the item schema: (valid items, their indexes, errors)."""
-    schema = IocItemSchema()
-    valid, positions, errors = [], [], []
-    for index, item in enumerate(items):
-        try:
-            valid.append(schema.load(item))
-            positions.append(index)
-        except ValidationError as error:
-            errors.append({"index": index, "errors": error.normalized_messages()})
-    return valid, positions, errors
 
 
 class IocList(Resource):
@@ -108,17 +94,14 @@ class IocList(Resource):
     def post(self):
         principal = authorize("iocs:write")
         data = load_json(IocCreateSchema())
-        record = idempotency.claim(principal.user.id, "iocs.create")
-        if record is not None and record.status_code is not None:
-            db.session.rollback()
-            return idempotency.replay(record)
-        with invalid_indicator_is_422():
-            indicator, created = intel.upsert_ioc(data, principal)
-        status = 201 if created else 200
-        body = indicator.to_dict()
-        idempotency.remember(record, status, body)
-        db.session.commit()
-        return with_etag(body, status, Location=f"/iocs/{indicator.id}")
+
+        def upsert():
+            with invalid_indicator_is_422():
+                indicator, created = intel.upsert_ioc(data, principal)
+            status = 201 if created else 200
+            return with_etag(indicator.to_dict(), status, Location=f"/iocs/{indicator.id}")
+
+        return idempotency.answer_once(principal.user.id, "iocs.create", upsert)
 
 
 class IocBulk(Resource):
@@ -138,12 +121,10 @@ class IocBulk(Resource):
         # 10,000 items make some 200,000 short-lived containers (see gc_pause).
         with garbage_collection_paused():
             data = load_json(IocBulkSchema())
-            items, positions, errors = _validated_items(data["items"])
             defaults = {name: data[name] for name in ITEM_DEFAULT_FIELDS if name in data}
-            result = intel.bulk_add_iocs(items, principal, defaults=defaults)
-        for entry in (*result.results, *result.errors):
-            entry["index"] = positions[entry["index"]]
-        result.errors = sorted([*errors, *result.errors], key=lambda entry: entry["index"])
+            result = intel.bulk_add_iocs(
+                data["items"], principal, defaults=defaults, load_item=BulkItemLoader()
+            )
         db.session.commit()
         return result.to_dict(), 200
 

@@ -8,13 +8,25 @@ field for field, for the OpenAPI document.
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+import json
+from collections.abc import Callable
+from typing import Any
+
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    missing,
+    pre_load,
+    validate,
+    validates_schema,
+)
 
 from models.incidents import TLP_LEVELS
 from schemas.common import PageQuerySchema, StrictSchema, trimmed_string, utc_datetime
 from schemas.responses import identifier, one_of, page_of, text, timestamp
 from security.modules.indicators import IOC_TYPES, MAX_VALUE_LENGTH
-from security.modules.intel import MAX_BULK_ITEMS, MAX_TAG_LENGTH, MAX_TAGS
+from security.modules.intel import MAX_BULK_ITEMS, MAX_TAG_LENGTH, MAX_TAGS, RejectedItem
 
 DESCRIPTION_MAX = 20_000
 MAX_CHECK_VALUES = 1_000
@@ -63,6 +75,73 @@ class IocCreateSchema(IocItemSchema, StrictSchema):
     pass
 
 
+def _fast_check(field: fields.Field) -> Callable[[Any], bool] | None:
+    """A check that a JSON value passes ``field`` unchanged, or None for fields (dates) that
+    convert what they load. Strings and integers load as themselves once their validators
+    pass, so running just the validators applies the field's own rules."""
+    if type(field) is fields.List:
+        inner = _fast_check(field.inner)
+        if inner is None:
+            return None
+        return lambda value: (
+            type(value) is list and all(inner(item) for item in value) and _passes(field, value)
+        )
+    kind = {fields.String: str, fields.Integer: int}.get(type(field))
+    if kind is None or field.data_key is not None or field.attribute is not None:
+        return None
+    return lambda value: type(value) is kind and _passes(field, value)
+
+
+def _passes(field: fields.Field, value: Any) -> bool:
+    try:
+        for validator in field.validators:
+            validator(value)
+    except ValidationError:
+        return False
+    return True
+
+
+class BulkItemLoader:
+    """Loads bulk items with :class:`IocItemSchema`'s rules, at a fraction of its cost.
+
+    A full ``schema.load`` costs some 14 us per item, three quarters of it walking every
+    field of the schema. Most feed items are a dict of plain strings and integers that
+    pass unchanged: for those, only the fields present are checked, with the schema's own
+    validators (:func:`_fast_check`). Anything else (dates, unknown keys, a missing
+    required field, a failing value) goes through ``schema.load``, which decides and words
+    the errors. The rules stay written once, in the schema.
+    """
+
+    def __init__(self, schema: Schema | None = None) -> None:
+        self._schema = schema or IocItemSchema()
+        self._required = {name for name, field in self._schema.fields.items() if field.required}
+        checks = {name: _fast_check(field) for name, field in self._schema.fields.items()}
+        # Hooks or load defaults would change what a load returns: then never take a shortcut.
+        plain = not any(self._schema._hooks.values()) and all(
+            field.load_default is missing for field in self._schema.fields.values()
+        )
+        self._checks = {name: check for name, check in checks.items() if check and plain}
+
+    def __call__(self, item: Any) -> dict:
+        """The loaded item; raises :class:`RejectedItem` with the schema's messages."""
+        if type(item) is dict and self._passes_unchanged(item):
+            return dict(item)
+        try:
+            return self._schema.load(item)
+        except ValidationError as error:
+            raise RejectedItem(error.normalized_messages()) from None
+
+    def _passes_unchanged(self, item: dict) -> bool:
+        if not self._required.issubset(item):
+            return False
+        checks = self._checks
+        for name, value in item.items():
+            check = checks.get(name)
+            if check is None or not check(value):
+                return False
+        return True
+
+
 class IocBulkSchema(StrictSchema):
     """Up to 10,000 IOCs; the other fields are defaults for items that leave them out."""
 
@@ -76,6 +155,18 @@ class IocBulkSchema(StrictSchema):
     confidence = fields.Integer(validate=validate.Range(min=0, max=100))
     tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
     tags = _tags_field()
+
+    @pre_load
+    def _reject_unstorable_text(self, data: Any, **kwargs) -> Any:
+        """:class:`StrictSchema`'s check, which walks every string of the body (some 9 us
+        per item in Python), run only when the body may fail it. Encoded as JSON with
+        ASCII escapes, a NUL or a surrogate can only appear as a ``\\u0000`` or ``\\udXXX``
+        escape; a body with neither passes for certain. (``\\ud`` also matches Hangul and,
+        as pairs, emoji: those bodies take the full check.)"""
+        encoded = json.dumps(data)
+        if "\\u0000" in encoded or "\\ud" in encoded:
+            return super()._reject_unstorable_text(data, **kwargs)
+        return data
 
 
 class IocUpdateSchema(IocAttributesSchema, StrictSchema):

@@ -209,3 +209,50 @@ def test_key_writes_are_audited(app, analyst):
         logged = db.session.scalars(select(CredentialUsage.credential_name)).all()
     assert actions == ["apikey.create", "apikey.rotate", "apikey.revoke"]
     assert all(name == issued["prefix"] for name in logged)
+
+
+def _usage_at(app, days_ago: int) -> None:
+    with app.app_context():
+        db.session.add(
+            CredentialUsage(
+                credential_kind="env",
+                credential_name="API_KEY",
+                component="test",
+                operation=f"{days_ago} days ago",
+                outcome="success",
+                occurred_at=utcnow() - timedelta(days=days_ago),
+            )
+        )
+        db.session.commit()
+
+
+def _usage_operations(app) -> set[str]:
+    with app.app_context():
+        return set(db.session.scalars(select(CredentialUsage.operation)))
+
+
+def test_issuing_a_key_prunes_usage_older_than_the_retention_period(app, analyst):
+    _usage_at(app, 91)
+    _usage_at(app, 89)
+    issue(analyst)
+    assert _usage_operations(app) == {"89 days ago"}
+
+
+def test_rotating_a_key_prunes_usage_within_a_shorter_configured_retention(
+    app, analyst, monkeypatch
+):
+    key_id = issue(analyst)["id"]
+    monkeypatch.setitem(app.config, "CREDENTIAL_USAGE_RETENTION_DAYS", 7)
+    _usage_at(app, 8)
+    _usage_at(app, 6)
+    assert analyst.client.post(f"/api-keys/{key_id}/rotate").status_code == 200
+    assert _usage_operations(app) == {"6 days ago"}
+
+
+def test_prune_usage_command_deletes_old_entries_and_says_how_many(app):
+    _usage_at(app, 120)
+    _usage_at(app, 1)
+    result = app.test_cli_runner().invoke(args=["prune-usage"])
+    assert result.exit_code == 0, result.output
+    assert "pruned 1 credential usage entries" in result.output
+    assert _usage_operations(app) == {"1 days ago"}

@@ -156,6 +156,16 @@ def test_retried_create_with_idempotency_key_creates_one_incident(app, analyst):
     assert count(app, Incident) == 1
 
 
+def test_replayed_create_answers_with_the_first_etag_and_location(analyst):
+    headers = {"Idempotency-Key": "create-headers-1"}
+    first = analyst.client.post("/incidents", json=INCIDENT, headers=headers)
+    second = analyst.client.post("/incidents", json=INCIDENT, headers=headers)
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.headers["ETag"] == first.headers["ETag"] == '"1"'
+    assert second.headers["Location"] == first.headers["Location"]
+    assert first.headers["Location"].endswith(f"/incidents/{first.get_json()['id']}")
+
+
 def test_concurrent_retries_with_same_key_create_one_incident(app, analyst):
     barrier = threading.Barrier(4)
     ids = []

@@ -77,6 +77,17 @@ def test_retry_with_the_same_idempotency_key_replays_the_first_answer(app, analy
         assert db.session.get(Indicator, first.get_json()["id"]).version == 1
 
 
+def test_replayed_ioc_create_answers_with_the_first_etag_and_location(analyst):
+    headers = {"Idempotency-Key": "ioc-headers-1"}
+    body = {"value": "evil.example.com", "confidence": 20}
+    first = analyst.client.post("/iocs", json=body, headers=headers)
+    second = analyst.client.post("/iocs", json=body, headers=headers)
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.headers["ETag"] == first.headers["ETag"] == '"1"'
+    assert second.headers["Location"] == first.headers["Location"]
+    assert first.headers["Location"].endswith(f"/iocs/{first.get_json()['id']}")
+
+
 def test_invalid_indicator_is_422_naming_the_reason(analyst):
     response = analyst.client.post("/iocs", json={"type": "domain", "value": "invoice.notatld"})
     assert response.status_code == 422

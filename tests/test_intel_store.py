@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from auth import Principal, permissions_for_role
 from models import Indicator, User, db, utcnow
@@ -126,12 +126,79 @@ def test_bulk_import_merges_duplicates_within_one_call_via_copy(ctx):
 
 def test_bulk_copy_path_keeps_tabs_backslashes_and_quotes_intact(ctx):
     description = 'tab\there, newline\nthere, back\\slash, "quoted"'
-    items = [{"value": f"host{i}.example.com"} for i in range(intel.COPY_THRESHOLD)]
+    items = [{"value": f"host{i}.example.com"} for i in range(3)]
     items[0] |= {"description": description, "tags": ['a"b', "c\\d"]}
     intel.bulk_add_iocs(items)
     first = stored("domain", "host0.example.com")
     assert first.description == description
     assert first.tags == ['a"b', "c\\d"]
+
+
+def test_bulk_duplicate_in_a_later_pipeline_chunk_merges_into_the_first(ctx):
+    items = [{"value": f"10.9.{i // 256}.{i % 256}"} for i in range(intel.PIPELINE_CHUNK + 10)]
+    items.append({"value": "10.9.0.1", "confidence": 97})
+    body = intel.bulk_add_iocs(items).to_dict()
+    assert (body["results"][1]["status"], body["results"][-1]["status"]) == ("created", "merged")
+    assert body["results"][1]["id"] == body["results"][-1]["id"]
+    assert stored("ipv4", "10.9.0.1").confidence == 97
+
+
+def _reimport(item: dict) -> tuple[tuple, tuple]:
+    """(updated_at, version) after a first and after a second, identical report."""
+    intel.add_ioc(**item)
+    first = stored("domain", item["value"])
+    before = (first.updated_at, first.version)
+    intel.add_ioc(**item)
+    db.session.expire_all()
+    again = stored("domain", item["value"])
+    assert again.id == first.id
+    return before, (again.updated_at, again.version)
+
+
+def test_reimporting_the_stored_values_bumps_neither_version_nor_updated_at(ctx):
+    seen = utcnow() - timedelta(days=1)
+    item = {"ioc_type": "domain", "value": "same.example.com", "tags": ["a"], "tlp": "green"}
+    item |= {"first_seen": seen, "last_seen": seen}
+    before, after = _reimport(item)
+    assert after == before
+
+
+def test_bulk_reimport_of_unchanged_values_reports_merged_and_leaves_rows_alone(ctx):
+    seen = utcnow() - timedelta(days=1)
+    items = [{"value": f"172.16.0.{i}", "first_seen": seen, "last_seen": seen} for i in range(5)]
+    first = intel.bulk_add_iocs(items).to_dict()
+    versions = dict(db.session.execute(select(Indicator.id, Indicator.updated_at)).all())
+    second = intel.bulk_add_iocs(items).to_dict()
+    assert (second["created"], second["merged"]) == (0, 5)
+    assert [entry["id"] for entry in second["results"]] == [e["id"] for e in first["results"]]
+    db.session.expire_all()
+    assert dict(db.session.execute(select(Indicator.id, Indicator.updated_at)).all()) == versions
+
+
+def test_merge_that_changes_a_value_bumps_version_and_updated_at(ctx):
+    intel.add_ioc("domain", "changes.example.com", confidence=40)
+    first = stored("domain", "changes.example.com")
+    before = (first.updated_at, first.version)
+    intel.add_ioc("domain", "changes.example.com", confidence=90)
+    db.session.expire_all()
+    again = stored("domain", "changes.example.com")
+    assert again.version == before[1] + 1
+    assert again.updated_at > before[0]
+
+
+def test_search_finds_a_substring_of_the_description_or_source(ctx):
+    intel.add_ioc("domain", "quiet.example.com", "Acme Feed", description="Seen in a Qakbot wave")
+    intel.add_ioc("domain", "other.example.com", "other")
+    assert [i.value for i in intel.search_intelligence("qakbot")] == ["quiet.example.com"]
+    assert [i.value for i in intel.search_intelligence("acme f")] == ["quiet.example.com"]
+
+
+def test_text_search_is_planned_on_the_trigram_index(ctx):
+    statement = intel.search_statement(None, {"q": "evil-campaign"})
+    db.session.execute(text("SET LOCAL enable_seqscan = off"))
+    compiled = statement.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True})
+    plan = db.session.execute(text(f"EXPLAIN {compiled}")).scalars().all()
+    assert any("ix_iocs_search_trgm" in line for line in plan), plan
 
 
 def test_bulk_import_over_the_limit_is_refused(ctx):

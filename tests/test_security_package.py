@@ -269,3 +269,59 @@ def test_require_api_key_with_a_scope_refuses_a_key_without_it(app, guarded_app)
         _, secret = issue_key(app, scopes=("iocs:read",))
     response = guarded_app.test_client().get("/guarded-write", headers={"X-API-Key": secret})
     assert response.status_code == 403
+
+
+def test_env_credentials_are_read_through_the_validated_settings(database_url):
+    from app import create_app
+
+    built = create_app({**app_settings(database_url), "DB_PASSWORD": "from-settings-0001"})
+    with built.app_context():
+        assert built.config["DB_PASSWORD"] == "from-settings-0001"
+        assert built.config["API_KEY"] is None
+        assert security.verify_db_password("from-settings-0001") is True
+        db.session.rollback()
+        db.engine.dispose()
+
+
+def test_environment_changed_after_startup_is_not_consulted(ctx, monkeypatch):
+    monkeypatch.setitem(ctx.config, "SECRET_TOKEN", None)
+    monkeypatch.setenv("SECRET_TOKEN", "set-too-late-0123456789")
+    assert credentials.verify_env_credential("SECRET_TOKEN", "set-too-late-0123456789") is False
+
+
+def test_settings_never_show_a_credential():
+    from config import load_settings
+
+    settings = load_settings(
+        {"APP_ENV": "testing", "DATABASE_URL": "postgresql://db/soc", "API_KEY": "hunter2-key"}
+    )
+    assert settings.env_credentials == {"API_KEY": "hunter2-key"}
+    assert "hunter2-key" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("API_KEY_ROTATION_GRACE_SECONDS", "604801", "at most 604800"),
+        ("API_KEY_ROTATION_GRACE_SECONDS", "-1", "at least 0"),
+        ("CREDENTIAL_USAGE_RETENTION_DAYS", "0", "at least 1"),
+        ("MAIL_API_KEY", " padded-secret ", "whitespace"),
+    ],
+)
+def test_invalid_credential_settings_stop_startup_naming_the_variable(name, value, message):
+    from config import ConfigError, load_settings
+
+    env = {"APP_ENV": "testing", "DATABASE_URL": "postgresql://db/soc", name: value}
+    with pytest.raises(ConfigError, match=message) as raised:
+        load_settings(env)
+    assert name in str(raised.value)
+    assert "padded-secret" not in str(raised.value)
+
+
+def test_rotation_grace_comes_from_the_settings(database_url):
+    from app import create_app
+
+    built = create_app({**app_settings(database_url), "API_KEY_ROTATION_GRACE_SECONDS": 60})
+    with built.app_context():
+        assert credentials.rotation_grace() == timedelta(seconds=60)
+        db.engine.dispose()

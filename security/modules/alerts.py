@@ -43,8 +43,10 @@ import incident_service
 from auth import Principal
 from errors import ApiError
 from models import Alert, DetectionRule, Incident, db, utcnow
-from models.detection import SEVERITY_RANK, IllegalAlertTransition
+from models.base import IllegalTransition
+from models.detection import SEVERITY_RANK
 from security.modules import audit
+from security.modules.lookup import first_or_404
 from security.modules.rules import (
     Detector,
     EventBatch,
@@ -379,23 +381,14 @@ def alerts_statement(filters: Mapping[str, Any]) -> Select:
 
 def get_alert(alert_id: int, *, lock: bool = False) -> Alert:
     statement = select(Alert).where(Alert.id == alert_id)
-    if lock:
-        statement = statement.with_for_update()
-    alert = db.session.scalars(statement).first()
-    if alert is None:
-        raise ApiError(404, f"Alert {alert_id} does not exist.")
-    return alert
+    return first_or_404(statement, f"Alert {alert_id} does not exist.", lock=lock)
 
 
 def _transition(alert: Alert, status: str) -> str:
     try:
         return alert.transition_to(status)
-    except IllegalAlertTransition as error:
-        raise ApiError(
-            409,
-            f"Cannot move alert {alert.id} from {error.current!r} to {error.requested!r}.",
-            extra={"current_status": error.current, "allowed_transitions": list(error.allowed)},
-        ) from None
+    except IllegalTransition as error:
+        raise ApiError(409, str(error), extra=error.details) from None
 
 
 def change_alert_status(

@@ -1,8 +1,9 @@
 """Credentials: the environment's secrets, API keys, their usage log, and what looks suspicious.
 
 Lives here:
-- the environment credentials (:data:`ENV_CREDENTIALS`), checked in constant time; an
-  unset or empty one makes its check fail, never pass;
+- the environment credentials (:data:`ENV_CREDENTIALS`), checked in constant time against
+  the app's config (``config.py`` reads and validates them at startup; outside an app,
+  ``security.initialize()`` builds one); an unset or empty one makes its check fail;
 - API keys: ``sak_<8 characters>_<secret>``. The prefix finds the key and is shown in
   lists; only the SHA-256 of the secret is stored, and the secret is shown once, when the
   key is issued or rotated. Scopes must lie within the owner's permissions when the key
@@ -13,7 +14,10 @@ Lives here:
   ends the older secret's grace at once: at most two secrets are ever valid;
 - the usage log (``credential_usage``), written for every verification, successful or
   not, with the reason a use failed, and the analysis of it
-  (:func:`analyze_for_suspicious_activity`);
+  (:func:`analyze_for_suspicious_activity`). It keeps ``CREDENTIAL_USAGE_RETENTION_DAYS``
+  (default 90) days: :func:`prune_credential_usage` deletes older entries whenever a key
+  is issued or rotated, and ``flask prune-usage`` does it on demand (e.g. from cron), so
+  the log stays bounded even where keys rarely change;
 - :func:`require_api_key`, a decorator for any Flask view.
 
 Does not live here: login tokens and roles (:mod:`auth`, which this module plugs API keys
@@ -27,7 +31,6 @@ usage they log (a failed authentication must still leave its trace).
 from __future__ import annotations
 
 import functools
-import os
 import re
 import secrets
 import string
@@ -37,7 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, g, has_request_context, request
-from sqlalchemy import Select, and_, distinct, extract, func, or_, select
+from sqlalchemy import Select, and_, delete, distinct, extract, func, or_, select
 
 from auth import (
     LAST_USED_RESOLUTION,
@@ -47,18 +50,18 @@ from auth import (
     permissions_for_role,
 )
 from auth import credential_resolvers as bearer_resolvers
+from config import ENV_CREDENTIAL_NAMES, MAX_ROTATION_GRACE_SECONDS
 from errors import ApiError, problem_response
 from models import ApiKey, CredentialUsage, User, db, utcnow
 from models.credentials import USAGE_OUTCOMES
 from security.modules import audit
 from security.modules.utils import constant_time_equals
 
-ENV_CREDENTIALS = ("API_KEY", "DB_PASSWORD", "SECRET_TOKEN", "MAIL_API_KEY", "LOGGING_API_KEY")
+ENV_CREDENTIALS = ENV_CREDENTIAL_NAMES
 API_KEY_PREFIX = "sak_"
 _PREFIX_ALPHABET = string.ascii_lowercase + string.digits
 _PREFIX_LENGTH = len(API_KEY_PREFIX) + 8
-DEFAULT_ROTATION_GRACE = timedelta(hours=24)
-MAX_ROTATION_GRACE = timedelta(days=7)
+MAX_ROTATION_GRACE = timedelta(seconds=MAX_ROTATION_GRACE_SECONDS)
 SCOPE_PATTERN = re.compile(r"^(?:\*|[a-z][a-z0-9_-]{0,31}):(?:\*|[a-z]{1,16})$")
 MAX_SCOPES = 32
 # Failure reasons that mean "someone still holds a credential that was taken away".
@@ -77,11 +80,9 @@ class CredentialError(ValueError):
 
 
 def _environment_secret(name: str) -> str | None:
-    """The configured secret: the app's config (tests, embedding) or the environment."""
-    value = current_app.config.get(name)
-    if value is None:
-        value = os.environ.get(name)
-    return value or None
+    """The configured secret, from the app's validated config (``config.py`` reads the
+    environment once, at startup); None when unset."""
+    return current_app.config.get(name) or None
 
 
 def verify_env_credential(
@@ -204,6 +205,15 @@ def get_recent_usage(
     return list(db.session.scalars(statement.limit(limit)))
 
 
+def prune_credential_usage(now: datetime | None = None) -> int:
+    """Delete usage entries older than the retention period; returns how many. One
+    statement on the ``occurred_at`` index, cheap enough to run on every key change."""
+    days = current_app.config["CREDENTIAL_USAGE_RETENTION_DAYS"]
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    pruned = db.session.execute(delete(CredentialUsage).where(CredentialUsage.occurred_at < cutoff))
+    return pruned.rowcount
+
+
 # --- API keys -----------------------------------------------------------------------------
 
 
@@ -271,6 +281,7 @@ def create_api_key(
     )
     db.session.add(key)
     db.session.flush()
+    prune_credential_usage(now)
     audit.record(
         "apikey.create",
         object_type="api_key",
@@ -309,11 +320,9 @@ def revoke_api_key(key: ApiKey) -> None:
 
 
 def rotation_grace() -> timedelta:
-    """How long a rotated-out secret keeps working (``API_KEY_ROTATION_GRACE_SECONDS``)."""
-    seconds = current_app.config.get("API_KEY_ROTATION_GRACE_SECONDS")
-    if seconds is None:
-        return DEFAULT_ROTATION_GRACE
-    return min(timedelta(seconds=int(seconds)), MAX_ROTATION_GRACE)
+    """How long a rotated-out secret keeps working (``API_KEY_ROTATION_GRACE_SECONDS``,
+    validated by ``config.py``: 0 to 7 days, default 24 hours)."""
+    return timedelta(seconds=current_app.config["API_KEY_ROTATION_GRACE_SECONDS"])
 
 
 def rotate_credential(
@@ -341,6 +350,7 @@ def rotate_credential(
     key.previous_valid_until = now + grace
     key.secret_hash = hash_secret(secret)
     key.rotated_at = now
+    prune_credential_usage(now)
     audit.record(
         "apikey.rotate",
         object_type="api_key",

@@ -286,12 +286,34 @@ def _prepare(value: str) -> str:
     return text
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+_LOWER_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def _is_canonical_hash(length: int) -> Callable[[str], bool]:
+    return lambda value: len(value) == length and _LOWER_HEX_DIGITS.issuperset(value)
+
+
+# Shapes that are already canonical, so normalising them would return them unchanged:
+# nothing to strip, nothing to refang (refanging needs brackets or a scheme's letters),
+# and the type's normaliser would only rebuild the same text. Bulk feeds are mostly such
+# values; checking the shape costs a fraction of parsing it.
+_ALREADY_CANONICAL: dict[str, Callable[[str], bool]] = {
+    "ipv4": lambda value: _CANONICAL_IPV4.fullmatch(value) is not None,
+    **{name: _is_canonical_hash(length) for length, name in HASH_TYPES_BY_LENGTH.items()},
+}
+
+
 def normalize_ioc(ioc_type: str, value: str) -> str:
     """Return ``value`` in the canonical form of ``ioc_type`` (see the module docstring).
 
     Raises :class:`InvalidIndicator` naming the reason when the value is not a valid
     indicator of that type, or when the type is not one of :data:`IOC_TYPES`.
     """
+    is_canonical = _ALREADY_CANONICAL.get(ioc_type)
+    if is_canonical is not None and type(value) is str and is_canonical(value):
+        return value
     normalizer = _NORMALIZERS.get(ioc_type)
     if normalizer is None:
         raise InvalidIndicator(

@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from http import HTTPStatus
 from typing import Any
 
 from flask import Response, g, request
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header, parse_options_header
 
-from errors import ApiError
+from errors import ApiError, status_title
 
 TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
 STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
@@ -92,17 +91,13 @@ def taxii_error_response(
     Same signature as :func:`errors.problem_response`, so the app's one handler can use
     either by path. Field errors and extras go under ``details``.
     """
-    try:
-        title = HTTPStatus(status).phrase
-    except ValueError:
-        title = "Error"
     details: dict[str, Any] = {"request_id": g.get("request_id")}
     if errors:
         details["errors"] = errors
     if extra:
         details.update(extra)
     body = {
-        "title": title,
+        "title": status_title(status),
         "description": detail,
         "http_status": str(status),
         "details": details,
