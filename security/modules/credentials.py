@@ -51,10 +51,11 @@ from auth import (
 )
 from auth import credential_resolvers as bearer_resolvers
 from config import ENV_CREDENTIAL_NAMES, MAX_ROTATION_GRACE_SECONDS
-from errors import ApiError, problem_response
+from errors import problem_response
 from models import ApiKey, CredentialUsage, User, db, utcnow
 from models.credentials import USAGE_OUTCOMES
 from security.modules import audit
+from security.modules.lookup import first_or_404
 from security.modules.utils import constant_time_equals
 
 ENV_CREDENTIALS = ENV_CREDENTIAL_NAMES
@@ -302,12 +303,7 @@ def visible_api_keys(principal: Principal) -> Select:
 def get_visible_api_key(principal: Principal, key_id: int, *, lock: bool = False) -> ApiKey:
     """The key, or a 404 :class:`errors.ApiError` whether it is missing or someone else's."""
     statement = visible_api_keys(principal).where(ApiKey.id == key_id)
-    if lock:
-        statement = statement.with_for_update(of=ApiKey)
-    key = db.session.scalars(statement).first()
-    if key is None:
-        raise ApiError(404, f"API key {key_id} does not exist.")
-    return key
+    return first_or_404(statement, f"API key {key_id} does not exist.", lock=lock)
 
 
 def revoke_api_key(key: ApiKey) -> None:

@@ -43,6 +43,7 @@ from models.intel import ADDRESS_TYPES, EDITABLE_FIELDS, SEARCH_COLUMNS, search_
 from security.modules import audit, ioc_upsert
 from security.modules.extraction import extract_iocs
 from security.modules.indicators import IOC_TYPES, InvalidIndicator, detect_ioc_type, normalize_ioc
+from security.modules.lookup import first_or_404
 
 MAX_BULK_ITEMS = 10_000
 # An address inside many nested stored networks reports the most confident ones.
@@ -73,12 +74,7 @@ def visible_indicators(principal: Principal | None) -> Select:
 def get_visible_ioc(principal: Principal | None, ioc_id: int, *, lock: bool = False) -> Indicator:
     """The IOC, or 404 whether it is missing or hidden (IDs cannot be probed)."""
     statement = visible_indicators(principal).where(Indicator.id == ioc_id)
-    if lock:
-        statement = statement.with_for_update(of=Indicator)
-    indicator = db.session.scalars(statement).first()
-    if indicator is None:
-        raise ApiError(404, f"IOC {ioc_id} does not exist.")
-    return indicator
+    return first_or_404(statement, f"IOC {ioc_id} does not exist.", lock=lock)
 
 
 # --- adding and merging -------------------------------------------------------------------
