@@ -149,7 +149,7 @@ def upsert_rows(rows: Sequence[dict], call_values: Mapping[str, Any]) -> Outcome
 _PREPARE_STAGING_SQL = (
     # Merging the trigram index's pending list accumulates entries in work_mem: larger
     # batches, fewer passes over the index (for this transaction only).
-    "SET LOCAL work_mem = '64MB';"  # nosec B608 - ITEM_COLUMNS are constant column names
+    "SET LOCAL work_mem = '64MB';"  # nosec B608 # ITEM_COLUMNS: constant column names
     " CREATE TEMPORARY TABLE IF NOT EXISTS ioc_import ON COMMIT DROP AS SELECT"
     " 0 AS import_round, " + ", ".join(ITEM_COLUMNS) + " FROM iocs WITH NO DATA;"
     " TRUNCATE ioc_import"
