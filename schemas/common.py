@@ -78,8 +78,18 @@ class StrictSchema(Schema):
         return data
 
 
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("must not be blank")
+
+
 def trimmed_string(min_length: int = 1, max_length: int = 255, **kwargs) -> fields.String:
-    return fields.String(validate=validate.Length(min=min_length, max=max_length), **kwargs)
+    """A string with a length range; when it is required to be non-empty, whitespace alone
+    does not count (it would be stored as an empty title or name)."""
+    validators = [validate.Length(min=min_length, max=max_length)]
+    if min_length > 0:
+        validators.append(_not_blank)
+    return fields.String(validate=validators, **kwargs)
 
 
 class UtcDateTime(fields.AwareDateTime):

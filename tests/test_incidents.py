@@ -241,3 +241,16 @@ def test_list_created_range(analyst):
     ).get_json()["items"]
     assert [i["id"] for i in after] == [incident["id"]]
     assert before == []
+
+
+def test_whitespace_only_title_is_400_and_nothing_is_written(app, analyst):
+    response = analyst.client.post("/incidents", json={**INCIDENT, "title": "   "})
+    assert response.status_code == 400
+    assert "title" in response.get_json()["errors"]
+    assert count(app, Incident) == 0
+
+
+def test_whitespace_only_comment_is_400(analyst):
+    incident = create_incident(analyst)
+    response = analyst.client.post(f"/incidents/{incident['id']}/comments", json={"body": " \n "})
+    assert response.status_code == 400
