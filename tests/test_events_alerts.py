@@ -262,6 +262,36 @@ def test_rule_defined_group_by_replaces_the_default(app, analyst):
     assert body["alerts"][0]["group_values"] == {"query": "evil.example.net"}
 
 
+def test_sigma_rule_groups_by_a_field_its_detection_does_not_test(analyst, medium_rule):
+    response = analyst.client.patch(
+        f"/rules/{medium_rule['id']}", json={"group_by": ["Session Id"]}
+    )
+    assert response.status_code == 200, response.get_json()
+
+    body = post_events(
+        analyst,
+        [{**EVIL_EVENT, "SessionId": "s1"}, {**EVIL_EVENT, "SessionId": "s2"}, EVIL_EVENT],
+    )
+
+    assert sorted(str(alert["group_values"]) for alert in body["alerts"]) == [
+        "{'Session Id': 's1'}",
+        "{'Session Id': 's2'}",
+        "{}",
+    ]
+
+
+def test_ioc_rule_beside_sigma_rules_still_names_the_field_holding_the_indicator(
+    analyst, medium_rule
+):
+    ioc_rule = create_seed_rule(analyst, {"ioc": {"type": "domain", "value": "evil.example.net"}})
+
+    body = post_events(analyst, {**EVIL_EVENT, "dns": {"query": "evil.example.net"}})
+
+    matched = {match["rule_id"]: match["matched"] for match in body["matches"]}
+    assert matched[ioc_rule["id"]] == {"dns.query": ["evil.example.net"]}
+    assert matched[medium_rule["id"]]["image"] == [EVIL_EVENT["Image"]]
+
+
 def test_dismissed_alert_does_not_absorb_new_matches(app, analyst, medium_rule):
     first = post_events(analyst, EVIL_EVENT)["alerts"][0]
     analyst.client.patch(f"/alerts/{first['id']}", json={"status": "dismissed"})

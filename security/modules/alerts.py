@@ -83,12 +83,23 @@ DEFAULT_GROUP_FIELDS: dict[str, tuple[str, ...]] = {
 """Group dimension -> normalised field names tried in order (see the module docstring)."""
 
 
+def group_fields(group_by: Sequence[str] | None) -> dict[str, tuple[str, ...]]:
+    """Group dimension -> the field index names its value is taken from, in order."""
+    if group_by:
+        return {name: (normalize_field_name(name),) for name in group_by}
+    return DEFAULT_GROUP_FIELDS
+
+
+def group_index_names(rules: Sequence[DetectionRule]) -> set[str]:
+    """Field index names that :func:`group_values` reads for any of ``rules``."""
+    return {
+        name for rule in rules for names in group_fields(rule.group_by).values() for name in names
+    }
+
+
 def group_values(flat: FlatEvent, group_by: Sequence[str] | None) -> dict[str, str]:
     """The event's values of the rule's group fields (or of the default dimensions)."""
-    if group_by:
-        wanted = {name: (normalize_field_name(name),) for name in group_by}
-    else:
-        wanted = DEFAULT_GROUP_FIELDS
+    wanted = group_fields(group_by)
     found = {}
     for dimension, names in wanted.items():
         value = _first_value(flat, names)
@@ -270,7 +281,12 @@ def ingest_events(events: Sequence[Any], principal: Principal) -> dict[str, Any]
     """
     now = utcnow()
     rules = enabled_rules()
-    batch, matches = evaluate([detector for _, detector in rules], events, now)
+    batch, matches = evaluate(
+        [detector for _, detector in rules],
+        events,
+        now,
+        group_index_names([rule for rule, _ in rules]),
+    )
     groups, match_groups = _group_matches(rules, batch, matches)
     ordered = [groups[identity] for identity in sorted(groups)]
     written = _upsert_alerts(ordered, batch, now) if ordered else []
@@ -347,7 +363,7 @@ def _describe_alert(row: Any, group: _Group, new_incident: Incident | None) -> d
 def dry_run(rule: DetectionRule, events: Sequence[Any]) -> dict[str, Any]:
     """Evaluate one rule (enabled or not) on sample events; nothing is written."""
     detector = detector_for(rule)
-    batch, matches = evaluate([detector], events)
+    batch, matches = evaluate([detector], events, extra_fields=group_index_names([rule]))
     return {
         "events": len(events),
         "match_count": len(matches),

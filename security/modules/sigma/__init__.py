@@ -11,7 +11,7 @@ Modules: :mod:`.events` (field lookup), :mod:`.patterns` (wildcard strings),
 """
 
 from .errors import SigmaRuleError
-from .events import FlatEvent, flatten_event
+from .events import FlatEvent, flatten_event, flatten_events
 from .rules import SUPPORTED_MODIFIERS, CompiledSigmaRule, SigmaMatch, compile_sigma_rule, evaluate
 
 __all__ = [
@@ -23,4 +23,5 @@ __all__ = [
     "compile_sigma_rule",
     "evaluate",
     "flatten_event",
+    "flatten_events",
 ]

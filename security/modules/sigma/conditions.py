@@ -24,7 +24,10 @@ from sigma.conditions import (
 from sigma.types import (
     SigmaBool,
     SigmaCasedString,
+    SigmaExists,
     SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
     SigmaNumber,
     SigmaString,
     SigmaType,
@@ -70,7 +73,7 @@ def _disjunction(members: list[object]) -> Predicate:
             predicates.append(compile_condition(member))
             continue
         keyword = isinstance(member, ConditionValueExpression)
-        key = ALL_VALUES if keyword else normalize_field_name(member.field)
+        key = _index_name(member)
         for value in _expanded(member.value):
             if keyword and isinstance(value, SigmaNumber | SigmaBool):
                 value = SigmaString(str(value).lower())  # full-text search: numbers are text
@@ -83,6 +86,51 @@ def _disjunction(members: list[object]) -> Predicate:
         for (key, cased, keyword), patterns in strings.items()
     ]
     return any_of(predicates)
+
+
+def referenced_fields(node: object) -> frozenset[str]:
+    """Index names the predicate of ``node`` reads (:data:`ALL_VALUES` for keywords).
+
+    Walks the tree :func:`compile_condition` compiles and names what each leaf's
+    predicate looks up: its own field, and the other field of a ``fieldref``.
+    """
+    if isinstance(node, ConditionAND | ConditionOR | ConditionNOT):
+        return frozenset().union(*(referenced_fields(member) for member in node.args))
+    if not isinstance(node, Leaf):
+        return frozenset()
+    names = {_index_name(node)}
+    for value in _expanded(node.value):
+        if isinstance(value, SigmaFieldReference):
+            names.add(normalize_field_name(value.field))
+    return frozenset(names)
+
+
+def required_fields(node: object) -> frozenset[str]:
+    """Index names that must hold a non-null value for the predicate of ``node`` to be true.
+
+    A lower bound, for skipping a rule without calling it: every value test (strings,
+    numbers, booleans, regular expressions, networks, comparisons, field references)
+    is false on a field without a non-null value, so a leaf requires its field unless
+    one of its values is ``null`` or ``exists``. AND requires what any member requires,
+    OR what every member requires, NOT and keywords nothing.
+    """
+    if isinstance(node, ConditionAND):
+        return frozenset().union(*(required_fields(member) for member in node.args))
+    if isinstance(node, ConditionOR):
+        members = [required_fields(member) for member in node.args]
+        return frozenset.intersection(*members) if members else frozenset()
+    if not isinstance(node, ConditionFieldEqualsValueExpression):
+        return frozenset()
+    if any(isinstance(value, SigmaNull | SigmaExists) for value in _expanded(node.value)):
+        return frozenset()
+    return frozenset({normalize_field_name(node.field)})
+
+
+def _index_name(leaf: Leaf) -> str:
+    """The index name a leaf's values are looked up under: its field, or every value."""
+    if isinstance(leaf, ConditionValueExpression):
+        return ALL_VALUES
+    return normalize_field_name(leaf.field)
 
 
 def _expanded(value: SigmaType) -> Iterator[SigmaType]:

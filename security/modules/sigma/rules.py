@@ -26,7 +26,7 @@ from sigma.modifiers import (
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 from sigma.rule.base import SigmaYAMLLoader
 
-from .conditions import compile_condition
+from .conditions import compile_condition, referenced_fields, required_fields
 from .errors import SigmaRuleError
 from .events import flatten_event
 from .patterns import any_of
@@ -83,7 +83,11 @@ class CompiledSigmaRule:
     ``tags`` are ``namespace.name`` strings; ``logsource`` holds the non-empty
     keys of ``category``, ``product``, ``service``. ``predicate`` is the
     compiled test on a :class:`FlatEvent`, for callers that flatten an event
-    once for several purposes.
+    once for several purposes; ``referenced_fields`` the index names it reads
+    (:data:`~.events.ALL_VALUES` among them when the rule has keywords), so
+    such callers can index only those (see :func:`~.events.flatten_event`);
+    ``required_fields`` names that must hold a non-null value (be keys of
+    ``lowered``) for the predicate to be true, so callers can skip the call.
     """
 
     title: str
@@ -94,6 +98,8 @@ class CompiledSigmaRule:
     tags: tuple[str, ...]
     logsource: Mapping[str, str]
     predicate: Predicate = field(repr=False, compare=False)
+    referenced_fields: frozenset[str] = field(repr=False, compare=False)
+    required_fields: frozenset[str] = field(repr=False, compare=False)
 
     def matches(self, event: Any) -> bool:
         """True when the rule matches one JSON event (flattened here; see :func:`evaluate`)."""
@@ -138,6 +144,9 @@ def compile_sigma_rule(yaml_text: str) -> CompiledSigmaRule:
         },
         # several conditions in one rule are alternatives
         predicate=any_of([compile_condition(condition) for condition in conditions]),
+        referenced_fields=frozenset().union(*map(referenced_fields, conditions)),
+        # the conditions are alternatives: a name is required when every one requires it
+        required_fields=frozenset.intersection(*map(required_fields, conditions)),
     )
 
 
