@@ -17,7 +17,7 @@ from flask_restful import Resource
 from auth import authorize
 from errors import ApiError
 from models import ApiKey, db
-from resources.common import keyset_page, load_json, load_query, page_body
+from resources.common import load_json, load_query, page_response
 from resources.openapi import Operation
 from schemas.api_keys import (
     ApiKeyCreateSchema,
@@ -64,14 +64,9 @@ class ApiKeyList(Resource):
     def get(self):
         principal = authorize("apikeys:read")
         query = load_query(ApiKeyListQuerySchema())
-        keys, next_cursor = keyset_page(
-            credentials.visible_api_keys(principal),
-            ApiKey.created_at,
-            ApiKey.id,
-            query["limit"],
-            query.get("cursor"),
+        return page_response(
+            credentials.visible_api_keys(principal), ApiKey.created_at, ApiKey.id, query
         )
-        return page_body([key.to_dict() for key in keys], next_cursor), 200
 
     def post(self):
         principal = authorize("apikeys:write")

@@ -146,6 +146,15 @@ def page_body(items: list[dict], next_cursor: str | None) -> dict:
     return {"items": items, "next_cursor": next_cursor}
 
 
+def page_response(statement: Select, created_column: Any, id_column: Any, query: dict):
+    """A list endpoint's answer: one keyset page of ``statement`` (``limit`` and ``cursor``
+    from the validated query), each object by its ``to_dict()``."""
+    rows, next_cursor = keyset_page(
+        statement, created_column, id_column, query["limit"], query.get("cursor")
+    )
+    return page_body([row.to_dict() for row in rows], next_cursor), 200
+
+
 def etag_for(version: int) -> str:
     return f'"{version}"'
 

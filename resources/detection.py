@@ -17,10 +17,9 @@ from models import Alert, DetectionRule, db
 from resources.common import (
     JSON_MEDIA_TYPES,
     ensure_version_matches,
-    keyset_page,
     load_json,
     load_query,
-    page_body,
+    page_response,
     read_json_document,
     with_etag,
 )
@@ -109,14 +108,7 @@ class RuleList(Resource):
             statement = statement.where(DetectionRule.created_at >= query["created_after"])
         if "created_before" in query:
             statement = statement.where(DetectionRule.created_at < query["created_before"])
-        items, next_cursor = keyset_page(
-            statement,
-            DetectionRule.created_at,
-            DetectionRule.id,
-            query["limit"],
-            query.get("cursor"),
-        )
-        return page_body([rule.to_dict() for rule in items], next_cursor), 200
+        return page_response(statement, DetectionRule.created_at, DetectionRule.id, query)
 
     def post(self):
         principal = authorize("rules:write")
@@ -267,14 +259,7 @@ class AlertList(Resource):
     def get(self):
         authorize("alerts:read")
         query = load_query(AlertListQuerySchema())
-        items, next_cursor = keyset_page(
-            alerts.alerts_statement(query),
-            Alert.created_at,
-            Alert.id,
-            query["limit"],
-            query.get("cursor"),
-        )
-        return page_body([alert.to_dict() for alert in items], next_cursor), 200
+        return page_response(alerts.alerts_statement(query), Alert.created_at, Alert.id, query)
 
 
 class AlertItem(Resource):

@@ -11,10 +11,9 @@ from auth import authorize
 from models import Incident, User, db
 from resources.common import (
     ensure_version_matches,
-    keyset_page,
     load_json,
     load_query,
-    page_body,
+    page_response,
     with_etag,
 )
 from resources.openapi import Operation
@@ -71,10 +70,7 @@ class IncidentList(Resource):
             statement = statement.where(Incident.created_at >= query["created_after"])
         if "created_before" in query:
             statement = statement.where(Incident.created_at < query["created_before"])
-        incidents, next_cursor = keyset_page(
-            statement, Incident.created_at, Incident.id, query["limit"], query.get("cursor")
-        )
-        return page_body([i.to_dict() for i in incidents], next_cursor), 200
+        return page_response(statement, Incident.created_at, Incident.id, query)
 
     def post(self):
         principal = authorize("incidents:write")

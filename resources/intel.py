@@ -19,10 +19,9 @@ from errors import ApiError
 from models import Indicator, db
 from resources.common import (
     ensure_version_matches,
-    keyset_page,
     load_json,
     load_query,
-    page_body,
+    page_response,
     with_etag,
 )
 from resources.openapi import Operation
@@ -86,10 +85,7 @@ class IocList(Resource):
         principal = authorize("iocs:read")
         query = load_query(IocListQuerySchema())
         statement = intel.search_statement(principal, query)
-        indicators, next_cursor = keyset_page(
-            statement, Indicator.created_at, Indicator.id, query["limit"], query.get("cursor")
-        )
-        return page_body([i.to_dict() for i in indicators], next_cursor), 200
+        return page_response(statement, Indicator.created_at, Indicator.id, query)
 
     def post(self):
         principal = authorize("iocs:write")

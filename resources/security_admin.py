@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from auth import authorize
 from errors import ApiError
 from models import AuditEntry, AuthBlock, db
-from resources.common import keyset_page, load_query, page_body
+from resources.common import load_query, page_response
 from resources.openapi import Operation
 from schemas.responses import AuditPageSchema, AuthBlockPageSchema, AuthBlockSchema
 from schemas.security_admin import AuditQuerySchema, BlockListQuerySchema
@@ -43,14 +43,12 @@ class BlockList(Resource):
     def get(self):
         authorize("security:admin")
         query = load_query(BlockListQuerySchema())
-        blocks, next_cursor = keyset_page(
+        return page_response(
             brute_force.blocks_query(query["include_inactive"]),
             AuthBlock.created_at,
             AuthBlock.id,
-            query["limit"],
-            query.get("cursor"),
+            query,
         )
-        return page_body([block.to_dict() for block in blocks], next_cursor), 200
 
 
 class BlockItem(Resource):
@@ -92,10 +90,7 @@ class AuditLog(Resource):
         for name, condition in AUDIT_FILTERS.items():
             if name in query:
                 statement = statement.where(condition(query[name]))
-        entries, next_cursor = keyset_page(
-            statement, AuditEntry.occurred_at, AuditEntry.id, query["limit"], query.get("cursor")
-        )
-        return page_body([entry.to_dict() for entry in entries], next_cursor), 200
+        return page_response(statement, AuditEntry.occurred_at, AuditEntry.id, query)
 
 
 def register(api) -> None:

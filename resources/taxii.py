@@ -22,10 +22,10 @@ from errors import ApiError, register_error_renderer
 from models import TaxiiCollection, TaxiiFeed, db
 from resources.common import (
     ensure_version_matches,
-    keyset_page,
     load_json,
     load_query,
     page_body,
+    page_response,
     with_etag,
 )
 from resources.openapi import Content, Operation
@@ -316,14 +316,7 @@ class FeedList(Resource):
     def get(self):
         authorize(ADMIN_PERMISSION)
         query = load_query(PageQuerySchema())
-        items, next_cursor = keyset_page(
-            select(TaxiiFeed),
-            TaxiiFeed.created_at,
-            TaxiiFeed.id,
-            query["limit"],
-            query.get("cursor"),
-        )
-        return page_body([feed.to_dict() for feed in items], next_cursor), 200
+        return page_response(select(TaxiiFeed), TaxiiFeed.created_at, TaxiiFeed.id, query)
 
     def post(self):
         principal = authorize(ADMIN_PERMISSION)
