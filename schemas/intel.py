@@ -142,10 +142,24 @@ class BulkItemLoader:
         return True
 
 
+class ItemList(fields.List):
+    """A JSON array whose entries are checked later, one by one, so that a bad entry is an
+    error at its index, not a refusal of the whole body (:class:`BulkItemLoader`).
+
+    Documented as its inner field says; loading only checks that the value is an array,
+    instead of deserialising 10,000 entries twice (some 1.4 us each).
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs) -> list:
+        if not isinstance(value, list):
+            raise self.make_error("invalid")
+        return value
+
+
 class IocBulkSchema(StrictSchema):
     """Up to 10,000 IOCs; the other fields are defaults for items that leave them out."""
 
-    items = fields.List(
+    items = ItemList(
         fields.Dict(),
         required=True,
         validate=validate.Length(min=1, max=MAX_BULK_ITEMS),
@@ -185,7 +199,12 @@ class IocListQuerySchema(PageQuerySchema):
     active = fields.Boolean(metadata={"description": "true: not expired; false: expired"})
     q = trimmed_string(
         max_length=200,
-        metadata={"description": "text in value, source or description, or an indicator"},
+        metadata={
+            "description": (
+                "text in a source, a description or a domain, URL, e-mail or CVE value; the"
+                " beginning of an address or hash (185.220., 9f86d0); or an indicator"
+            )
+        },
     )
 
 

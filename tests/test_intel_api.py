@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import func, select
 
 from models import AuditEntry, IncidentIndicator, Indicator, db
@@ -115,6 +116,23 @@ def test_bulk_reports_errors_by_index_and_stores_the_rest(app, analyst):
     assert "confidence" in body["errors"][0]["errors"]
     assert [result["index"] for result in body["results"]] == [0, 3]
     assert count_iocs(app) == 1
+
+
+def test_bulk_entry_that_is_not_an_object_is_an_error_at_its_index(app, analyst):
+    items = [{"value": "198.51.100.7"}, "198.51.100.8", None, [{"value": "198.51.100.9"}]]
+    response = analyst.client.post("/iocs/bulk", json={"items": items})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert [error["index"] for error in body["errors"]] == [1, 2, 3]
+    assert [result["index"] for result in body["results"]] == [0]
+    assert count_iocs(app) == 1
+
+
+@pytest.mark.parametrize("items", [{"value": "198.51.100.7"}, "198.51.100.7", [], None])
+def test_bulk_items_that_are_not_a_non_empty_array_are_400(analyst, items):
+    response = analyst.client.post("/iocs/bulk", json={"items": items})
+    assert response.status_code == 400
+    assert "items" in response.get_json()["errors"]
 
 
 def test_bulk_accepts_a_body_larger_than_the_default_cap(app, analyst):

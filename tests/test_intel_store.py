@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,7 @@ from sqlalchemy import func, select, text
 
 from auth import Principal, permissions_for_role
 from models import Indicator, User, db, utcnow
-from security.modules import intel
+from security.modules import intel, ioc_upsert
 from security.modules.indicators import InvalidIndicator
 from tests.helpers import create_user_row
 
@@ -124,6 +125,41 @@ def test_bulk_import_merges_duplicates_within_one_call_via_copy(ctx):
     assert db.session.scalar(select(func.count()).select_from(Indicator)) == 600
 
 
+def test_bulk_import_hands_the_gil_over_promptly_and_restores_the_interval(ctx):
+    before = sys.getswitchinterval()
+    during = []
+
+    def load_item(item: dict) -> dict:
+        during.append(sys.getswitchinterval())
+        return item
+
+    intel.bulk_add_iocs([{"value": "198.51.100.1"}], load_item=load_item)
+    assert during == [ioc_upsert._PromptHandOver.INTERVAL_SECONDS] != [before]
+    assert sys.getswitchinterval() == before
+
+
+def test_bulk_import_that_fails_restores_the_switch_interval(ctx):
+    before = sys.getswitchinterval()
+
+    def load_item(item: dict) -> dict:
+        raise RuntimeError("loader broke")
+
+    with pytest.raises(RuntimeError, match="loader broke"):
+        intel.bulk_add_iocs([{"value": "198.51.100.1"}], load_item=load_item)
+    assert sys.getswitchinterval() == before
+
+
+def test_overlapping_bulk_writes_restore_the_interval_only_when_the_last_ends():
+    hand_over = ioc_upsert._PromptHandOver()
+    before = sys.getswitchinterval()
+    hand_over.begin()
+    hand_over.begin()
+    hand_over.end()
+    assert sys.getswitchinterval() == hand_over.INTERVAL_SECONDS
+    hand_over.end()
+    assert sys.getswitchinterval() == before
+
+
 def test_bulk_copy_path_keeps_tabs_backslashes_and_quotes_intact(ctx):
     description = 'tab\there, newline\nthere, back\\slash, "quoted"'
     items = [{"value": f"host{i}.example.com"} for i in range(3)]
@@ -193,12 +229,76 @@ def test_search_finds_a_substring_of_the_description_or_source(ctx):
     assert [i.value for i in intel.search_intelligence("acme f")] == ["quiet.example.com"]
 
 
-def test_text_search_is_planned_on_the_trigram_index(ctx):
-    statement = intel.search_statement(None, {"q": "evil-campaign"})
+SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+def test_search_finds_a_digest_by_prefix_or_whole_but_not_by_an_inner_piece(ctx):
+    intel.add_ioc("sha256", SHA256, "feed", 80)
+    intel.add_ioc("domain", "9f86d0.example.com", "feed", 80)
+    assert [i.value for i in intel.search_intelligence("9F86D081")] == [SHA256]
+    assert [i.value for i in intel.search_intelligence(SHA256)] == [SHA256]
+    assert [i.value for i in intel.search_intelligence("9f86d0")] == [
+        "9f86d0.example.com",
+        SHA256,
+    ]
+    assert intel.search_intelligence("884c7d659a2f") == []
+
+
+def test_search_finds_addresses_and_networks_by_their_leading_octets_or_groups(ctx):
+    for ioc_type, value in (
+        ("ipv4", "185.220.101.5"),
+        ("cidr", "185.220.0.0/16"),
+        ("ipv4", "18.52.20.1"),
+        ("ipv6", "2001:db8::7"),
+    ):
+        intel.add_ioc(ioc_type, value, "feed", 80)
+    assert [i.value for i in intel.search_intelligence("185.220.")] == [
+        "185.220.0.0/16",
+        "185.220.101.5",
+    ]
+    assert [i.value for i in intel.search_intelligence("2001:DB8:")] == ["2001:db8::7"]
+    assert intel.search_intelligence("220.101") == []
+
+
+def test_search_finds_a_substring_of_a_value_other_than_a_digest(ctx):
+    intel.add_ioc("url", "https://login.evil-campaign.com/a?b=1", "feed", 80)
+    intel.add_ioc("domain", "benign.example.org", "feed", 80)
+    found = intel.search_intelligence("EVIL-CAMP")
+    assert [i.value for i in found] == ["https://login.evil-campaign.com/a?b=1"]
+
+
+def plan_of(statement) -> str:
+    """EXPLAIN with the parameters inlined, as the server sees them (psycopg2 binds
+    client-side), with sequential scans made a last resort."""
+    compiled = statement.compile(
+        dialect=db.engine.dialect, compile_kwargs={"render_postcompile": True}
+    )
     db.session.execute(text("SET LOCAL enable_seqscan = off"))
-    compiled = statement.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True})
-    plan = db.session.execute(text(f"EXPLAIN {compiled}")).scalars().all()
-    assert any("ix_iocs_search_trgm" in line for line in plan), plan
+    cursor = db.session.connection().connection.cursor()
+    try:
+        cursor.execute(b"EXPLAIN " + cursor.mogrify(compiled.string, compiled.params))
+        return "\n".join(row[0] for row in cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "indexes"),
+    [
+        (
+            "evil-campaign",
+            ("ix_iocs_value_trgm", "ix_iocs_description_trgm", "ix_iocs_source_trgm"),
+        ),
+        ("9f86d081884c", ("ix_iocs_value_trgm", "ix_iocs_value_prefix")),
+        ("185.220.", ("ix_iocs_value_trgm", "ix_iocs_value_prefix")),
+        ("10.1.2.3", ("ix_iocs_value_trgm", "ix_iocs_value_prefix", "ix_iocs_networks")),
+    ],
+)
+def test_every_part_of_a_text_search_is_planned_on_an_index(ctx, query, indexes):
+    plan = plan_of(intel.search_statement(None, {"q": query}))
+    assert "Seq Scan" not in plan, plan
+    for index in indexes:
+        assert index in plan, plan
 
 
 def test_bulk_import_over_the_limit_is_refused(ctx):

@@ -18,6 +18,7 @@ nothing bumps neither ``version`` nor ``updated_at``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,9 +29,9 @@ from sqlalchemy import (
     and_,
     cast,
     func,
-    literal_column,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import INET, insert
@@ -39,7 +40,13 @@ from auth import Principal
 from errors import ApiError
 from models import IncidentIndicator, Indicator, db, utcnow
 from models.incidents import TLP_LEVELS, Incident
-from models.intel import ADDRESS_TYPES, EDITABLE_FIELDS, SEARCH_COLUMNS, search_text_sql
+from models.intel import (
+    ADDRESS_TYPES,
+    EDITABLE_FIELDS,
+    HAS_DESCRIPTION_SQL,
+    PREFIX_SEARCHED_SQL,
+    SUBSTRING_SEARCHED_SQL,
+)
 from security.modules import audit, ioc_upsert
 from security.modules.extraction import extract_iocs
 from security.modules.indicators import IOC_TYPES, InvalidIndicator, detect_ioc_type, normalize_ioc
@@ -472,7 +479,10 @@ def check_values(
 # --- searching ----------------------------------------------------------------------------
 
 
-_SEARCH_TEXT = literal_column(f"({search_text_sql(Indicator.__tablename__)})")
+# What may begin a stored address or digest (canonical forms are lower-case): digits,
+# hex letters and the separators of IPv4, IPv6 and CIDR values. Fewer than three
+# characters would select a large share of them.
+_VALUE_PREFIX = re.compile(r"[0-9a-f.:/]{3,128}")
 
 
 def _escape_like(term: str) -> str:
@@ -480,12 +490,19 @@ def _escape_like(term: str) -> str:
 
 
 def _query_condition(query: str) -> Any:
-    """Free text: a substring of value, source or description (found through the trigram
-    index on the three, then checked column by column); and, when the query is itself an
-    indicator (defanged or not), what :func:`check_ioc` would match."""
+    """Free text, each part on its own index (models.intel says why they are split): a
+    substring of a domain, URL, e-mail address or CVE id, of a description or of a source;
+    the beginning of an address or digest; and, when the query is itself an indicator
+    (defanged or not), what :func:`check_ioc` would match."""
     pattern = f"%{_escape_like(query)}%"
-    in_some_column = or_(*(getattr(Indicator, name).ilike(pattern) for name in SEARCH_COLUMNS))
-    conditions = [and_(_SEARCH_TEXT.ilike(pattern), in_some_column)]
+    conditions = [
+        and_(text(SUBSTRING_SEARCHED_SQL), Indicator.value.ilike(pattern)),
+        and_(text(HAS_DESCRIPTION_SQL), Indicator.description.ilike(pattern)),
+        Indicator.source.ilike(pattern),
+    ]
+    prefix = query.strip().lower()
+    if _VALUE_PREFIX.fullmatch(prefix):
+        conditions.append(and_(text(PREFIX_SEARCHED_SQL), Indicator.value.like(f"{prefix}%")))
     try:
         ioc_type = detect_ioc_type(query)
         conditions.append(_matching_condition(ioc_type, normalize_ioc(ioc_type, query)))

@@ -1,0 +1,74 @@
+"""Migrations build what the models declare, and the hand-written ones step down and up."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import text
+
+from database import MIGRATIONS_DIRECTORY
+from models import db
+from models.intel import HASH_TYPES
+from security.modules.indicators import HASH_TYPES_BY_LENGTH
+from tests.conftest import app_settings, database_url_for, drop_database
+
+SEARCH_INDEXES_0007 = {
+    "ix_iocs_value_trgm",
+    "ix_iocs_description_trgm",
+    "ix_iocs_source_trgm",
+    "ix_iocs_value_prefix",
+}
+
+
+@pytest.fixture
+def migrated_app(database_server_url: str) -> Iterator[Flask]:
+    """An app on a database of its own, migrated to the heads at startup."""
+    from app import create_app
+
+    url = database_url_for(database_server_url, f"soc_migrate_{uuid.uuid4().hex[:12]}")
+    application = create_app(app_settings(url))
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    drop_database(url)
+
+
+def index_names(table_name: str) -> set[str]:
+    """Indexes of a table that stand on their own (not those behind a constraint)."""
+    found = db.session.execute(
+        text(
+            "SELECT index.indexrelid::regclass::text FROM pg_index AS index"
+            " WHERE index.indrelid = CAST(:table AS regclass) AND NOT EXISTS"
+            " (SELECT 1 FROM pg_constraint WHERE conindid = index.indexrelid)"
+        ),
+        {"table": table_name},
+    )
+    return set(found.scalars())
+
+
+def test_every_named_index_of_the_models_and_no_other_is_in_the_database(migrated_app):
+    with migrated_app.app_context():
+        for table in db.metadata.sorted_tables:
+            declared = {index.name for index in table.indexes}
+            assert index_names(table.name) == declared, table.name
+
+
+def test_search_indexes_step_down_to_the_joined_one_and_back(migrated_app):
+    with migrated_app.app_context():
+        downgrade(directory=MIGRATIONS_DIRECTORY, revision="0006")
+        db.session.remove()
+        assert "ix_iocs_search_trgm" in index_names("iocs")
+        assert not SEARCH_INDEXES_0007 & index_names("iocs")
+        db.session.remove()
+        upgrade(directory=MIGRATIONS_DIRECTORY, revision="heads")
+        assert index_names("iocs") >= SEARCH_INDEXES_0007
+        assert "ix_iocs_search_trgm" not in index_names("iocs")
+
+
+def test_the_models_digest_types_are_the_normaliser_s():
+    assert set(HASH_TYPES_BY_LENGTH.values()) == HASH_TYPES
