@@ -117,6 +117,33 @@ INTEL = folder(
             auth="viewerToken",
         ),
         request(
+            "Search IOCs: a hash by its beginning",
+            "GET",
+            "/iocs?q=D41D8CD98F",
+            [
+                status(200),
+                expect(
+                    "the digest is found by its first characters, in any case",
+                    "pm.expect(body.items.map((i) => i.value))"
+                    '.to.eql(["d41d8cd98f00b204e9800998ecf8427e"]);',
+                ),
+            ],
+            auth="viewerToken",
+        ),
+        request(
+            "Search IOCs: addresses by their leading octets",
+            "GET",
+            "/iocs?q=198.51.100.",
+            [
+                status(200),
+                expect(
+                    "the bulk-imported address is found",
+                    'pm.expect(body.items.map((i) => i.value)).to.include("198.51.100.7");',
+                ),
+            ],
+            auth="viewerToken",
+        ),
+        request(
             "Check an address inside a stored network",
             "GET",
             "/iocs/check?value=10.1.2.3",
