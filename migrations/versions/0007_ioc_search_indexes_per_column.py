@@ -4,8 +4,8 @@ descriptions and sources by trigram
 Replaces 0005's one trigram index over value, source and description joined, which took
 most of a bulk import's time. Each row now adds only its own columns' entries: addresses
 and digests (their trigrams were most of the index) are found by prefix through a btree,
-and empty descriptions add none. Bulk imports of 1M IOCs went from about 17,000-18,800
-to 2x,xxx IOCs/s (bench/RESULTS.md).
+and empty descriptions add none. Bulk imports of 1M IOCs went from about 16,900-18,800
+to 20,100-24,600 IOCs/s, with the other changes of that day (bench/RESULTS.md).
 
 Written by hand: autogenerate cannot compare partial or operator-class indexes.
 
