@@ -48,8 +48,8 @@ HASH_TYPES = frozenset({"md5", "sha1", "sha256", "sha512"})
 # any substring (a trigram index): an address is searched by its leading octets or groups
 # (``185.220.``), a digest by the start a report prints. Their trigrams (some 14 per IPv4
 # address, 33 to 129 random ones per digest) were most of the trigram index's entries, and
-# that index most of a bulk import's cost: measured on 500,000-IOC imports, keeping them
-# out made imports 8 to 20 % faster.
+# that index the largest cost of a bulk import (bench/RESULTS.md): leaving out digests, then
+# addresses too, made 500,000-IOC imports some 5 and then another 8 to 20 % faster.
 PREFIX_SEARCHED_TYPES = ADDRESS_TYPES | HASH_TYPES
 # The partial-index predicates, as SQL. A query must state the same predicate for the
 # planner to use the index, so the search code uses these very strings.
