@@ -258,6 +258,7 @@ def test_search_finds_addresses_and_networks_by_their_leading_octets_or_groups(c
     ]
     assert [i.value for i in intel.search_intelligence("2001:DB8:")] == ["2001:db8::7"]
     assert intel.search_intelligence("220.101") == []
+    assert [i.value for i in intel.search_intelligence("185[.]220[.]101")] == ["185.220.101.5"]
 
 
 def test_search_finds_a_substring_of_a_value_other_than_a_digest(ctx):
@@ -265,6 +266,8 @@ def test_search_finds_a_substring_of_a_value_other_than_a_digest(ctx):
     intel.add_ioc("domain", "benign.example.org", "feed", 80)
     found = intel.search_intelligence("EVIL-CAMP")
     assert [i.value for i in found] == ["https://login.evil-campaign.com/a?b=1"]
+    defanged = intel.search_intelligence("evil-campaign[.]com/a")
+    assert [i.value for i in defanged] == ["https://login.evil-campaign.com/a?b=1"]
 
 
 def plan_of(statement) -> str:

@@ -49,7 +49,13 @@ from models.intel import (
 )
 from security.modules import audit, ioc_upsert
 from security.modules.extraction import extract_iocs
-from security.modules.indicators import IOC_TYPES, InvalidIndicator, detect_ioc_type, normalize_ioc
+from security.modules.indicators import (
+    IOC_TYPES,
+    InvalidIndicator,
+    detect_ioc_type,
+    normalize_ioc,
+    refang,
+)
 from security.modules.lookup import first_or_404
 
 MAX_BULK_ITEMS = 10_000
@@ -492,15 +498,17 @@ def _escape_like(term: str) -> str:
 def _query_condition(query: str) -> Any:
     """Free text, each part on its own index (models.intel says why they are split): a
     substring of a domain, URL, e-mail address or CVE id, of a description or of a source;
-    the beginning of an address or digest; and, when the query is itself an indicator
-    (defanged or not), what :func:`check_ioc` would match."""
+    the beginning of an address or digest; and, when the query is itself an indicator,
+    what :func:`check_ioc` would match. Values are stored refanged, so they are matched
+    against the refanged query (``185[.]220[.]``); descriptions and sources as typed."""
     pattern = f"%{_escape_like(query)}%"
+    value_query = refang(query).strip()
     conditions = [
-        and_(text(SUBSTRING_SEARCHED_SQL), Indicator.value.ilike(pattern)),
+        and_(text(SUBSTRING_SEARCHED_SQL), Indicator.value.ilike(f"%{_escape_like(value_query)}%")),
         and_(text(HAS_DESCRIPTION_SQL), Indicator.description.ilike(pattern)),
         Indicator.source.ilike(pattern),
     ]
-    prefix = query.strip().lower()
+    prefix = value_query.lower()
     if _VALUE_PREFIX.fullmatch(prefix):
         conditions.append(and_(text(PREFIX_SEARCHED_SQL), Indicator.value.like(f"{prefix}%")))
     try:
