@@ -75,6 +75,14 @@ def database_url(database_server_url: str) -> Iterator[str]:
     drop_database(url)
 
 
+@pytest.fixture
+def fresh_database_url(database_server_url: str) -> Iterator[str]:
+    """The URL of a database that does not exist yet; dropped after the test."""
+    url = database_url_for(database_server_url, f"soc_start_{uuid.uuid4().hex[:12]}")
+    yield url
+    drop_database(url)
+
+
 def app_settings(database_url: str, **extra) -> dict:
     return {
         "APP_ENV": "testing",

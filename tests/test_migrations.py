@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +13,7 @@ from database import MIGRATIONS_DIRECTORY
 from models import db
 from models.intel import HASH_TYPES
 from security.modules.indicators import HASH_TYPES_BY_LENGTH
-from tests.conftest import app_settings, database_url_for, drop_database
+from tests.conftest import app_settings
 
 SEARCH_INDEXES_0007 = {
     "ix_iocs_value_trgm",
@@ -25,17 +24,15 @@ SEARCH_INDEXES_0007 = {
 
 
 @pytest.fixture
-def migrated_app(database_server_url: str) -> Iterator[Flask]:
+def migrated_app(fresh_database_url: str) -> Iterator[Flask]:
     """An app on a database of its own, migrated to the heads at startup."""
     from app import create_app
 
-    url = database_url_for(database_server_url, f"soc_migrate_{uuid.uuid4().hex[:12]}")
-    application = create_app(app_settings(url))
+    application = create_app(app_settings(fresh_database_url))
     yield application
     with application.app_context():
         db.session.remove()
         db.engine.dispose()
-    drop_database(url)
 
 
 def index_names(table_name: str) -> set[str]:

@@ -11,8 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -21,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from config import ConfigError, load_settings
 from database import DatabaseUnavailable
-from tests.conftest import app_settings, database_url_for, drop_database
+from tests.conftest import app_settings
 from tests.helpers import STRONG_PASSWORD
 from tests.processes import (
     PROJECT_ROOT,
@@ -41,14 +39,6 @@ CREATE_APP_AT = (
     "time.sleep(max(0.0, float(sys.argv[1]) - time.time()))\n"
     "create_app()\n"
 )
-
-
-@pytest.fixture
-def fresh_database_url(database_server_url: str) -> Iterator[str]:
-    """The URL of a database that does not exist yet; dropped after the test."""
-    url = database_url_for(database_server_url, f"soc_start_{uuid.uuid4().hex[:12]}")
-    yield url
-    drop_database(url)
 
 
 def database_exists(server_url: str, name: str) -> bool:
