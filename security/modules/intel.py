@@ -491,8 +491,10 @@ def check_values(
 _VALUE_PREFIX = re.compile(r"[0-9a-f.:/]{3,128}")
 
 
-def _escape_like(term: str) -> str:
-    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def _containing(term: str) -> str:
+    """An (I)LIKE pattern for ``term`` anywhere, its own wildcards taken literally."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def _query_condition(query: str) -> Any:
@@ -501,12 +503,11 @@ def _query_condition(query: str) -> Any:
     the beginning of an address or digest; and, when the query is itself an indicator,
     what :func:`check_ioc` would match. Values are stored refanged, so they are matched
     against the refanged query (``185[.]220[.]``); descriptions and sources as typed."""
-    pattern = f"%{_escape_like(query)}%"
     value_query = refang(query).strip()
     conditions = [
-        and_(text(SUBSTRING_SEARCHED_SQL), Indicator.value.ilike(f"%{_escape_like(value_query)}%")),
-        and_(text(HAS_DESCRIPTION_SQL), Indicator.description.ilike(pattern)),
-        Indicator.source.ilike(pattern),
+        and_(text(SUBSTRING_SEARCHED_SQL), Indicator.value.ilike(_containing(value_query))),
+        and_(text(HAS_DESCRIPTION_SQL), Indicator.description.ilike(_containing(query))),
+        Indicator.source.ilike(_containing(query)),
     ]
     prefix = value_query.lower()
     if _VALUE_PREFIX.fullmatch(prefix):
