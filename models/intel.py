@@ -1,10 +1,11 @@
 """The IOC store's tables: indicators (``iocs``) and their links to incidents.
 
 An IOC's value is stored already normalised (``security.modules.indicators`` decides the
-canonical form; this module does not), unique per type. IP, IPv6 and CIDR values are
-also kept in an ``inet`` column; the networks among them have a GiST ``inet_ops`` index,
-so "which stored networks contain this address" is one indexed ``>>=`` query. How IOCs
-are added, merged, looked up and searched lives in :mod:`security.modules.intel`.
+canonical form; this module does not), in one shared record per type and value (and one
+per user that record is hidden from). IP, IPv6 and CIDR values are also kept in an
+``inet`` column; the networks among them have a GiST ``inet_ops`` index, so "which stored
+networks contain this address" is one indexed ``>>=`` query. How IOCs are added, merged,
+looked up and searched lives in :mod:`security.modules.intel`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     Index,
+    Integer,
     SmallInteger,
     String,
     Text,
@@ -72,7 +74,9 @@ class Indicator(db.Model):
 
     __tablename__ = "iocs"
     __table_args__ = (
-        UniqueConstraint("type", "value", name="uq_iocs_type_value"),
+        # One shared record per value, plus one per user it is hidden from (see
+        # ``separate_for_id``).
+        UniqueConstraint("type", "value", "separate_for_id", name="uq_iocs_type_value_separate"),
         CheckConstraint("confidence BETWEEN 0 AND 100", name="ck_iocs_confidence_range"),
         Index("ix_iocs_created_id", "created_at", "id"),
         # Networks only: an address is found by its exact (type, value), and keeping the
@@ -143,16 +147,16 @@ class Indicator(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     version: Mapped[int] = mapped_column(default=1)
+    # 0 for the value's shared record; a user's id for the record that user's reports of the
+    # value go to because the shared one is hidden from them (security.modules.ioc_visibility).
+    # Never shown: it would tell that user the hidden record exists.
+    separate_for_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     created_by: Mapped[User | None] = relationship(lazy="joined")
 
     def is_active(self, now: datetime | None = None) -> bool:
         """An expired IOC stays stored (history) but no longer marks anything as bad."""
         return self.expires_at is None or self.expires_at > (now or utcnow())
-
-    def is_visible_to(self, user_id: int | None, is_admin: bool) -> bool:
-        """TLP red IOCs are need-to-know: admins and whoever created them."""
-        return self.tlp != "red" or is_admin or user_id == self.created_by_id
 
     def touch(self, now: datetime | None = None) -> None:
         """Record an edit: bump the optimistic-concurrency version and the update time."""

@@ -330,12 +330,3 @@ def test_tlp_red_ioc_is_404_for_other_analysts(app, client, analyst, admin):
 
 def test_anonymous_request_is_401(client):
     assert client.get("/iocs/check?value=10.1.2.3").status_code == 401
-
-
-def test_reporting_a_hidden_red_value_is_409_and_merges_nothing(app, client, analyst):
-    other = make_user(app, client, "analyst2", "analyst")
-    created = add(analyst, "secret.example.com", tlp="red", confidence=90)
-    response = other.client.post("/iocs", json={"value": "secret.example.com", "confidence": 5})
-    assert response.status_code == 409
-    assert "id" not in response.get_json() and "confidence" not in response.get_json()
-    assert analyst.client.get(f"/iocs/{created['id']}").get_json()["version"] == 1

@@ -1,8 +1,10 @@
 """The IOC store: add and merge indicators, bulk import, check values, search, link to incidents.
 
-Lives here: how a stored IOC is merged with a new report of it, which IOCs a principal may
-see (TLP red: admins and the creator only), how a value is checked (exact match plus every
-stored network containing an address, in one indexed query), expiry, sightings.
+Lives here: how a stored IOC is merged with a new report of it, the queries of the IOCs
+a principal may see, how a value is checked (exact match plus every stored network
+containing an address, in one indexed query), expiry, sightings. The rule of who sees
+what (TLP red: admins and the creator only), and which record a report goes to, is
+:mod:`security.modules.ioc_visibility`.
 Does not live here: what a valid indicator is and its canonical form
 (:mod:`security.modules.indicators`), finding indicators in text
 (:mod:`security.modules.extraction`), HTTP.
@@ -47,7 +49,7 @@ from models.intel import (
     PREFIX_SEARCHED_SQL,
     SUBSTRING_SEARCHED_SQL,
 )
-from security.modules import audit, ioc_upsert
+from security.modules import audit, ioc_upsert, ioc_visibility
 from security.modules.extraction import extract_iocs
 from security.modules.indicators import (
     IOC_TYPES,
@@ -70,16 +72,10 @@ MAX_TAG_LENGTH = 64
 OPTIONAL_FIELDS = frozenset(EDITABLE_FIELDS)
 
 
-def _visibility(principal: Principal | None) -> Any:
-    """The condition on IOCs the principal may see; None when it sees them all."""
-    if principal is None or principal.is_admin:
-        return None
-    return or_(Indicator.tlp != "red", Indicator.created_by_id == principal.user.id)
-
-
 def visible_indicators(principal: Principal | None) -> Select:
-    """IOCs the principal may see: TLP red only for admins and its creator (and the system)."""
-    condition = _visibility(principal)
+    """IOCs the principal may see: TLP red only for admins and its creator (and the system);
+    :mod:`security.modules.ioc_visibility` holds the rule."""
+    condition = ioc_visibility.visibility_condition(ioc_visibility.viewer_of(principal))
     statement = select(Indicator)
     return statement if condition is None else statement.where(condition)
 
@@ -118,7 +114,7 @@ def _check_fields(confidence: Any, tlp: Any, first_seen: datetime, last_seen: da
 
 def prepare_indicator(item: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """The per-item columns of a row (``ioc_upsert.ITEM_COLUMNS``) from one reported IOC
-    (type optional: detected).
+    (type optional: detected), and whether it clears the expiry (``ioc_upsert.CLEARS_EXPIRY``).
 
     Raises :class:`InvalidIndicator` naming what is wrong; nothing is written.
     """
@@ -145,6 +141,8 @@ def prepare_indicator(item: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         "first_seen": first_seen,
         "last_seen": last_seen,
         "expires_at": item.get("expires_at"),
+        # Left out, the stored expiry stays; given as null, it is cleared.
+        ioc_upsert.CLEARS_EXPIRY: "expires_at" in item and item["expires_at"] is None,
     }
 
 
@@ -166,30 +164,19 @@ def _audit(action: str, principal: Principal | None, **fields: Any) -> None:
         audit.record(action, actor_id=principal.user.id, actor=principal.user.username, **fields)
 
 
-def _refuse_hidden_duplicate(row: Mapping[str, Any], principal: Principal | None) -> None:
-    condition = _visibility(principal)
-    if condition is None:
-        return
-    hidden = select(Indicator.id).where(
-        Indicator.type == row["type"], Indicator.value == row["value"], ~condition
-    )
-    if db.session.scalar(hidden) is not None:
-        raise ApiError(409, "This value is already stored as an IOC you cannot see.")
-
-
 def upsert_ioc(
     item: Mapping[str, Any], principal: Principal | None = None
 ) -> tuple[Indicator, bool]:
     """Add one IOC or merge it into the stored one; returns it and whether it is new.
 
-    A value stored as a TLP red IOC the principal may not see is a 409, and nothing is
-    merged: answering with the merged IOC would disclose it.
+    A value whose stored record the principal may not see (TLP red) is merged into the
+    principal's own record of it instead, created if need be: the answer is what it would
+    be had the hidden record not existed (:mod:`security.modules.ioc_visibility`).
     """
     now = utcnow()
     row = prepare_indicator(item, now)
-    _refuse_hidden_duplicate(row, principal)
-    outcome = ioc_upsert.upsert_rows([row], call_values(principal, now))
-    ioc_id, created = outcome[(row["type"], row["value"])]
+    viewer = ioc_visibility.viewer_of(principal)
+    ioc_id, created = ioc_upsert.upsert_row(row, call_values(principal, now), viewer)
     indicator = db.session.get(Indicator, ioc_id, populate_existing=True)
     _audit(
         "ioc.create" if created else "ioc.merge",
@@ -303,7 +290,8 @@ def bulk_add_iocs(
     now = utcnow()
     result = BulkResult()
     prepared: list[tuple[int, dict]] = []
-    with ioc_upsert.BulkWriter(call_values(principal, now)) as writer:
+    viewer = ioc_visibility.viewer_of(principal)
+    with ioc_upsert.BulkWriter(call_values(principal, now), viewer) as writer:
         for bounds in _chunk_bounds(len(items)):
             chunk = _prepare_chunk(items, bounds, load_item, defaults or {}, now, result)
             writer.submit([row for _, row in chunk])

@@ -15,8 +15,9 @@ The seed form, under ``detection['ioc']``:
     each value is an address or a network (``192.168.0.0/16``) and an event address
     matches when a value contains it; other types match the normalised value exactly.
   - ``min_confidence`` (0-100): any *stored*, unexpired IOC of the type with at least
-    that confidence. For the address types a stored network containing the event's
-    address counts too.
+    that confidence that every alert reader may see (not TLP red, whoever owns the
+    rule: alerts are read by the whole team). For the address types a stored network
+    containing the event's address counts too.
 
 Events are searched field by field: every string leaf whose whole value is an
 indicator (as :func:`~security.modules.indicators.detect_ioc_type` sees it) is a
@@ -34,8 +35,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
 
-from models import db
+from models import Indicator, db
 from security.modules.indicators import (
     HASH_TYPES_BY_LENGTH,
     IOC_TYPES,
@@ -43,6 +45,7 @@ from security.modules.indicators import (
     detect_ioc_type,
     normalize_ioc,
 )
+from security.modules.ioc_visibility import EVERY_READER, visibility_condition
 from security.modules.sigma.events import ALL_VALUES
 
 if TYPE_CHECKING:
@@ -67,21 +70,28 @@ _STORED_ADDRESS_TYPES = {
     "ipv6": frozenset({"ipv6", "cidr"}),
     "cidr": frozenset({"cidr"}),
 }
+# Alerts (and the incidents they open) are read by the whole team, whoever owns the rule:
+# only IOCs every reader may see count, so no TLP red value reaches an alert this way.
+_SEEN_BY_EVERY_READER = str(
+    visibility_condition(EVERY_READER, Indicator.__table__.alias("i")).compile(
+        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+    )
+)
 _STORE_QUERY = text(
-    """
+    f"""
     SELECT 'address' AS kind, c.position, i.type, max(i.confidence)
       FROM unnest(CAST(:addresses AS inet[])) WITH ORDINALITY AS c(value, position)
       JOIN iocs AS i ON i.address >>= c.value
-     WHERE i.expires_at IS NULL OR i.expires_at > :now
+     WHERE (i.expires_at IS NULL OR i.expires_at > :now) AND {_SEEN_BY_EVERY_READER}
      GROUP BY c.position, i.type
     UNION ALL
     SELECT 'exact', c.position, i.type, max(i.confidence)
       FROM unnest(CAST(:types AS text[]), CAST(:values AS text[]))
            WITH ORDINALITY AS c(type, value, position)
       JOIN iocs AS i ON i.type = c.type AND i.value = c.value
-     WHERE i.expires_at IS NULL OR i.expires_at > :now
+     WHERE (i.expires_at IS NULL OR i.expires_at > :now) AND {_SEEN_BY_EVERY_READER}
      GROUP BY c.position, i.type
-    """
+    """  # noqa: S608 # nosec B608 # a constant condition compiled from the visibility rule
 )
 
 

@@ -1,21 +1,26 @@
 """How prepared IOC rows reach the ``iocs`` table: the merge rule in SQL, and bulk staging.
 
-Lives here: the one ``INSERT ... ON CONFLICT (type, value) DO UPDATE`` that adds or
-merges indicators (single or bulk, the same statement shape), and :class:`BulkWriter`,
-which streams bulk rows through ``COPY`` into a transaction-local staging table on a
-writer thread while the caller prepares the next chunk.
-Does not live here: what a row holds and how items become rows (:mod:`security.modules.intel`).
+Lives here: the one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` that adds or merges
+indicators (single or bulk, the same statement shape), and :class:`BulkWriter`, which
+streams bulk rows through ``COPY`` into a transaction-local staging table on a writer
+thread while the caller prepares the next chunk.
+Does not live here: what a row holds and how items become rows (:mod:`security.modules.intel`);
+which record of a value a caller's report goes to (:mod:`security.modules.ioc_visibility`:
+never one hidden from the caller, so a write cannot change or disclose it).
 
 Merging: the highest confidence wins, tags are united, the stricter TLP wins, the seen
-window widens (earliest ``first_seen``, latest ``last_seen``), the latest expiry wins and
-"never expires" beats any date, the first non-empty description and the first source
-stay. Only when that changes something are ``updated_at`` and ``version`` bumped: a
-re-import of what is stored leaves the row alone, so TAXII's ``date_added``
-(``updated_at``) does not move and two servers polling each other do not loop.
+window widens (earliest ``first_seen``, latest ``last_seen``), the first non-empty
+description and the first source stay. Expiry: a report without one keeps the stored
+one, of two dates the later wins and "never expires" beats any date; only a report that
+gives ``expires_at: null`` explicitly (:data:`CLEARS_EXPIRY`) clears it. Only when that
+changes something are ``updated_at`` and ``version`` bumped: a re-import of what is
+stored leaves the row alone, so TAXII's ``date_added`` (``updated_at``) does not move and
+two servers polling each other do not loop.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import sys
 import threading
@@ -26,28 +31,35 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Text,
     bindparam,
     case,
     cast,
     column,
+    false,
     func,
     literal_column,
+    null,
     or_,
     select,
     table,
     tuple_,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from models import Indicator, db
 from models.incidents import TLP_LEVELS
 from models.intel import EDITABLE_FIELDS
+from security.modules import ioc_visibility
+from security.modules.ioc_visibility import Viewer
 
 # Columns that differ from item to item, in the order they are staged for COPY.
 ITEM_COLUMNS = ("type", "value", "address", *EDITABLE_FIELDS)
 # Columns that are the same for every row of one call: bound once, never staged.
 CALL_COLUMNS = ("sighting_count", "created_by_id", "created_at", "updated_at", "version")
+# A row's flag (not a column): the report gave ``expires_at: null`` to clear the expiry.
+CLEARS_EXPIRY = "clears_expiry"
 # ``(type, value) -> (id, created)`` for each distinct value written.
 Outcome = dict[tuple[str, str], tuple[int, bool]]
 
@@ -60,9 +72,19 @@ def _tlp_rank(tlp: Any) -> Any:
     return func.array_position(literal_column(_TLP_RANK_SQL), tlp)
 
 
-def _merge_on_conflict(statement: Any) -> Any:
-    """Add ON CONFLICT (type, value) DO UPDATE with the merge rules of the docstring,
-    skipped when the merged values equal the stored ones; RETURNING what was written."""
+def _merged_expiry(new: Any, clears_expiry: bool) -> Any:
+    if clears_expiry:
+        return null()
+    keeps_stored = or_(new.expires_at.is_(None), _STORED.expires_at.is_(None))
+    return case(
+        (keeps_stored, _STORED.expires_at),
+        else_=func.greatest(_STORED.expires_at, new.expires_at),
+    )
+
+
+def _merge_on_conflict(statement: Any, clears_expiry: bool) -> Any:
+    """Add ON CONFLICT DO UPDATE with the merge rules of the docstring, skipped when the
+    merged values equal the stored ones; RETURNING what was written."""
     new = statement.excluded
     merged = {
         "confidence": func.greatest(_STORED.confidence, new.confidence),
@@ -72,21 +94,51 @@ def _merge_on_conflict(statement: Any) -> Any:
         "tlp": case((_tlp_rank(new.tlp) > _tlp_rank(_STORED.tlp), new.tlp), else_=_STORED.tlp),
         "first_seen": func.least(_STORED.first_seen, new.first_seen),
         "last_seen": func.greatest(_STORED.last_seen, new.last_seen),
-        "expires_at": case(
-            (or_(_STORED.expires_at.is_(None), new.expires_at.is_(None)), None),
-            else_=func.greatest(_STORED.expires_at, new.expires_at),
-        ),
+        "expires_at": _merged_expiry(new, clears_expiry),
         "description": case(
             (_STORED.description == "", new.description), else_=_STORED.description
         ),
     }
     changed = tuple_(*merged.values()).is_distinct_from(tuple_(*(_STORED[name] for name in merged)))
     return statement.on_conflict_do_update(
-        constraint="uq_iocs_type_value",
+        constraint="uq_iocs_type_value_separate",
         set_={**merged, "updated_at": new.updated_at, "version": _STORED.version + 1},
         where=changed,
     ).returning(
         _STORED.id, _STORED.type, _STORED.value, literal_column("(xmax = 0)").label("created")
+    )
+
+
+def _typed_parameter(name: str) -> Any:
+    """A bound value typed as its column (an untyped NULL would read as text)."""
+    return cast(bindparam(name), _STORED[name].type)
+
+
+def _merge_reported(
+    reported: Mapping[str, Any], viewer: Viewer, clears_expiry: bool, *conditions: Any
+) -> Any:
+    """Insert or merge reported rows (``reported``: an expression per item column, of the
+    rows meeting ``conditions``) into the records the viewer's reports of them go to."""
+    target = ioc_visibility.separate_for(viewer, reported["type"], reported["value"])
+    rows = select(
+        *(reported[name].label(name) for name in ITEM_COLUMNS),
+        *(_typed_parameter(name).label(name) for name in CALL_COLUMNS),
+        target.label("separate_for_id"),
+    ).where(*conditions)
+    statement = insert(Indicator.__table__).from_select(
+        [*ITEM_COLUMNS, *CALL_COLUMNS, "separate_for_id"], rows, include_defaults=False
+    )
+    return _merge_on_conflict(statement, clears_expiry)
+
+
+def _target_records(viewer: Viewer, reported_type: Any, reported_value: Any) -> Any:
+    """The records reports of these values by the viewer went to, as RETURNING gives them:
+    a merge that changed nothing returns no row, so its id is looked up."""
+    target = ioc_visibility.separate_for(viewer, reported_type, reported_value)
+    return select(_STORED.id, _STORED.type, _STORED.value, false()).where(
+        _STORED.type == reported_type,
+        _STORED.value == reported_value,
+        _STORED.separate_for_id == target,
     )
 
 
@@ -96,21 +148,14 @@ def _collect(returned: Iterable[tuple], outcome: Outcome) -> None:
         outcome.setdefault((ioc_type, value), (ioc_id, created))
 
 
-# Values whose merge changed nothing are not RETURNed; their ids come from here.
-_LOOKUP_SQL = (
-    "SELECT i.id, i.type, i.value, false FROM iocs AS i"
-    " JOIN unnest(%(types)s::text[], %(values)s::text[]) AS k(type, value)"
-    " ON i.type = k.type AND i.value = k.value"
-)
-
-
 def _unchanged_keys(keys: Iterable[tuple[str, str]], outcome: Outcome) -> dict[str, list[str]]:
     missing = [key for key in dict.fromkeys(keys) if key not in outcome]
     return {"types": [key[0] for key in missing], "values": [key[1] for key in missing]}
 
 
 def duplicate_rounds(rows: Sequence[dict]) -> list[list[dict]]:
-    """Split rows so no round holds the same (type, value) twice.
+    """Split rows so no round holds the same (type, value) twice, and each round's rows
+    share one expiry rule (rows that clear it come after the others of their round).
 
     PostgreSQL refuses to update one row twice in a statement; later reports of a value go
     to later rounds, where the same merge rule folds them in, in input order.
@@ -124,24 +169,30 @@ def duplicate_rounds(rows: Sequence[dict]) -> list[list[dict]]:
         if position == len(rounds):
             rounds.append([])
         rounds[position].append(row)
-    return rounds
+    return [
+        part
+        for batch in rounds
+        for clears_expiry in (False, True)
+        if (part := [row for row in batch if row.get(CLEARS_EXPIRY, False) is clears_expiry])
+    ]
 
 
-def upsert_rows(rows: Sequence[dict], call_values: Mapping[str, Any]) -> Outcome:
-    """Insert or merge a few rows through the session (a multi-row VALUES statement)."""
+_REPORTED_ROW = {name: _typed_parameter(name) for name in ITEM_COLUMNS}
+
+
+def upsert_row(
+    row: Mapping[str, Any], call_values: Mapping[str, Any], viewer: Viewer
+) -> tuple[int, bool]:
+    """Insert or merge one row through the session; ``(id, created)``."""
+    statement = _merge_reported(_REPORTED_ROW, viewer, bool(row.get(CLEARS_EXPIRY)))
+    parameters = {**{name: row[name] for name in ITEM_COLUMNS}, **call_values}
     outcome: Outcome = {}
-    for batch in duplicate_rounds(rows):
-        statement = _merge_on_conflict(insert(Indicator))
-        _collect(db.session.execute(statement, [{**row, **call_values} for row in batch]), outcome)
-    lookup = _unchanged_keys(((row["type"], row["value"]) for row in rows), outcome)
-    if lookup["types"]:
-        cursor = db.session.connection().connection.cursor()
-        try:
-            cursor.execute(_LOOKUP_SQL, lookup)
-            _collect(cursor.fetchall(), outcome)
-        finally:
-            cursor.close()
-    return outcome
+    _collect(db.session.execute(statement, parameters), outcome)
+    key = (row["type"], row["value"])
+    if key not in outcome:
+        lookup = _target_records(viewer, _REPORTED_ROW["type"], _REPORTED_ROW["value"])
+        _collect(db.session.execute(lookup, parameters), outcome)
+    return outcome[key]
 
 
 # --- bulk: COPY staging on a writer thread ------------------------------------------------
@@ -160,21 +211,32 @@ _COPY_SQL = f"COPY ioc_import (import_round, {', '.join(ITEM_COLUMNS)}) FROM STD
 _STAGING_TABLE = table("ioc_import", column("import_round"), *map(column, ITEM_COLUMNS))
 
 
-def _compile_staged_merge() -> tuple[str, dict[str, Any]]:
-    """The merge of one round from the staging table as SQL text for the raw cursor,
-    compiled once. Per-call values are typed parameters (an untyped NULL reads as text)."""
-    staged = select(
-        *(_STAGING_TABLE.c[name] for name in ITEM_COLUMNS),
-        *(cast(bindparam(name), _STORED[name].type).label(name) for name in CALL_COLUMNS),
-    ).where(_STAGING_TABLE.c.import_round == bindparam("import_round"))
-    statement = insert(Indicator).from_select(
-        [*ITEM_COLUMNS, *CALL_COLUMNS], staged, include_defaults=False
-    )
-    compiled = _merge_on_conflict(statement).compile(dialect=postgresql.psycopg2.dialect())
+_STAGED_ROW = {name: _STAGING_TABLE.c[name] for name in ITEM_COLUMNS}
+_KEYS = (
+    func.unnest(cast(bindparam("types"), ARRAY(Text)), cast(bindparam("values"), ARRAY(Text)))
+    .table_valued("type", "value")
+    .render_derived(name="reported")
+)
+
+
+def _compiled(statement: Any) -> tuple[str, dict[str, Any]]:
+    compiled = statement.compile(dialect=postgresql.psycopg2.dialect())
     return compiled.string, dict(compiled.params)
 
 
-_STAGED_MERGE_SQL, _STAGED_MERGE_PARAMS = _compile_staged_merge()
+@functools.lru_cache(maxsize=256)
+def _staged_statements(viewer: Viewer, clears_expiry: bool) -> tuple[str, dict[str, Any]]:
+    """The merge of one round from the staging table, as SQL text for the raw cursor,
+    compiled once per viewer (its visibility is part of the statement)."""
+    this_round = _STAGING_TABLE.c.import_round == bindparam("import_round")
+    return _compiled(_merge_reported(_STAGED_ROW, viewer, clears_expiry, this_round))
+
+
+@functools.lru_cache(maxsize=256)
+def _lookup_statement(viewer: Viewer) -> tuple[str, dict[str, Any]]:
+    """:func:`_target_records` for the values of the arrays ``types`` and ``values``."""
+    return _compiled(_target_records(viewer, _KEYS.c.type, _KEYS.c.value))
+
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -260,8 +322,9 @@ class BulkWriter:
     caller fails).
     """
 
-    def __init__(self, call_values: Mapping[str, Any]) -> None:
-        self._parameters = {**_STAGED_MERGE_PARAMS, **call_values}
+    def __init__(self, call_values: Mapping[str, Any], viewer: Viewer) -> None:
+        self._call_values = dict(call_values)
+        self._viewer = viewer
         self._connection: Connection = db.session.connection()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ioc-bulk-writer")
         self._written: list[Future] = [self._pool.submit(self._prepare_staging)]
@@ -283,7 +346,8 @@ class BulkWriter:
             return
         rounds = []
         for batch in duplicate_rounds(rows):
-            rounds.append((self._rounds, copy_text(batch, self._rounds)))
+            clears_expiry = bool(batch[0].get(CLEARS_EXPIRY))
+            rounds.append((self._rounds, copy_text(batch, self._rounds), clears_expiry))
             self._rounds += 1
         keys = [(row["type"], row["value"]) for row in rows]
         self._written.append(self._pool.submit(self._write, rounds, keys))
@@ -304,16 +368,19 @@ class BulkWriter:
             cursor.close()
         return []
 
-    def _write(self, rounds: Sequence[tuple[int, str]], keys: Sequence[tuple[str, str]]) -> list:
+    def _write(
+        self, rounds: Sequence[tuple[int, str, bool]], keys: Sequence[tuple[str, str]]
+    ) -> list:
         cursor = self._connection.connection.cursor()
         try:
             returned: list[list] = []
-            for import_round, lines in rounds:
+            for import_round, lines, clears_expiry in rounds:
                 # One read of the whole buffer: each read needs the GIL, which the
                 # preparing thread may hold for a switch interval (5 ms) at a time.
                 cursor.copy_expert(_COPY_SQL, io.StringIO(lines), size=len(lines) + 1)
+                merge, parameters = _staged_statements(self._viewer, clears_expiry)
                 cursor.execute(
-                    _STAGED_MERGE_SQL, {**self._parameters, "import_round": import_round}
+                    merge, {**parameters, **self._call_values, "import_round": import_round}
                 )
                 returned.append(cursor.fetchall())
             seen: Outcome = {}
@@ -321,7 +388,8 @@ class BulkWriter:
                 _collect(rows, seen)
             lookup = _unchanged_keys(keys, seen)
             if lookup["types"]:
-                cursor.execute(_LOOKUP_SQL, lookup)
+                statement, parameters = _lookup_statement(self._viewer)
+                cursor.execute(statement, {**parameters, **lookup})
                 returned.append(cursor.fetchall())
             return returned
         finally:

@@ -113,8 +113,10 @@ def _store_item(imported: ImportedIoc) -> dict[str, Any]:
         "type": imported.ioc_type,
         "value": imported.value,
         "tags": list(imported.tags),
-        "expires_at": imported.valid_until,
     }
+    # No valid_until says nothing about the expiry: a stored one stays.
+    if imported.valid_until is not None:
+        item["expires_at"] = imported.valid_until
     if imported.confidence is not None:
         item["confidence"] = imported.confidence
     if imported.tlp is not None:

@@ -1,0 +1,76 @@
+"""Which stored IOCs a caller may see: the one rule every read and write of the store applies.
+
+Lives here: the rule (TLP red is seen by admins, by its creator and by the system; every
+other level by everyone) as a SQL condition, and which record of a value a write from a
+caller goes to. Not here: the queries and writes themselves (:mod:`security.modules.intel`,
+:mod:`security.modules.ioc_upsert`, :mod:`security.modules.ioc_rules`).
+
+A write never touches a record its caller cannot see, and never says that one exists.
+Each value has one *shared* record (``separate_for_id`` 0); when that record is hidden
+from a caller, what the caller reports of the value is kept as the caller's own record
+(``separate_for_id`` = the caller's user id), which the hidden one never merges with.
+The caller sees exactly what they would have seen had the hidden record not existed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import FromClause, case, exists, literal, or_
+
+from auth import Principal
+from models import Indicator
+
+SHARED = 0
+"""``separate_for_id`` of the one record of a value everyone who may see it writes to."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Whom the rule is applied for: a user (``user_id``) or, with ``user_id`` None, nobody
+    in particular; ``sees_everything`` for admins and the system."""
+
+    user_id: int | None
+    sees_everything: bool
+
+
+SYSTEM = Viewer(user_id=None, sees_everything=True)
+EVERY_READER = Viewer(user_id=None, sees_everything=False)
+"""What anyone with read access may see: what may appear in objects the whole team reads
+(alerts, the incidents they open)."""
+
+
+def viewer_of(principal: Principal | None) -> Viewer:
+    """The viewer a request's principal is (None: the system itself)."""
+    if principal is None:
+        return SYSTEM
+    return Viewer(user_id=principal.user.id, sees_everything=principal.is_admin)
+
+
+def visibility_condition(viewer: Viewer, iocs: FromClause | None = None) -> Any:
+    """The condition on rows of ``iocs`` (the ``iocs`` table, or an alias of it) that the
+    viewer may see; None when it sees them all."""
+    columns = (iocs if iocs is not None else Indicator.__table__).c
+    if viewer.sees_everything:
+        return None
+    shown = columns.tlp != "red"
+    if viewer.user_id is None:
+        return shown
+    return or_(shown, columns.created_by_id == viewer.user_id)
+
+
+def separate_for(viewer: Viewer, reported_type: Any, reported_value: Any) -> Any:
+    """SQL for the ``separate_for_id`` of the record a report of (type, value) by the viewer
+    goes to: :data:`SHARED`, or the viewer's own id when the shared record is hidden
+    from them."""
+    if viewer.user_id is None or viewer.sees_everything:
+        return literal(SHARED)
+    shared = Indicator.__table__.alias("shared")
+    hidden_shared = exists().where(
+        shared.c.type == reported_type,
+        shared.c.value == reported_value,
+        shared.c.separate_for_id == SHARED,
+        ~visibility_condition(viewer, shared),
+    )
+    return case((hidden_shared, literal(viewer.user_id)), else_=literal(SHARED))
