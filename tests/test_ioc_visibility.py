@@ -131,3 +131,21 @@ def test_store_backed_rule_puts_no_red_value_into_an_alert(app, client, analyst,
     with app.app_context():
         alerts = db.session.scalars(select(Alert)).all()
         assert alerts and all(RED_VALUE not in str(alert.to_dict()) for alert in alerts)
+
+
+@pytest.mark.parametrize("path", ["/iocs", "/iocs/bulk"])
+def test_a_red_report_never_hides_the_teams_record(app, client, analyst, path):
+    team = analyst.client.post("/iocs", json={"value": "team.example.com", "tlp": "amber"})
+    other = make_user(app, client, "analyst2", "analyst")
+    item = {"value": "team.example.com", "tlp": "red", "description": "my informant"}
+    body = {"items": [item]} if path == "/iocs/bulk" else item
+
+    response = other.client.post(path, json=body)
+
+    assert response.status_code in (200, 201), response.get_json()
+    answer = response.get_json()
+    own_id = answer["results"][0]["id"] if path == "/iocs/bulk" else answer["id"]
+    assert own_id != team.get_json()["id"]
+    assert other.client.get(f"/iocs/{own_id}").get_json()["tlp"] == "red"
+    shared = analyst.client.get(f"/iocs/{team.get_json()['id']}").get_json()
+    assert (shared["tlp"], shared["description"], shared["version"]) == ("amber", "", 1)

@@ -283,7 +283,8 @@ def bulk_add_iocs(
     :class:`RejectedItem`), inside the pipeline: items are loaded and prepared chunk by
     chunk while the previous chunk is being written (:class:`ioc_upsert.BulkWriter`).
     ``defaults`` fill fields an item leaves out (e.g. one ``source`` for a whole feed). A
-    value given twice is merged, and both indexes report the same id.
+    value given twice is merged, and both indexes report the id of the first one's
+    record. Every id is of a record the principal may see (see :func:`upsert_ioc`).
     """
     if len(items) > MAX_BULK_ITEMS:
         raise InvalidIndicator(f"at most {MAX_BULK_ITEMS} IOCs per call, got {len(items)}")

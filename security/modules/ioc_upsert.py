@@ -72,6 +72,11 @@ def _tlp_rank(tlp: Any) -> Any:
     return func.array_position(literal_column(_TLP_RANK_SQL), tlp)
 
 
+def _stricter_tlp(reported: Any, stored: Any) -> Any:
+    """The TLP a merge leaves: the stricter of the two."""
+    return case((_tlp_rank(reported) > _tlp_rank(stored), reported), else_=stored)
+
+
 def _merged_expiry(new: Any, clears_expiry: bool) -> Any:
     if clears_expiry:
         return null()
@@ -91,7 +96,7 @@ def _merge_on_conflict(statement: Any, clears_expiry: bool) -> Any:
         "tags": literal_column(
             "ARRAY(SELECT DISTINCT tag FROM unnest(iocs.tags || excluded.tags) AS tag ORDER BY 1)"
         ),
-        "tlp": case((_tlp_rank(new.tlp) > _tlp_rank(_STORED.tlp), new.tlp), else_=_STORED.tlp),
+        "tlp": _stricter_tlp(new.tlp, _STORED.tlp),
         "first_seen": func.least(_STORED.first_seen, new.first_seen),
         "last_seen": func.greatest(_STORED.last_seen, new.last_seen),
         "expires_at": _merged_expiry(new, clears_expiry),
@@ -114,12 +119,23 @@ def _typed_parameter(name: str) -> Any:
     return cast(bindparam(name), _STORED[name].type)
 
 
+def _target(viewer: Viewer, reported: Mapping[str, Any]) -> Any:
+    """The ``separate_for_id`` of the record a report goes to: one the viewer may see, also
+    once the merge has made its TLP the stricter of the two."""
+    return ioc_visibility.separate_for(
+        viewer,
+        reported["type"],
+        reported["value"],
+        merged_tlp=lambda stored_tlp: _stricter_tlp(reported["tlp"], stored_tlp),
+    )
+
+
 def _merge_reported(
     reported: Mapping[str, Any], viewer: Viewer, clears_expiry: bool, *conditions: Any
 ) -> Any:
     """Insert or merge reported rows (``reported``: an expression per item column, of the
     rows meeting ``conditions``) into the records the viewer's reports of them go to."""
-    target = ioc_visibility.separate_for(viewer, reported["type"], reported["value"])
+    target = _target(viewer, reported)
     rows = select(
         *(reported[name].label(name) for name in ITEM_COLUMNS),
         *(_typed_parameter(name).label(name) for name in CALL_COLUMNS),
@@ -131,14 +147,14 @@ def _merge_reported(
     return _merge_on_conflict(statement, clears_expiry)
 
 
-def _target_records(viewer: Viewer, reported_type: Any, reported_value: Any) -> Any:
-    """The records reports of these values by the viewer went to, as RETURNING gives them:
-    a merge that changed nothing returns no row, so its id is looked up."""
-    target = ioc_visibility.separate_for(viewer, reported_type, reported_value)
+def _target_records(viewer: Viewer, reported: Mapping[str, Any]) -> Any:
+    """The records reports (``type``, ``value``, ``tlp``) by the viewer went to, as
+    RETURNING gives them: a merge that changed nothing returns no row, so its id is
+    looked up."""
     return select(_STORED.id, _STORED.type, _STORED.value, false()).where(
-        _STORED.type == reported_type,
-        _STORED.value == reported_value,
-        _STORED.separate_for_id == target,
+        _STORED.type == reported["type"],
+        _STORED.value == reported["value"],
+        _STORED.separate_for_id == _target(viewer, reported),
     )
 
 
@@ -148,9 +164,18 @@ def _collect(returned: Iterable[tuple], outcome: Outcome) -> None:
         outcome.setdefault((ioc_type, value), (ioc_id, created))
 
 
-def _unchanged_keys(keys: Iterable[tuple[str, str]], outcome: Outcome) -> dict[str, list[str]]:
-    missing = [key for key in dict.fromkeys(keys) if key not in outcome]
-    return {"types": [key[0] for key in missing], "values": [key[1] for key in missing]}
+def _unchanged_reports(rows: Iterable[Mapping[str, Any]], outcome: Outcome) -> dict[str, list]:
+    """The first report of each value whose id RETURNING did not give, as the arrays
+    :func:`_lookup_statement` takes."""
+    first_tlp: dict[tuple[str, str], str] = {}
+    for row in rows:
+        first_tlp.setdefault((row["type"], row["value"]), row["tlp"])
+    missing = [key for key in first_tlp if key not in outcome]
+    return {
+        "types": [ioc_type for ioc_type, _ in missing],
+        "values": [value for _, value in missing],
+        "tlps": [first_tlp[key] for key in missing],
+    }
 
 
 def duplicate_rounds(rows: Sequence[dict]) -> list[list[dict]]:
@@ -190,7 +215,7 @@ def upsert_row(
     _collect(db.session.execute(statement, parameters), outcome)
     key = (row["type"], row["value"])
     if key not in outcome:
-        lookup = _target_records(viewer, _REPORTED_ROW["type"], _REPORTED_ROW["value"])
+        lookup = _target_records(viewer, _REPORTED_ROW)
         _collect(db.session.execute(lookup, parameters), outcome)
     return outcome[key]
 
@@ -212,9 +237,9 @@ _STAGING_TABLE = table("ioc_import", column("import_round"), *map(column, ITEM_C
 
 
 _STAGED_ROW = {name: _STAGING_TABLE.c[name] for name in ITEM_COLUMNS}
-_KEYS = (
-    func.unnest(cast(bindparam("types"), ARRAY(Text)), cast(bindparam("values"), ARRAY(Text)))
-    .table_valued("type", "value")
+_LOOKED_UP = (
+    func.unnest(*(cast(bindparam(name), ARRAY(Text)) for name in ("types", "values", "tlps")))
+    .table_valued("type", "value", "tlp")
     .render_derived(name="reported")
 )
 
@@ -234,8 +259,8 @@ def _staged_statements(viewer: Viewer, clears_expiry: bool) -> tuple[str, dict[s
 
 @functools.lru_cache(maxsize=256)
 def _lookup_statement(viewer: Viewer) -> tuple[str, dict[str, Any]]:
-    """:func:`_target_records` for the values of the arrays ``types`` and ``values``."""
-    return _compiled(_target_records(viewer, _KEYS.c.type, _KEYS.c.value))
+    """:func:`_target_records` for the reports in the arrays ``types``, ``values``, ``tlps``."""
+    return _compiled(_target_records(viewer, _LOOKED_UP.c))
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -349,8 +374,7 @@ class BulkWriter:
             clears_expiry = bool(batch[0].get(CLEARS_EXPIRY))
             rounds.append((self._rounds, copy_text(batch, self._rounds), clears_expiry))
             self._rounds += 1
-        keys = [(row["type"], row["value"]) for row in rows]
-        self._written.append(self._pool.submit(self._write, rounds, keys))
+        self._written.append(self._pool.submit(self._write, rounds, rows))
 
     def finish(self) -> Outcome:
         """Wait for every chunk; the outcome for every value submitted."""
@@ -369,7 +393,7 @@ class BulkWriter:
         return []
 
     def _write(
-        self, rounds: Sequence[tuple[int, str, bool]], keys: Sequence[tuple[str, str]]
+        self, rounds: Sequence[tuple[int, str, bool]], reports: Sequence[Mapping[str, Any]]
     ) -> list:
         cursor = self._connection.connection.cursor()
         try:
@@ -384,9 +408,9 @@ class BulkWriter:
                 )
                 returned.append(cursor.fetchall())
             seen: Outcome = {}
-            for rows in returned:
-                _collect(rows, seen)
-            lookup = _unchanged_keys(keys, seen)
+            for round_returned in returned:
+                _collect(round_returned, seen)
+            lookup = _unchanged_reports(reports, seen)
             if lookup["types"]:
                 statement, parameters = _lookup_statement(self._viewer)
                 cursor.execute(statement, {**parameters, **lookup})

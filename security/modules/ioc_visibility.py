@@ -7,13 +7,16 @@ caller goes to. Not here: the queries and writes themselves (:mod:`security.modu
 
 A write never touches a record its caller cannot see, and never says that one exists.
 Each value has one *shared* record (``separate_for_id`` 0); when that record is hidden
-from a caller, what the caller reports of the value is kept as the caller's own record
-(``separate_for_id`` = the caller's user id), which the hidden one never merges with.
-The caller sees exactly what they would have seen had the hidden record not existed.
+from a caller, or the caller's report would hide it (a TLP red report merged into a
+record someone else created), what the caller reports of the value is kept as the
+caller's own record (``separate_for_id`` = the caller's user id), which the shared one
+never merges with. The caller sees what they would have seen had the hidden record not
+existed, and a red report never hides the team's record from the team.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,29 +51,41 @@ def viewer_of(principal: Principal | None) -> Viewer:
     return Viewer(user_id=principal.user.id, sees_everything=principal.is_admin)
 
 
+def shown_to(viewer: Viewer, tlp: Any, created_by_id: Any) -> Any:
+    """Whether a record of this TLP and creator is shown to the viewer, as SQL; None when
+    every record is."""
+    if viewer.sees_everything:
+        return None
+    shown = tlp != "red"
+    if viewer.user_id is None:
+        return shown
+    return or_(shown, created_by_id == viewer.user_id)
+
+
 def visibility_condition(viewer: Viewer, iocs: FromClause | None = None) -> Any:
     """The condition on rows of ``iocs`` (the ``iocs`` table, or an alias of it) that the
     viewer may see; None when it sees them all."""
     columns = (iocs if iocs is not None else Indicator.__table__).c
-    if viewer.sees_everything:
-        return None
-    shown = columns.tlp != "red"
-    if viewer.user_id is None:
-        return shown
-    return or_(shown, columns.created_by_id == viewer.user_id)
+    return shown_to(viewer, columns.tlp, columns.created_by_id)
 
 
-def separate_for(viewer: Viewer, reported_type: Any, reported_value: Any) -> Any:
+def separate_for(
+    viewer: Viewer,
+    reported_type: Any,
+    reported_value: Any,
+    merged_tlp: Callable[[Any], Any],
+) -> Any:
     """SQL for the ``separate_for_id`` of the record a report of (type, value) by the viewer
     goes to: :data:`SHARED`, or the viewer's own id when the shared record is hidden
-    from them."""
+    from them, or would be once merged (``merged_tlp`` of its TLP: a red report by
+    someone other than its creator would hide it from the reporter and the team)."""
     if viewer.user_id is None or viewer.sees_everything:
         return literal(SHARED)
     shared = Indicator.__table__.alias("shared")
-    hidden_shared = exists().where(
+    hidden_once_merged = exists().where(
         shared.c.type == reported_type,
         shared.c.value == reported_value,
         shared.c.separate_for_id == SHARED,
-        ~visibility_condition(viewer, shared),
+        ~shown_to(viewer, merged_tlp(shared.c.tlp), shared.c.created_by_id),
     )
-    return case((hidden_shared, literal(viewer.user_id)), else_=literal(SHARED))
+    return case((hidden_once_merged, literal(viewer.user_id)), else_=literal(SHARED))
