@@ -77,7 +77,7 @@ class IocList(Resource):
             responses={201: IocSchema, 200: IocSchema},
             headers=("ETag", "Location", "Idempotent-Replayed"),
             idempotent=True,
-            errors=(409, 422),
+            errors=(422,),
         ),
     }
 

@@ -67,5 +67,37 @@ def test_search_indexes_step_down_to_the_joined_one_and_back(migrated_app):
         assert "ix_iocs_search_trgm" not in index_names("iocs")
 
 
+def unique_constraints(table_name: str) -> set[str]:
+    found = db.session.execute(
+        text(
+            "SELECT conname FROM pg_constraint"
+            " WHERE conrelid = CAST(:table AS regclass) AND contype = 'u'"
+        ),
+        {"table": table_name},
+    )
+    return set(found.scalars())
+
+
+def test_separate_ioc_records_step_down_to_one_record_per_value_and_back(migrated_app):
+    insert_ioc = text(
+        "INSERT INTO iocs (type, value, confidence, source, description, tags, tlp,"
+        " first_seen, last_seen, sighting_count, created_at, updated_at, version,"
+        " separate_for_id) VALUES ('domain', 'a.example.com', 50, 'test', '', '{}', 'amber',"
+        " now(), now(), 0, now(), now(), 1, :separate_for_id)"
+    )
+    with migrated_app.app_context():
+        for separate_for_id in (0, 7):
+            db.session.execute(insert_ioc, {"separate_for_id": separate_for_id})
+        db.session.commit()
+        downgrade(directory=MIGRATIONS_DIRECTORY, revision="0007")
+        db.session.remove()
+        assert "uq_iocs_type_value" in unique_constraints("iocs")
+        assert db.session.scalar(text("SELECT count(*) FROM iocs")) == 1
+        db.session.remove()
+        upgrade(directory=MIGRATIONS_DIRECTORY, revision="heads")
+        assert "uq_iocs_type_value_separate" in unique_constraints("iocs")
+        assert "uq_iocs_type_value" not in unique_constraints("iocs")
+
+
 def test_the_models_digest_types_are_the_normaliser_s():
     assert set(HASH_TYPES_BY_LENGTH.values()) == HASH_TYPES
