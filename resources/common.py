@@ -12,7 +12,7 @@ import binascii
 import json
 import re
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import request
@@ -107,8 +107,10 @@ def _parse_timestamp(value: Any) -> datetime:
     if not isinstance(value, str):
         raise TypeError("timestamp expected")
     moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        raise ValueError("timestamp without offset")
+    # The API writes cursors in UTC; any other offset is a forged cursor, and one beyond
+    # PostgreSQL's +/-15:59 would fail in the database instead of here.
+    if moment.utcoffset() != timedelta(0):
+        raise ValueError("cursor timestamp not in UTC")
     return moment
 
 
