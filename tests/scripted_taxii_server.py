@@ -1,0 +1,88 @@
+"""A TAXII 2.1 server on 127.0.0.1 that serves whatever a test scripts: one collection, one
+page of objects given as they are (patterns no store of ours would write), sent at once or
+dripped a byte at a time. The feeds poll it over TCP like any remote server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
+COLLECTION_ID = "9c4a0f6e-2d3b-4e5f-8a7b-1c2d3e4f5a6b"
+DATE_ADDED = "2026-01-01T00:00:00.000000Z"
+# A dripping answer stops after this many bytes whatever happens, so a test stays bounded
+# in time even when the poller under test never hangs up.
+MAX_DRIPPED_BYTES = 20
+
+
+@dataclass
+class Script:
+    """What the server answers: the objects of its one page, and the pause between the
+    bytes of that page's body (None: sent at once)."""
+
+    objects: list[dict]
+    drip_seconds: float | None = None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _ScriptedServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the test's output is the poll's result."""
+
+    def do_GET(self) -> None:
+        script = self.server.script
+        if self.path.split("?")[0].endswith("/objects/"):
+            body = {"objects": script.objects, "more": False}
+            self._answer(json.dumps(body).encode(), script.drip_seconds)
+        else:
+            info = {"id": COLLECTION_ID, "title": "Scripted", "can_read": True, "can_write": False}
+            self._answer(json.dumps(info).encode(), None)
+
+    def _answer(self, body: bytes, drip_seconds: float | None) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", TAXII_MEDIA_TYPE)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-TAXII-Date-Added-First", DATE_ADDED)
+        self.send_header("X-TAXII-Date-Added-Last", DATE_ADDED)
+        self.end_headers()
+        if drip_seconds is None:
+            self.wfile.write(body)
+            return
+        for index in range(min(len(body), MAX_DRIPPED_BYTES)):
+            if self.server.stopping.wait(drip_seconds):
+                return
+            try:
+                self.wfile.write(body[index : index + 1])
+                self.wfile.flush()
+            except OSError:  # the poller hung up
+                return
+
+
+class _ScriptedServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, script: Script) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.script = script
+        self.stopping = threading.Event()
+
+
+@contextmanager
+def scripted_taxii_server(script: Script) -> Iterator[str]:
+    """Serve ``script`` on a free local port; yields the API root URL."""
+    server = _ScriptedServer(script)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/api/"
+    finally:
+        server.stopping.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
