@@ -22,11 +22,13 @@ MAX_DRIPPED_BYTES = 20
 
 @dataclass
 class Script:
-    """What the server answers: the objects of its one page, and the pause between the
-    bytes of that page's body (None: sent at once)."""
+    """What the server answers: the objects of its one page, the pause between the bytes
+    of that page's answer (None: sent at once), and whether the dripping starts with the
+    headers (else only the body drips)."""
 
     objects: list[dict]
     drip_seconds: float | None = None
+    drip_headers: bool = False
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -39,26 +41,32 @@ class _Handler(BaseHTTPRequestHandler):
         script = self.server.script
         if self.path.split("?")[0].endswith("/objects/"):
             body = {"objects": script.objects, "more": False}
-            self._answer(json.dumps(body).encode(), script.drip_seconds)
+            self._answer(json.dumps(body).encode(), script)
         else:
             info = {"id": COLLECTION_ID, "title": "Scripted", "can_read": True, "can_write": False}
-            self._answer(json.dumps(info).encode(), None)
+            self._answer(json.dumps(info).encode(), Script([]))
 
-    def _answer(self, body: bytes, drip_seconds: float | None) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", TAXII_MEDIA_TYPE)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-TAXII-Date-Added-First", DATE_ADDED)
-        self.send_header("X-TAXII-Date-Added-Last", DATE_ADDED)
-        self.end_headers()
-        if drip_seconds is None:
-            self.wfile.write(body)
+    def _answer(self, body: bytes, script: Script) -> None:
+        head = (
+            "HTTP/1.1 200 OK\r\n"
+            f"Content-Type: {TAXII_MEDIA_TYPE}\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            f"X-TAXII-Date-Added-First: {DATE_ADDED}\r\n"
+            f"X-TAXII-Date-Added-Last: {DATE_ADDED}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        if script.drip_seconds is None:
+            self.wfile.write(head + body)
             return
-        for index in range(min(len(body), MAX_DRIPPED_BYTES)):
-            if self.server.stopping.wait(drip_seconds):
+        if not script.drip_headers:
+            self.wfile.write(head)
+            self.wfile.flush()
+        dripped = head + body if script.drip_headers else body
+        for index in range(min(len(dripped), MAX_DRIPPED_BYTES)):
+            if self.server.stopping.wait(script.drip_seconds):
                 return
             try:
-                self.wfile.write(body[index : index + 1])
+                self.wfile.write(dripped[index : index + 1])
                 self.wfile.flush()
             except OSError:  # the poller hung up
                 return

@@ -253,14 +253,19 @@ def _scripted_feed(admin, api_root: str) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("page_seconds", "poll_seconds"), [(2, 60), (60, 2)])
+@pytest.mark.parametrize(
+    ("page_seconds", "poll_seconds", "drip_headers"),
+    [(2, 60, False), (60, 2, False), (2, 60, True)],
+    ids=["body, page deadline", "body, poll deadline", "headers, page deadline"],
+)
 def test_a_feed_dripping_its_page_is_cut_off_at_the_deadline(
-    app, taxii_settings, admin, monkeypatch, page_seconds, poll_seconds
+    app, taxii_settings, admin, monkeypatch, page_seconds, poll_seconds, drip_headers
 ):
     monkeypatch.setitem(app.config, "TAXII_PAGE_DEADLINE_SECONDS", page_seconds)
     monkeypatch.setitem(app.config, "TAXII_POLL_DEADLINE_SECONDS", poll_seconds)
     # 20 bytes at 0.5 s: the page takes 10 s, and each byte comes well within any read timeout.
-    with scripted_taxii_server(Script([KEPT_INDICATOR], drip_seconds=0.5)) as api_root:
+    script = Script([KEPT_INDICATOR], drip_seconds=0.5, drip_headers=drip_headers)
+    with scripted_taxii_server(script) as api_root:
         feed = _scripted_feed(admin, api_root)
         started = time.monotonic()
         response = admin.client.post(f"/taxii/feeds/{feed['id']}/poll")

@@ -2,8 +2,8 @@
 
 Requests go through the OASIS ``taxii2-client`` (pagination with ``limit``/``next``,
 ``added_after``), over a connection we prepare: no proxies from the environment, a
-timeout on every read, a deadline on every page and on the whole poll
-(``TAXII_PAGE_DEADLINE_SECONDS``, ``TAXII_POLL_DEADLINE_SECONDS``), few redirects, and
+timeout on every read and a deadline on every page and on the whole poll (:mod:`.deadline`,
+``TAXII_PAGE_DEADLINE_SECONDS``, ``TAXII_POLL_DEADLINE_SECONDS``), few redirects, and
 every request URL and redirect target checked against SSRF (:mod:`.ssrf`). The watermark
 for the next poll is the remote server's ``X-TAXII-Date-Added-Last``, saved after every
 page together with that page's IOCs, so a poll that fails halfway resumes where it stopped.
@@ -19,16 +19,13 @@ two instances) from polling one feed at once; a crashed poller's lease expires.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin
 
 import requests
-import urllib3
 from flask import current_app
-from requests.adapters import HTTPAdapter
 from sqlalchemy import or_, update
 from taxii2client.common import _HTTPConnection
 from taxii2client.exceptions import TAXIIServiceException
@@ -39,12 +36,10 @@ from security.modules import audit
 from security.modules.indicators import InvalidIndicator
 from security.modules.stix_mapping import parse_bundle
 from security.modules.taxii.crypto import UndecryptableSecret, decrypt_secret
+from security.modules.taxii.deadline import DeadlineAdapter, PollClock
 from security.modules.taxii.ssrf import OutboundUrlRefused, check_outbound_url
 from security.modules.taxii.stix_exchange import store_imported
 
-CONNECT_TIMEOUT_SECONDS = 5
-READ_TIMEOUT_SECONDS = 60
-READ_CHUNK_BYTES = 64 * 1024
 MAX_REDIRECTS = 3
 LEASE = timedelta(minutes=15)
 MAX_REPORTED_FAILURES = 100
@@ -106,92 +101,12 @@ class _FeedAuth(requests.auth.AuthBase):
         return response
 
 
-class FeedTooSlow(requests.exceptions.Timeout):
-    """The feed did not send a page, or the poll did not end, within its deadline."""
-
-
-@dataclass
-class _PollClock:
-    """The deadlines of one poll (``TAXII_POLL_DEADLINE_SECONDS``) and of each of its
-    requests (``TAXII_PAGE_DEADLINE_SECONDS``), on the monotonic clock."""
-
-    poll_seconds: float
-    page_seconds: float
-    started: float = field(default_factory=time.monotonic)
-
-    def request_deadline(self) -> float:
-        """When the next request must be done by; :class:`FeedTooSlow` if the poll is over."""
-        now = time.monotonic()
-        poll_end = self.started + self.poll_seconds
-        if now >= poll_end:
-            raise FeedTooSlow(
-                f"the poll did not finish within {self.poll_seconds:g} s "
-                "(TAXII_POLL_DEADLINE_SECONDS); the pages stored so far are kept"
-            )
-        return min(now + self.page_seconds, poll_end)
-
-    def too_slow(self) -> FeedTooSlow:
-        return FeedTooSlow(
-            f"the feed did not send a page within its deadline ({self.page_seconds:g} s a "
-            f"page, TAXII_PAGE_DEADLINE_SECONDS; {self.poll_seconds:g} s a poll)"
-        )
-
-
-def _read_chunk(response: requests.Response, deadline: float, clock: _PollClock) -> bytes:
-    """Some bytes of the body (b"" at its end), waiting no later than ``deadline``."""
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise clock.too_slow()
-    connection = response.raw.connection  # None once the whole body has arrived
-    if connection is not None and connection.sock is not None:
-        connection.sock.settimeout(min(READ_TIMEOUT_SECONDS, remaining))
-    try:
-        return response.raw.read1(READ_CHUNK_BYTES, decode_content=True)
-    except urllib3.exceptions.ReadTimeoutError:
-        raise clock.too_slow() from None
-    except urllib3.exceptions.HTTPError as error:
-        raise requests.exceptions.ConnectionError(error) from None
-
-
-class _DeadlineAdapter(HTTPAdapter):
-    """Time limits on every request of a poll.
-
-    taxii2-client passes no timeout: without one a silent server hangs the poller. A
-    per-read timeout alone is not enough either, since a server sending a byte every few
-    seconds never trips it; so the body is read here, a chunk at a time, until the
-    request's deadline (the page's, within the poll's).
-    """
-
-    def __init__(self, clock: _PollClock) -> None:
-        super().__init__(max_retries=0)
-        self.clock = clock
-
-    def send(self, request, stream=False, timeout=None, **kwargs):
-        deadline = self.clock.request_deadline()
-        remaining = deadline - time.monotonic()
-        timeout = (min(CONNECT_TIMEOUT_SECONDS, remaining), min(READ_TIMEOUT_SECONDS, remaining))
-        response = super().send(request, stream=True, timeout=timeout, **kwargs)
-        if stream:
-            return response
-        body = bytearray()
-        try:
-            while chunk := _read_chunk(response, deadline, self.clock):
-                body += chunk
-        except requests.RequestException:
-            response.close()
-            raise
-        # What requests itself does when it reads a body that is not streamed.
-        response._content = bytes(body)
-        response._content_consumed = True
-        return response
-
-
-def _connection(auth: _FeedAuth, clock: _PollClock) -> _HTTPConnection:
+def _connection(auth: _FeedAuth, clock: PollClock) -> _HTTPConnection:
     connection = _HTTPConnection(auth=auth, version="2.1", user_agent=USER_AGENT)
     session = connection.session
     session.trust_env = False
     session.max_redirects = MAX_REDIRECTS
-    adapter = _DeadlineAdapter(clock)
+    adapter = DeadlineAdapter(clock)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return connection
@@ -274,7 +189,7 @@ def _poll_pages(feed: TaxiiFeed, result: PollResult) -> None:
     allowed_hosts = tuple(current_app.config.get("TAXII_ALLOWED_HOSTS") or ())
     check_outbound_url(feed.collection_url, allowed_hosts)
     auth = _FeedAuth(feed, allowed_hosts)
-    clock = _PollClock(
+    clock = PollClock(
         current_app.config["TAXII_POLL_DEADLINE_SECONDS"],
         current_app.config["TAXII_PAGE_DEADLINE_SECONDS"],
     )
