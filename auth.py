@@ -11,7 +11,7 @@ import hashlib
 import secrets
 import string
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import current_app, g, request
@@ -152,12 +152,23 @@ def issue_token(user: User, ip: str | None) -> tuple[str, AuthToken]:
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller: a user acting through a login token or an API key."""
+    """The authenticated caller: a user acting through a login token or an API key.
+
+    ``user_id`` and ``username`` are read once, when the principal is made: the error path
+    (logging, auditing) reads them after a failed write, when touching ``user`` would load
+    it from a session that must first be rolled back, and fail again.
+    """
 
     user: User
     permissions: frozenset[str]
     credential_type: str
     credential_id: int
+    user_id: int = field(init=False)
+    username: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "user_id", self.user.id)
+        object.__setattr__(self, "username", self.user.username)
 
     @property
     def is_admin(self) -> bool:

@@ -30,6 +30,10 @@ ENV_CREDENTIAL_NAMES = ("API_KEY", "DB_PASSWORD", "SECRET_TOKEN", "MAIL_API_KEY"
 DEFAULT_ROTATION_GRACE_SECONDS = 24 * 3600
 MAX_ROTATION_GRACE_SECONDS = 7 * 24 * 3600
 DEFAULT_CREDENTIAL_USAGE_RETENTION_DAYS = 90
+DEFAULT_TAXII_POLL_DEADLINE_SECONDS = 600
+DEFAULT_TAXII_PAGE_DEADLINE_SECONDS = 120
+# A poll holds its feed's lease for 15 minutes (taxii.client.LEASE): it must end before.
+MAX_TAXII_POLL_DEADLINE_SECONDS = 14 * 60
 
 
 class ConfigError(RuntimeError):
@@ -67,6 +71,8 @@ class Settings:
     alert_group_window_seconds: int = 3600
     api_key_rotation_grace_seconds: int = DEFAULT_ROTATION_GRACE_SECONDS
     credential_usage_retention_days: int = DEFAULT_CREDENTIAL_USAGE_RETENTION_DAYS
+    taxii_poll_deadline_seconds: int = DEFAULT_TAXII_POLL_DEADLINE_SECONDS
+    taxii_page_deadline_seconds: int = DEFAULT_TAXII_PAGE_DEADLINE_SECONDS
     # Name -> secret of the set ones; kept out of repr() so no log or traceback shows them.
     env_credentials: dict[str, str] = field(default_factory=dict, repr=False)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -108,6 +114,8 @@ class Settings:
             "ALERT_GROUP_WINDOW_SECONDS": self.alert_group_window_seconds,
             "API_KEY_ROTATION_GRACE_SECONDS": self.api_key_rotation_grace_seconds,
             "CREDENTIAL_USAGE_RETENTION_DAYS": self.credential_usage_retention_days,
+            "TAXII_POLL_DEADLINE_SECONDS": self.taxii_poll_deadline_seconds,
+            "TAXII_PAGE_DEADLINE_SECONDS": self.taxii_page_deadline_seconds,
             # Unset credentials are None, so their checks fail (never pass).
             **{name: self.env_credentials.get(name) for name in ENV_CREDENTIAL_NAMES},
             # Flask-RESTful appends "did you mean" hints to 404s; the problem handler owns them.
@@ -137,6 +145,29 @@ def _bool_setting(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw.lower() in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _taxii_deadlines(env: Mapping[str, str]) -> dict[str, int]:
+    """``TAXII_POLL_DEADLINE_SECONDS`` and ``TAXII_PAGE_DEADLINE_SECONDS``: how long one
+    feed poll, and one page of it, may take in all (a server sending a byte at a time
+    never trips a per-read timeout). A page cannot outlast its poll."""
+    poll = _int_setting(
+        env, "TAXII_POLL_DEADLINE_SECONDS", DEFAULT_TAXII_POLL_DEADLINE_SECONDS, minimum=1
+    )
+    if poll > MAX_TAXII_POLL_DEADLINE_SECONDS:
+        raise ConfigError(
+            f"TAXII_POLL_DEADLINE_SECONDS must be at most {MAX_TAXII_POLL_DEADLINE_SECONDS} "
+            f"(a poll's lease on its feed lasts 15 minutes), got {poll}"
+        )
+    page = _int_setting(
+        env, "TAXII_PAGE_DEADLINE_SECONDS", min(DEFAULT_TAXII_PAGE_DEADLINE_SECONDS, poll), 1
+    )
+    if page > poll:
+        raise ConfigError(
+            f"TAXII_PAGE_DEADLINE_SECONDS ({page}) must not exceed "
+            f"TAXII_POLL_DEADLINE_SECONDS ({poll})"
+        )
+    return {"taxii_poll_deadline_seconds": poll, "taxii_page_deadline_seconds": page}
 
 
 def _secret_key(env: Mapping[str, str], environment: str) -> str:
@@ -342,6 +373,7 @@ def load_settings(
             DEFAULT_CREDENTIAL_USAGE_RETENTION_DAYS,
             minimum=1,
         ),
+        **_taxii_deadlines(env),
         env_credentials=_env_credentials(env),
         extra=overrides,
     )

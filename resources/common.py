@@ -10,9 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import request
@@ -21,6 +22,7 @@ from sqlalchemy import Select, tuple_
 
 from errors import ApiError
 from models import db
+from security.modules.storable import number_problem, unstorable_values
 from security.modules.utils import isoformat_z
 
 JSON_MEDIA_TYPES = ("application/json",)
@@ -38,19 +40,48 @@ def require_json_content_type(accepted: Sequence[str] = JSON_MEDIA_TYPES) -> Non
     )
 
 
+def _parse_json(raw: bytes) -> tuple[Any, bool]:
+    """The parsed document, and whether it holds a NaN or infinite number (noted while
+    parsing, so well-formed bodies are not walked a second time)."""
+    non_finite: list[float] = []
+
+    def number(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            non_finite.append(value)
+        return value
+
+    document = json.loads(raw, parse_constant=number, parse_float=number)
+    return document, bool(non_finite)
+
+
 def read_json_document() -> Any:
-    """The request body parsed as JSON; 415 for other media types, 400 if malformed."""
+    """The request body parsed as JSON; 415 for other media types, 400 if malformed.
+
+    ``NaN``, ``Infinity`` and numbers too large for a float are malformed too, with the
+    fields named: Python's reader accepts them, but they are not JSON (RFC 8259) and
+    PostgreSQL's ``jsonb`` cannot store them (an event carrying one failed when its alert
+    was written).
+    """
     require_json_content_type()
     raw = request.get_data(cache=True)
     if not raw:
         raise ApiError(400, "The request body is empty; send a JSON document.")
     try:
-        return json.loads(raw)
+        document, has_non_finite = _parse_json(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise ApiError(400, f"The body is not valid JSON: {error}") from None
     except RecursionError:
         # A small body of nested brackets exhausts the parser's stack before any size cap.
         raise ApiError(400, "The body is nested too deeply.") from None
+    if has_non_finite:
+        raise ApiError(
+            400,
+            "The body is not valid JSON: NaN, Infinity and numbers too large for a float "
+            "are not JSON numbers.",
+            errors=unstorable_values(document, number_problem),
+        )
+    return document
 
 
 def validation_error(error: ValidationError, where: str = "body") -> ApiError:
@@ -107,8 +138,10 @@ def _parse_timestamp(value: Any) -> datetime:
     if not isinstance(value, str):
         raise TypeError("timestamp expected")
     moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        raise ValueError("timestamp without offset")
+    # The API writes cursors in UTC; any other offset is a forged cursor, and one beyond
+    # PostgreSQL's +/-15:59 would fail in the database instead of here.
+    if moment.utcoffset() != timedelta(0):
+        raise ValueError("cursor timestamp not in UTC")
     return moment
 
 

@@ -7,19 +7,10 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
+from security.modules.storable import text_problem
+
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
-
-
-def _unstorable_text_problem(value: str) -> str | None:
-    """Why PostgreSQL could not store ``value`` as text, or None when it can."""
-    if "\x00" in value:
-        return "must not contain NUL characters"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "must be valid Unicode (no unpaired surrogates)"
-    return None
 
 
 def _find_unstorable_text(value: Any) -> str | None:
@@ -31,7 +22,7 @@ def _find_unstorable_text(value: Any) -> str | None:
     while pending:
         item = pending.pop()
         if isinstance(item, str):
-            problem = _unstorable_text_problem(item)
+            problem = text_problem(item)
             if problem:
                 return problem
         elif isinstance(item, dict):
@@ -72,7 +63,7 @@ class StrictSchema(Schema):
             problem = _find_unstorable_text([key, value])
             if problem:
                 # A key that is itself unstorable cannot name the field in the answer.
-                errors[key if _unstorable_text_problem(key) is None else "_schema"] = [problem]
+                errors[key if text_problem(key) is None else "_schema"] = [problem]
         if errors:
             raise ValidationError(errors)
         return data

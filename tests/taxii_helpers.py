@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cryptography.fernet import Fernet
 
@@ -72,3 +73,31 @@ def taxii_get(user, path: str, **kwargs):
 
 def basic_credentials(user) -> dict:
     return {"user": user.username, "password": STRONG_PASSWORD}
+
+
+def pattern_with_alternatives(count: int) -> str:
+    """A STIX pattern naming ``count`` IPv4 addresses (10.0.0.0 upwards) as alternatives."""
+    terms = (f"[ipv4-addr:value = '10.{i >> 16}.{i >> 8 & 255}.{i & 255}']" for i in range(count))
+    return " OR ".join(terms)
+
+
+# Patterns that exhausted the pattern parser's stack (500), by what makes them so.
+PATTERN_BOMBS = {
+    "nested 5,000 parentheses deep": "(" * 5000 + "[ipv4-addr:value = '198.51.100.9']" + ")" * 5000,
+    "8,000 OR terms": pattern_with_alternatives(8000),
+}
+
+
+def stix_indicator(stix_id: str, pattern: str, **fields: Any) -> dict:
+    """A STIX 2.1 indicator object with ``pattern``."""
+    return {
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": stix_id,
+        "created": "2026-01-01T00:00:00.000Z",
+        "modified": "2026-01-01T00:00:00.000Z",
+        "pattern": pattern,
+        "pattern_type": "stix",
+        "valid_from": "2026-01-01T00:00:00Z",
+        **fields,
+    }

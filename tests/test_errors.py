@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from models import db
+
 PROBLEM_KEYS = {"type", "title", "status", "detail", "request_id"}
 
 
@@ -114,3 +116,30 @@ def test_unexpected_error_is_problem_500_without_details(database_url):
 
     body = assert_problem(fresh_app.test_client().get("/_test_boom"), 500)
     assert "secret internals" not in body["detail"]
+
+
+@pytest.mark.usefixtures("app")  # for its clean_database: this test adds a user
+def test_an_error_after_a_failed_write_is_still_a_problem_500_with_its_headers(database_url):
+    """A failed flush leaves the session needing a rollback; logging the error must not
+    load the caller from it (which raised again and let the server's HTML page out)."""
+    from app import create_app
+    from auth import authenticate
+    from security.modules import audit
+    from tests.conftest import app_settings
+    from tests.helpers import ApiClient, make_user
+
+    fresh_app = create_app(app_settings(database_url, AUTO_MIGRATE=False))
+
+    @fresh_app.route("/_test_failed_write", methods=["POST"])
+    def failed_write():
+        authenticate()
+        audit.record("nul\x00action")  # PostgreSQL text cannot hold NUL: the flush fails
+        db.session.flush()
+
+    user = make_user(fresh_app, ApiClient(fresh_app.test_client()), "failed-write", "analyst")
+    response = user.client.post("/_test_failed_write", headers={"X-Request-ID": "trace-failed-1"})
+
+    body = assert_problem(response, 500)
+    assert body["request_id"] == "trace-failed-1"
+    assert response.headers["X-Request-ID"] == "trace-failed-1"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"

@@ -611,3 +611,19 @@ def test_detection_responses_match_the_openapi_document(client, analyst, high_ru
     assert_matches(document, "DryRun", dry_run.get_json())
     assert_matches(document, "Rule", medium)
     assert_matches(document, "RulePage", analyst.client.get("/rules").get_json())
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_a_non_finite_number_in_an_event_is_refused_with_400_naming_the_field(
+    app, analyst, medium_rule, number
+):
+    body = json.dumps([EVIL_EVENT, EVIL_EVENT]).replace("}]", f', "score": {number}}}]')
+
+    response = analyst.client.post(
+        "/events", data=body, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert list(response.get_json()["errors"]) == ["[1].score"]
+    assert count(app, Alert) == 0

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import insert
 
 from models import Incident, db, utcnow
@@ -66,3 +69,35 @@ def test_default_page_size_is_50(app, analyst):
     page = analyst.client.get("/incidents").get_json()
     assert len(page["items"]) == 50
     assert page["next_cursor"]
+
+
+KEYSET_LIST_ENDPOINTS = (
+    "/incidents",
+    "/iocs",
+    "/rules",
+    "/alerts",
+    "/taxii/feeds",
+    "/security/blocks",
+    "/audit",
+    "/api-keys",
+)
+
+
+def cursor_of(values: list) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("path", KEYSET_LIST_ENDPOINTS)
+@pytest.mark.parametrize("offset", ["+23:59", "-16:00", "+01:00"])
+def test_a_cursor_timestamp_not_in_utc_is_a_400_on_every_list(admin, path, offset):
+    cursor = cursor_of([f"2026-01-01T00:00:00{offset}", 1])
+    response = admin.client.get(path, query_string={"cursor": cursor})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert "cursor" in response.get_json()["detail"]
+
+
+@pytest.mark.parametrize("path", KEYSET_LIST_ENDPOINTS)
+def test_a_cursor_in_utc_is_accepted_on_every_list(admin, path):
+    cursor = cursor_of(["2126-01-01T00:00:00Z", 1])
+    assert admin.client.get(path, query_string={"cursor": cursor}).status_code == 200

@@ -328,3 +328,50 @@ def test_rules_compile_once_per_version_not_per_request(analyst, monkeypatch):
 
     assert after_two_requests == 1
     assert len(compiled) == 2
+
+
+def test_yaml_nested_10000_levels_deep_is_refused_with_422(analyst):
+    nested = "a: " + "[" * 10_000 + "]" * 10_000 + "\n"
+
+    response = upload_sigma(analyst, nested)
+
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert "nested deeper than" in response.get_json()["errors"]["source"][0]
+
+
+def test_yaml_aliases_nesting_past_the_depth_limit_are_refused_with_422(analyst):
+    chain = "l0: &l0 [x]\n" + "".join(
+        f"l{level}: &l{level} [*l{level - 1}]\n" for level in range(1, rules_module.MAX_YAML_DEPTH)
+    )
+
+    response = upload_sigma(analyst, chain)
+
+    assert response.status_code == 422
+    assert "nested deeper than" in response.get_json()["errors"]["source"][0]
+
+
+def sigma_text(title: str = "Nul test", description: str = "Plain", tag: str = "attack.t1059"):
+    """A Sigma rule whose metadata is written as YAML double-quoted strings (escapes apply)."""
+    return (
+        f'title: "{title}"\ndescription: "{description}"\ntags: ["{tag}"]\n'
+        "logsource: {product: test}\ndetection: {sel: {a: b}, condition: sel}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "metadata"),
+    [
+        ("title", {"title": "Nul \\0 title"}),
+        ("description", {"description": "Nul \\0 description"}),
+        ("tags[0]", {"tag": "attack.\\0t1059"}),
+    ],
+)
+def test_a_nul_character_in_a_sigma_rule_is_refused_with_422(app, analyst, field, metadata):
+    assert upload_sigma(analyst, sigma_text()).status_code == 201
+    response = upload_sigma(analyst, sigma_text(**metadata))
+
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["errors"]["source"][0].startswith(f"{field} must not contain NUL")
+    assert rule_count(app) == 1

@@ -212,6 +212,30 @@ def test_production_settings_accept_a_strong_secret_key():
     assert (settings.environment, settings.secret_key) == ("production", STRONG_SECRET_KEY)
 
 
+def test_taxii_deadlines_default_to_ten_minutes_a_poll_and_two_a_page():
+    settings = load_settings(env={"DATABASE_URL": UNREACHABLE_URL, "SECRET_KEY": STRONG_SECRET_KEY})
+
+    assert settings.taxii_poll_deadline_seconds == 600
+    assert settings.taxii_page_deadline_seconds == 120
+
+
+@pytest.mark.parametrize(
+    ("deadlines", "named"),
+    [
+        ({"TAXII_POLL_DEADLINE_SECONDS": "3600"}, "TAXII_POLL_DEADLINE_SECONDS must be at most"),
+        (
+            {"TAXII_POLL_DEADLINE_SECONDS": "60", "TAXII_PAGE_DEADLINE_SECONDS": "120"},
+            "TAXII_PAGE_DEADLINE_SECONDS",
+        ),
+        ({"TAXII_PAGE_DEADLINE_SECONDS": "0"}, "TAXII_PAGE_DEADLINE_SECONDS must be at least 1"),
+    ],
+)
+def test_taxii_deadlines_past_the_feed_lease_or_the_poll_are_refused(deadlines, named):
+    env = {"DATABASE_URL": UNREACHABLE_URL, "SECRET_KEY": STRONG_SECRET_KEY, **deadlines}
+    with pytest.raises(ConfigError, match=named):
+        load_settings(env=env)
+
+
 def test_launcher_keeps_one_generated_secret_key_readable_only_by_its_owner(tmp_path):
     from launcher import load_or_create_secret_key
 

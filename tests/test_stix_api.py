@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 import stix2validator
 from sqlalchemy import select
 
 from models import Indicator, db
-from tests.taxii_helpers import store_iocs
+from security.modules.stix_mapping.patterns import MAX_PATTERN_DEPTH, MAX_PATTERN_TERMS
+from tests.taxii_helpers import (
+    PATTERN_BOMBS,
+    pattern_with_alternatives,
+    stix_indicator,
+    store_iocs,
+)
 
 TLP_GREEN_2 = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
 
@@ -177,3 +184,39 @@ def test_import_refuses_what_is_not_a_bundle(analyst):
 
 def test_viewer_cannot_import(viewer):
     assert viewer.client.post("/stix/import", json=_bundle()).status_code == 403
+
+
+BOMB_ID = "indicator--0b0b0b0b-0b0b-4b0b-8b0b-0b0b0b0b0b0b"
+VALID_ID = "indicator--1a1a1a1a-1a1a-4a1a-8a1a-1a1a1a1a1a1a"
+
+
+@pytest.mark.parametrize("bomb", PATTERN_BOMBS)
+def test_import_refuses_an_oversized_pattern_and_keeps_the_rest_of_the_bundle(app, analyst, bomb):
+    bundle = _bundle(
+        stix_indicator(BOMB_ID, PATTERN_BOMBS[bomb]),
+        stix_indicator(VALID_ID, "[domain-name:value = 'kept.example.com']"),
+    )
+
+    response = analyst.client.post("/stix/import", json=bundle)
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["created"] == 1
+    assert [u["id"] for u in body["unmapped"]] == [BOMB_ID]
+    assert "at most" in body["unmapped"][0]["reason"]
+    with app.app_context():
+        stored = db.session.scalars(select(Indicator)).unique().one()
+        assert stored.value == "kept.example.com"
+
+
+def test_a_pattern_at_the_size_limits_still_imports(app, analyst):
+    nested = (
+        "(" * (MAX_PATTERN_DEPTH - 1)
+        + pattern_with_alternatives(MAX_PATTERN_TERMS)
+        + ")" * (MAX_PATTERN_DEPTH - 1)
+    )
+
+    response = analyst.client.post("/stix/import", json=_bundle(stix_indicator(VALID_ID, nested)))
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["created"] == MAX_PATTERN_TERMS

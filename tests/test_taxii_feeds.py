@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 
 import pytest
 from sqlalchemy import select, text, update
@@ -12,7 +13,8 @@ from sqlalchemy.engine import make_url
 
 from models import Indicator, TaxiiFeed, db, utcnow
 from tests.helpers import STRONG_PASSWORD
-from tests.taxii_helpers import sample_items, store_iocs
+from tests.scripted_taxii_server import COLLECTION_ID, Script, scripted_taxii_server
+from tests.taxii_helpers import PATTERN_BOMBS, sample_items, stix_indicator, store_iocs
 
 pytest_plugins = ("tests.taxii_fixtures",)
 
@@ -237,3 +239,58 @@ def test_polling_a_collection_the_poll_itself_feeds_ends(
     result = response.get_json()["result"]
     # Every IOC comes once (storing re-dates it, so the server offers it again: not taken).
     assert (result["objects"], result["merged"], result["created"]) == (5 + 3, 5, 0)
+
+
+KEPT_INDICATOR = stix_indicator(
+    "indicator--1a1a1a1a-1a1a-4a1a-8a1a-1a1a1a1a1a1a", "[domain-name:value = 'kept.example.com']"
+)
+
+
+def _scripted_feed(admin, api_root: str) -> dict:
+    return _create_feed(
+        admin, {"name": "scripted", "api_root_url": api_root, "collection_id": COLLECTION_ID}
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("page_seconds", "poll_seconds", "drip_headers"),
+    [(2, 60, False), (60, 2, False), (2, 60, True)],
+    ids=["body, page deadline", "body, poll deadline", "headers, page deadline"],
+)
+def test_a_feed_dripping_its_page_is_cut_off_at_the_deadline(
+    app, taxii_settings, admin, monkeypatch, page_seconds, poll_seconds, drip_headers
+):
+    monkeypatch.setitem(app.config, "TAXII_PAGE_DEADLINE_SECONDS", page_seconds)
+    monkeypatch.setitem(app.config, "TAXII_POLL_DEADLINE_SECONDS", poll_seconds)
+    # 20 bytes at 0.5 s: the page takes 10 s, and each byte comes well within any read timeout.
+    script = Script([KEPT_INDICATOR], drip_seconds=0.5, drip_headers=drip_headers)
+    with scripted_taxii_server(script) as api_root:
+        feed = _scripted_feed(admin, api_root)
+        started = time.monotonic()
+        response = admin.client.post(f"/taxii/feeds/{feed['id']}/poll")
+        elapsed = time.monotonic() - started
+
+    assert response.status_code == 502, response.get_data(as_text=True)
+    assert "did not send a page within its deadline" in response.get_json()["detail"]
+    assert 2 <= elapsed < 4
+    assert _stored_iocs(app) == set()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bomb", PATTERN_BOMBS)
+def test_a_polled_page_keeps_its_indicators_beside_an_oversized_pattern(
+    app, taxii_settings, admin, bomb
+):
+    bomb_id = "indicator--0b0b0b0b-0b0b-4b0b-8b0b-0b0b0b0b0b0b"
+    page = [stix_indicator(bomb_id, PATTERN_BOMBS[bomb]), KEPT_INDICATOR]
+    with scripted_taxii_server(Script(page)) as api_root:
+        feed = _scripted_feed(admin, api_root)
+        response = admin.client.post(f"/taxii/feeds/{feed['id']}/poll")
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    result = response.get_json()["result"]
+    assert result["created"] == 1
+    assert [failure["id"] for failure in result["failures"]] == [bomb_id]
+    assert "at most" in result["failures"][0]["reason"]
+    assert {value for _, value, _, _ in _stored_iocs(app)} == {"kept.example.com"}

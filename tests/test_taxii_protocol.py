@@ -11,11 +11,13 @@ import pytest
 
 from tests.helpers import STRONG_PASSWORD
 from tests.taxii_helpers import (
+    PATTERN_BOMBS,
     TAXII_ACCEPT,
     create_collection,
     minutes_ago,
     sample_items,
     set_update_time,
+    stix_indicator,
     store_iocs,
     taxii_get,
 )
@@ -302,3 +304,25 @@ def test_malformed_posted_objects_are_failures_in_the_status_not_500(admin, coll
     assert response.status_code == 202
     status = response.get_json()
     assert (status["success_count"], status["failure_count"]) == (0, 4)
+
+
+@pytest.mark.parametrize("bomb", PATTERN_BOMBS)
+def test_an_oversized_pattern_fails_alone_in_the_status(app, admin, collection, bomb):
+    bomb_id = "indicator--0b0b0b0b-0b0b-4b0b-8b0b-0b0b0b0b0b0b"
+    valid_id = "indicator--1a1a1a1a-1a1a-4a1a-8a1a-1a1a1a1a1a1a"
+    objects = [
+        stix_indicator(bomb_id, PATTERN_BOMBS[bomb]),
+        stix_indicator(valid_id, "[domain-name:value = 'kept.example.com']"),
+    ]
+
+    response = admin.client.post(
+        _objects_path(collection),
+        json={"objects": objects},
+        headers={"Accept": TAXII_ACCEPT, "Content-Type": TAXII_ACCEPT},
+    )
+
+    assert response.status_code == 202, response.get_data(as_text=True)
+    status = response.get_json()
+    assert [entry["id"] for entry in status["successes"]] == [valid_id]
+    assert [entry["id"] for entry in status["failures"]] == [bomb_id]
+    assert "at most" in status["failures"][0]["message"]

@@ -24,7 +24,7 @@ def _current_actor() -> tuple[int | None, str | None]:
     principal = g.get("principal") if has_request_context() else None
     if principal is None:
         return None, None
-    return principal.user.id, principal.user.username
+    return principal.user_id, principal.username
 
 
 def record(

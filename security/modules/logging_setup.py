@@ -65,7 +65,7 @@ class RequestContextFilter(logging.Filter):
             "request_id": g.get("request_id"),
             "method": request.method,
             "path": request.path,
-            "principal_id": principal.user.id if principal is not None else None,
+            "principal_id": principal.user_id if principal is not None else None,
         }
         for name, value in context.items():
             if not hasattr(record, name):

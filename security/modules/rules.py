@@ -51,6 +51,7 @@ from security.modules.sigma import (
     flatten_events,
 )
 from security.modules.sigma.events import ALL_VALUES, normalize_field_name
+from security.modules.storable import unstorable_values
 
 SIGMA_LEVEL_SEVERITY = {
     "informational": "low",
@@ -64,6 +65,9 @@ DEFAULT_SEVERITY = "medium"
 MAX_SIGMA_BYTES = 256 * 1024
 # A YAML rule is a small tree; aliases can make a small text a huge one (billion laughs).
 MAX_YAML_NODES = 20_000
+# ... and a shallow one (a Sigma rule nests about five levels). PyYAML composes a document
+# recursively, so ``a: [[[[...]]]]`` in a few kilobytes would exhaust the stack.
+MAX_YAML_DEPTH = 64
 MAX_GROUP_FIELDS = 5
 EDITABLE_FIELDS = ("name", "description", "severity", "enabled", "group_by")
 # Sigma detection keys that are not selections.
@@ -273,30 +277,59 @@ def _check_name(name: Any) -> str:
     return name.strip()
 
 
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader, refusing a document nested deeper than
+    :data:`MAX_YAML_DEPTH` while composing it, before the recursion gets deep."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(
+                    problem=f"the document is nested deeper than {MAX_YAML_DEPTH} levels",
+                    problem_mark=self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def _load_yaml(yaml_text: str) -> Any:
+    """The YAML document, refused (:class:`InvalidRule`) when too big, too deep, or holding
+    values PostgreSQL cannot store (a ``"\\0"`` escape makes a NUL character)."""
     if len(yaml_text.encode("utf-8", "surrogatepass")) > MAX_SIGMA_BYTES:
         raise InvalidRule(f"a Sigma rule is at most {MAX_SIGMA_BYTES} bytes")
     try:
-        document = yaml.safe_load(yaml_text)
+        document = yaml.load(yaml_text, _DepthLimitedLoader)  # noqa: S506  # nosec B506 # a SafeLoader subclass
     except yaml.YAMLError as error:
         raise InvalidRule(f"invalid YAML: {error}") from None
-    _check_node_count(document)
+    _check_tree_size(document)
+    unstorable = unstorable_values(document)
+    if unstorable:
+        path, problems = next(iter(unstorable.items()))
+        raise InvalidRule(f"{path} {problems[0]}")
     return document
 
 
-def _check_node_count(document: Any) -> None:
-    """Refuse a document whose tree (aliases expanded) exceeds :data:`MAX_YAML_NODES`."""
-    pending, seen = [document], 0
+def _check_tree_size(document: Any) -> None:
+    """Refuse a document whose tree (aliases expanded) exceeds :data:`MAX_YAML_NODES` nodes
+    or :data:`MAX_YAML_DEPTH` levels (aliases nest without nesting the text)."""
+    pending, seen = [(document, 1)], 0
     while pending:
-        node = pending.pop()
+        node, depth = pending.pop()
         seen += 1
         if seen > MAX_YAML_NODES:
             raise InvalidRule(f"the YAML document is too large (over {MAX_YAML_NODES} nodes)")
+        if depth > MAX_YAML_DEPTH:
+            raise InvalidRule(f"the YAML document is nested deeper than {MAX_YAML_DEPTH} levels")
         if isinstance(node, dict):
-            pending.extend(node.keys())
-            pending.extend(node.values())
+            pending.extend((child, depth + 1) for child in (*node.keys(), *node.values()))
         elif isinstance(node, list):
-            pending.extend(node)
+            pending.extend((child, depth + 1) for child in node)
 
 
 # --- compiling, with the per-process cache --------------------------------------------------

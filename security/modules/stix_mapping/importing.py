@@ -19,7 +19,11 @@ import stix2
 from stix2.exceptions import STIXError
 
 from security.modules.indicators import InvalidIndicator, normalize_ioc
-from security.modules.stix_mapping.patterns import UnmappablePattern, iocs_in_pattern
+from security.modules.stix_mapping.patterns import (
+    UnmappablePattern,
+    check_pattern_size,
+    iocs_in_pattern,
+)
 from security.modules.stix_mapping.tlp import tlp_of_marking_definition, tlp_of_marking_refs
 
 # STIX 2.0 objects carry no spec_version; 2.1 objects must.
@@ -165,8 +169,13 @@ def parse_bundle(bundle_json: str | bytes | Mapping[str, Any]) -> ImportResult:
             result.unmapped.append((object_id, f"spec_version {spec_version!r} is not STIX 2.x"))
             continue
         try:
+            if object_type == "indicator" and isinstance(raw.get("pattern"), str):
+                # stix2 parses the pattern to validate it: bound it before that happens.
+                check_pattern_size(raw["pattern"])
             result.iocs.extend(converter(stix2.parse(raw, allow_custom=True), bundle_markings))
         # stix2 answers some malformed properties (extensions as a list...) with these.
         except (STIXError, ValueError, TypeError, AttributeError, KeyError) as error:
             result.unmapped.append((object_id, str(error)))
+        except RecursionError:
+            result.unmapped.append((object_id, "the object is nested too deeply to parse"))
     return result

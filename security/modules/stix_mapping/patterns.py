@@ -41,8 +41,38 @@ _ADDRESS_TYPES = {"ipv4-addr": "ipv4", "ipv6-addr": "ipv6"}
 _VALUE_TYPES = {"domain-name": "domain", "url": "url", "email-addr": "email"}
 
 
+# The pattern grammar's parser (ANTLR) and its tree walker recurse once per bracket level
+# and once per joined term, so a pattern nested 5,000 deep or joining 8,000 terms exhausts
+# the stack. An IOC pattern names a handful of alternatives; these bounds are far above it.
+MAX_PATTERN_DEPTH = 32
+MAX_PATTERN_TERMS = 256
+# A quoted literal: string, binary (b'...') or hex (h'...'), with \' and \\ escapes.
+_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'")
+_JOINING_OPERATOR = re.compile(r"\b(?:AND|OR|FOLLOWEDBY)\b")
+
+
 class UnmappablePattern(ValueError):
     """A STIX pattern that does not say "this value is an IOC of one of our types"."""
+
+
+def check_pattern_size(pattern: str) -> None:
+    """Refuse (:class:`UnmappablePattern`) a pattern too deep or too long for the parser,
+    before it reaches the parser. Brackets and operators inside literals do not count."""
+    structure = _LITERAL.sub("''", pattern)
+    terms = len(_JOINING_OPERATOR.findall(structure)) + 1
+    if terms > MAX_PATTERN_TERMS:
+        raise UnmappablePattern(f"the pattern joins {terms} terms (at most {MAX_PATTERN_TERMS})")
+    depth = deepest = 0
+    for character in structure:
+        if character in "([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif character in ")]":
+            depth -= 1
+    if deepest > MAX_PATTERN_DEPTH:
+        raise UnmappablePattern(
+            f"the pattern nests brackets {deepest} deep (at most {MAX_PATTERN_DEPTH})"
+        )
 
 
 def _object_path(ioc_type: str, value: str) -> tuple[str, list[str]]:
@@ -76,12 +106,15 @@ class _PatternShape(InspectionListener):
 
 
 def _inspect(pattern: str) -> _PatternShape:
+    check_pattern_size(pattern)
     try:
         parsed = Pattern(pattern)
+        shape = _PatternShape()
+        parsed.walk(shape)
     except ParseException as error:
         raise UnmappablePattern(f"not a valid STIX 2.1 pattern: {error}") from None
-    shape = _PatternShape()
-    parsed.walk(shape)
+    except RecursionError:
+        raise UnmappablePattern("the pattern is nested too deeply to parse") from None
     return shape
 
 

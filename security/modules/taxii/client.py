@@ -2,10 +2,11 @@
 
 Requests go through the OASIS ``taxii2-client`` (pagination with ``limit``/``next``,
 ``added_after``), over a connection we prepare: no proxies from the environment, a
-timeout on every request, few redirects, and every request URL and redirect target
-checked against SSRF (:mod:`.ssrf`). The watermark for the next poll is the remote
-server's ``X-TAXII-Date-Added-Last``, saved after every page together with that page's
-IOCs, so a poll that fails halfway resumes where it stopped.
+timeout on every read and a deadline on every page and on the whole poll (:mod:`.deadline`,
+``TAXII_PAGE_DEADLINE_SECONDS``, ``TAXII_POLL_DEADLINE_SECONDS``), few redirects, and
+every request URL and redirect target checked against SSRF (:mod:`.ssrf`). The watermark
+for the next poll is the remote server's ``X-TAXII-Date-Added-Last``, saved after every
+page together with that page's IOCs, so a poll that fails halfway resumes where it stopped.
 
 A poll ends when the server has no more, after :data:`MAX_PAGES_PER_POLL` pages, or when a
 page holds only objects this poll already received: the server re-dated them because
@@ -25,7 +26,6 @@ from urllib.parse import urljoin
 
 import requests
 from flask import current_app
-from requests.adapters import HTTPAdapter
 from sqlalchemy import or_, update
 from taxii2client.common import _HTTPConnection
 from taxii2client.exceptions import TAXIIServiceException
@@ -36,11 +36,10 @@ from security.modules import audit
 from security.modules.indicators import InvalidIndicator
 from security.modules.stix_mapping import parse_bundle
 from security.modules.taxii.crypto import UndecryptableSecret, decrypt_secret
+from security.modules.taxii.deadline import DeadlineAdapter, PollClock
 from security.modules.taxii.ssrf import OutboundUrlRefused, check_outbound_url
 from security.modules.taxii.stix_exchange import store_imported
 
-CONNECT_TIMEOUT_SECONDS = 5
-READ_TIMEOUT_SECONDS = 60
 MAX_REDIRECTS = 3
 LEASE = timedelta(minutes=15)
 MAX_REPORTED_FAILURES = 100
@@ -102,20 +101,12 @@ class _FeedAuth(requests.auth.AuthBase):
         return response
 
 
-class _TimeoutAdapter(HTTPAdapter):
-    """taxii2-client passes no timeout; without one a silent server hangs the poller."""
-
-    def send(self, request, **kwargs):
-        kwargs["timeout"] = kwargs.get("timeout") or (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS)
-        return super().send(request, **kwargs)
-
-
-def _connection(auth: _FeedAuth) -> _HTTPConnection:
+def _connection(auth: _FeedAuth, clock: PollClock) -> _HTTPConnection:
     connection = _HTTPConnection(auth=auth, version="2.1", user_agent=USER_AGENT)
     session = connection.session
     session.trust_env = False
     session.max_redirects = MAX_REDIRECTS
-    adapter = _TimeoutAdapter(max_retries=0)
+    adapter = DeadlineAdapter(clock)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return connection
@@ -198,8 +189,12 @@ def _poll_pages(feed: TaxiiFeed, result: PollResult) -> None:
     allowed_hosts = tuple(current_app.config.get("TAXII_ALLOWED_HOSTS") or ())
     check_outbound_url(feed.collection_url, allowed_hosts)
     auth = _FeedAuth(feed, allowed_hosts)
+    clock = PollClock(
+        current_app.config["TAXII_POLL_DEADLINE_SECONDS"],
+        current_app.config["TAXII_PAGE_DEADLINE_SECONDS"],
+    )
     filters = {"added_after": feed.added_after} if feed.added_after else {}
-    with Collection(feed.collection_url, conn=_connection(auth)) as collection:
+    with Collection(feed.collection_url, conn=_connection(auth, clock)) as collection:
         pages = as_pages(collection.get_objects, per_request=feed.page_size, **filters)
         received: set[str] = set()
         for envelope in pages:
