@@ -195,6 +195,21 @@ def test_missing_secret_key_in_production_ends_the_process_with_one_line_and_exi
     assert result.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_database_urls_naming_no_driver_run_on_the_projects_driver(
+    database_server_url, fresh_database_url, scheme
+):
+    # The forms hosting providers hand out; SQLAlchemy alone would load psycopg 3 for them.
+    url = fresh_database_url.replace("postgresql+psycopg2://", f"{scheme}://", 1)
+    assert load_settings(env={"DATABASE_URL": url, "APP_ENV": "testing"}).database_url == (
+        fresh_database_url
+    )
+
+    start_app(url)
+
+    assert database_exists(database_server_url, make_url(fresh_database_url).database)
+
+
 def test_production_settings_without_secret_key_are_refused():
     with pytest.raises(ConfigError, match="SECRET_KEY is not set"):
         load_settings(env={"DATABASE_URL": UNREACHABLE_URL})
