@@ -7,6 +7,8 @@ database does not exist yet" is really true, and drops it afterwards.
 
 from __future__ import annotations
 
+import os
+import select
 import signal
 import subprocess
 import sys
@@ -228,15 +230,44 @@ def test_production_settings_accept_a_strong_secret_key():
 
 
 def test_launcher_keeps_one_generated_secret_key_readable_only_by_its_owner(tmp_path):
-    from launcher import load_or_create_secret_key
+    from launcher import fill_in_kept_keys
 
-    path = tmp_path / "instance" / "secret_key"
-    first = load_or_create_secret_key(path)
+    first, again = {}, {}
+    fill_in_kept_keys(first, tmp_path / "instance")
+    fill_in_kept_keys(again, tmp_path / "instance")
 
-    assert load_or_create_secret_key(path) == first
-    assert len(first) >= 48
-    assert path.stat().st_mode & 0o777 == 0o600
-    load_settings(env={"DATABASE_URL": UNREACHABLE_URL, "SECRET_KEY": first})
+    assert again["SECRET_KEY"] == first["SECRET_KEY"]
+    assert len(first["SECRET_KEY"]) >= 48
+    assert (tmp_path / "instance" / "secret_key").stat().st_mode & 0o777 == 0o600
+    load_settings(env={"DATABASE_URL": UNREACHABLE_URL, "SECRET_KEY": first["SECRET_KEY"]})
+
+
+def test_launcher_keeps_one_encryption_key_so_secrets_decrypt_after_a_restart(tmp_path):
+    from cryptography.fernet import Fernet
+
+    from launcher import fill_in_kept_keys
+
+    first_start, second_start = {}, {}
+    fill_in_kept_keys(first_start, tmp_path / "instance")
+    token = Fernet(first_start["ENCRYPTION_KEY"]).encrypt(b"feed password")
+    fill_in_kept_keys(second_start, tmp_path / "instance")
+
+    assert Fernet(second_start["ENCRYPTION_KEY"]).decrypt(token) == b"feed password"
+    assert (tmp_path / "instance" / "encryption_key").stat().st_mode & 0o777 == 0o600
+    settings = load_settings(
+        env={"DATABASE_URL": UNREACHABLE_URL, "APP_ENV": "testing", **second_start}
+    )
+    assert settings.encryption_keys == (first_start["ENCRYPTION_KEY"],)
+
+
+def test_launcher_leaves_keys_set_in_the_environment_alone(tmp_path):
+    from launcher import fill_in_kept_keys
+
+    env = {"SECRET_KEY": STRONG_SECRET_KEY, "ENCRYPTION_KEY": "set-by-the-deployer"}
+    fill_in_kept_keys(env, tmp_path / "instance")
+
+    assert env == {"SECRET_KEY": STRONG_SECRET_KEY, "ENCRYPTION_KEY": "set-by-the-deployer"}
+    assert not (tmp_path / "instance").exists()
 
 
 def postgres_processes_for(pgdata) -> list[psutil.Process]:
@@ -287,4 +318,80 @@ def test_launcher_create_admin_uses_the_embedded_database_and_stops_it(tmp_path)
 
     assert (first.returncode, again.returncode) == (0, 1), first.stderr + again.stderr
     assert "already taken" in again.stderr
+    assert postgres_processes_for(tmp_path / "instance" / "pgdata") == []
+
+
+def test_launcher_flask_help_starts_no_database(tmp_path):
+    env = process_env(SOC_INSTANCE_DIR=str(tmp_path / "instance"))
+
+    for arguments in (["flask"], ["flask", "--help"], ["flask", "taxii-poll", "--help"]):
+        result = run_in_project(["launcher.py", *arguments], env)
+        assert result.returncode == 0, result.stderr
+        assert "Usage:" in result.stdout
+    assert not (tmp_path / "instance" / "pgdata").exists()
+
+
+@pytest.mark.slow
+def test_launcher_flask_runs_admin_commands_beside_a_running_server(tmp_path):
+    instance = tmp_path / "instance"
+    port = free_port()
+    env = process_env(SOC_INSTANCE_DIR=str(instance), GUNICORN_BIND=f"127.0.0.1:{port}")
+    log = (tmp_path / "launcher.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "launcher.py", "serve"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_http_ok(f"http://127.0.0.1:{port}/ready", time.monotonic() + 60, server)
+
+        current = run_in_project(["launcher.py", "flask", "db", "current"], env)
+        pruned = run_in_project(["launcher.py", "flask", "prune-usage"], env)
+        polled = run_in_project(["launcher.py", "flask", "taxii-poll"], env)
+
+        assert current.returncode == 0, current.stderr
+        assert set(current.stdout.split()) & migration_heads()
+        assert (pruned.returncode, polled.returncode) == (0, 0), pruned.stderr + polled.stderr
+        assert "pruned 0 credential usage entries" in pruned.stdout
+        assert "left running for the other process using it" in pruned.stderr
+        wait_for_http_ok(f"http://127.0.0.1:{port}/ready", time.monotonic() + 10, server)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+        log.close()
+
+    assert postgres_processes_for(instance / "pgdata") == []
+    assert (instance / "encryption_key").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_the_launchers_create_admin_prompt_exits_130(tmp_path):
+    env = process_env(SOC_INSTANCE_DIR=str(tmp_path / "instance"))
+    launcher = subprocess.Popen(
+        [sys.executable, "launcher.py", "create-admin", "bob"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        seen, deadline = b"", time.monotonic() + 120
+        while b"Password" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([launcher.stdout], [], [], 0.5)
+            seen += launcher.stdout.read1(4096) if ready else b""
+        assert b"Password" in seen, seen
+        os.killpg(launcher.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+        assert launcher.wait(timeout=30) == 130
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+        launcher.stdin.close()
+    assert b"Traceback" not in seen + launcher.stdout.read()
+    launcher.stdout.close()
     assert postgres_processes_for(tmp_path / "instance" / "pgdata") == []
