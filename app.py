@@ -24,7 +24,7 @@ from database import MIGRATIONS_DIRECTORY, DatabaseUnavailable, ensure_database_
 from errors import ProblemApi, register_error_handlers
 from models import db
 from resources import register_resources
-from security.modules.taxii.cli import taxii_poll_command
+from security.modules.taxii.cli import reencrypt_secrets_command, taxii_poll_command
 from security.modules.utils import json_default
 
 logger = logging.getLogger("soc.app")
@@ -101,6 +101,7 @@ def _build_app(overrides: Mapping[str, Any] | None) -> Flask:
 def register_commands(app: Flask) -> None:
     app.cli.add_command(create_admin_command)
     app.cli.add_command(taxii_poll_command)
+    app.cli.add_command(reencrypt_secrets_command)
     app.cli.add_command(prune_usage_command)
 
 

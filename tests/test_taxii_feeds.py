@@ -13,7 +13,10 @@ from sqlalchemy.engine import make_url
 from embedded_db import embedded_client_binary
 from models import Indicator, TaxiiFeed, db, utcnow
 from tests.helpers import STRONG_PASSWORD
-from tests.taxii_helpers import sample_items, store_iocs
+from tests.taxii_helpers import ENCRYPTION_KEY, sample_items, store_iocs
+
+# pg_dump and the consumer database are reached by URL (see the url_form marker).
+pytestmark = pytest.mark.url_form
 
 pytest_plugins = ("tests.taxii_fixtures",)
 
@@ -235,3 +238,42 @@ def test_polling_a_collection_the_poll_itself_feeds_ends(
     result = response.get_json()["result"]
     # Every IOC comes once (storing re-dates it, so the server offers it again: not taken).
     assert (result["objects"], result["merged"], result["created"]) == (5 + 3, 5, 0)
+
+
+def _stored_credentials(app) -> bytes:
+    with app.app_context():
+        return bytes(db.session.scalar(select(TaxiiFeed.credentials_encrypted)))
+
+
+def test_reencrypt_secrets_moves_feed_credentials_to_the_new_key(
+    app, monkeypatch, taxii_settings, live_server, collection, admin
+):
+    from cryptography.fernet import Fernet, InvalidToken
+
+    _create_feed(admin, _feed_body(live_server, collection, auth_type="bearer", token=FEED_SECRET))
+    new_key = Fernet.generate_key().decode()
+    monkeypatch.setitem(app.config, "ENCRYPTION_KEYS", (new_key, ENCRYPTION_KEY))
+    with pytest.raises(InvalidToken):
+        Fernet(new_key).decrypt(_stored_credentials(app))
+
+    result = app.test_cli_runner().invoke(args=["reencrypt-secrets"])
+
+    assert result.exit_code == 0, result.output
+    assert "re-encrypted the credentials of 1 feeds" in result.output
+    assert FEED_SECRET.encode() in Fernet(new_key).decrypt(_stored_credentials(app))
+
+
+def test_reencrypt_secrets_without_the_old_key_changes_nothing(
+    app, monkeypatch, taxii_settings, live_server, collection, admin
+):
+    from cryptography.fernet import Fernet
+
+    _create_feed(admin, _feed_body(live_server, collection, auth_type="bearer", token=FEED_SECRET))
+    stored = _stored_credentials(app)
+    monkeypatch.setitem(app.config, "ENCRYPTION_KEYS", (Fernet.generate_key().decode(),))
+
+    result = app.test_cli_runner().invoke(args=["reencrypt-secrets"])
+
+    assert result.exit_code == 1
+    assert "feed 'primary'" in result.output
+    assert _stored_credentials(app) == stored
