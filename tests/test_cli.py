@@ -27,6 +27,9 @@ from tests.processes import (
     run_in_project,
 )
 
+# The CLI gets the database URL from its environment (see the url_form marker).
+pytestmark = pytest.mark.url_form
+
 
 @pytest.fixture
 def cli_env(app, database_url: str) -> dict[str, str]:

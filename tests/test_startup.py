@@ -33,6 +33,9 @@ from tests.processes import (
     wait_for_http_ok,
 )
 
+# Starting the app and the launcher reads the database URL (see the url_form marker).
+pytestmark = pytest.mark.url_form
+
 UNREACHABLE_URL = "postgresql+psycopg2://postgres@127.0.0.1:1/soc"
 EXPECTED_TABLES = {"users", "auth_tokens", "incidents", "audit_log", "alembic_version"}
 CREATE_APP_AT = (
