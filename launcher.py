@@ -1,4 +1,4 @@
-"""The run command: the server (gunicorn) or ``flask create-admin``, on a database that answers.
+"""The run command: the server (gunicorn) or the ``flask`` CLI, on a database that answers.
 
 ``python launcher.py serve`` is what ``./run.sh`` starts; ``./run.sh flask COMMAND...`` runs
 the ``flask`` CLI (admin commands, migrations) with the same environment, attaching to the
@@ -157,7 +157,7 @@ def serve() -> None:
 
 
 FLASK_COMMAND = (sys.executable, "-m", "flask", "--app", "app:create_app")
-# Options that take everything after them as they are, help included.
+# Click settings for commands that pass every argument on as it is, --help included.
 PASSTHROUGH_SETTINGS = {"ignore_unknown_options": True, "help_option_names": []}
 
 
