@@ -2,7 +2,9 @@
 and the run command serves on the embedded PostgreSQL and stops it again.
 
 Each test that starts the app uses a fresh database name on the test server, so "the
-database does not exist yet" is really true, and drops it afterwards.
+database does not exist yet" is really true, and drops it afterwards; those are marked
+url_form. The launcher's tests always run on an embedded server of their own (a temporary
+instance directory), whatever the test server is.
 """
 
 from __future__ import annotations
@@ -32,9 +34,6 @@ from tests.processes import (
     run_in_project,
     wait_for_http_ok,
 )
-
-# Starting the app and the launcher reads the database URL (see the url_form marker).
-pytestmark = pytest.mark.url_form
 
 UNREACHABLE_URL = "postgresql+psycopg2://postgres@127.0.0.1:1/soc"
 EXPECTED_TABLES = {"users", "auth_tokens", "incidents", "audit_log", "alembic_version"}
@@ -91,6 +90,7 @@ def start_app(database_url: str):
     return application
 
 
+@pytest.mark.url_form
 def test_missing_database_is_created_with_its_tables(database_server_url, fresh_database_url):
     name = make_url(fresh_database_url).database
     assert not database_exists(database_server_url, name)
@@ -103,6 +103,7 @@ def test_missing_database_is_created_with_its_tables(database_server_url, fresh_
     assert revisions == migration_heads()
 
 
+@pytest.mark.url_form
 def test_starting_again_is_a_no_op_that_keeps_the_data(fresh_database_url):
     start_app(fresh_database_url)
     engine = create_engine(fresh_database_url)
@@ -123,6 +124,7 @@ def test_starting_again_is_a_no_op_that_keeps_the_data(fresh_database_url):
     engine.dispose()
 
 
+@pytest.mark.url_form
 def test_two_processes_starting_at_once_both_succeed(fresh_database_url):
     env = process_env(APP_ENV="testing", DATABASE_URL=fresh_database_url)
     start_at = str(time.time() + 3)
@@ -179,6 +181,7 @@ def test_gunicorn_with_unreachable_server_stops_with_one_line_and_no_traceback()
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.url_form
 def test_gunicorn_without_secret_key_stops_with_one_line_naming_it(fresh_database_url):
     env = process_env(DATABASE_URL=fresh_database_url)
 
@@ -200,6 +203,7 @@ def test_missing_secret_key_in_production_ends_the_process_with_one_line_and_exi
     assert result.stderr.count("\n") == 1
 
 
+@pytest.mark.url_form
 @pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
 def test_database_urls_naming_no_driver_run_on_the_projects_driver(
     database_server_url, fresh_database_url, scheme
