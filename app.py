@@ -7,6 +7,8 @@ migrated (under an advisory lock), plugs in the security middleware and the reso
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -22,7 +24,7 @@ from database import MIGRATIONS_DIRECTORY, DatabaseUnavailable, ensure_database_
 from errors import ProblemApi, register_error_handlers
 from models import db
 from resources import register_resources
-from security.modules.taxii.cli import taxii_poll_command
+from security.modules.taxii.cli import reencrypt_secrets_command, taxii_poll_command
 from security.modules.utils import json_default
 
 logger = logging.getLogger("soc.app")
@@ -31,6 +33,7 @@ EXIT_OK = 0
 EXIT_USER_EXISTS = 1
 EXIT_PASSWORD_REJECTED = 3
 EXIT_DATABASE_UNAVAILABLE = 4
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as a shell reports a command ended by Ctrl-C
 
 
 class ApiJSONProvider(DefaultJSONProvider):
@@ -46,6 +49,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     problem ends the process with one clear line instead of a traceback; with overrides
     (tests, embedding) it raises, so the caller can handle it.
     """
+    if overrides is None and _flask_cli_shows_help():
+        return _help_app()
     try:
         return _build_app(overrides)
     except (ConfigError, DatabaseUnavailable) as error:
@@ -54,6 +59,20 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         print(f"error: {error}", file=sys.stderr)
         code = EXIT_DATABASE_UNAVAILABLE if isinstance(error, DatabaseUnavailable) else 2
         raise SystemExit(code) from None
+
+
+def _flask_cli_shows_help() -> bool:
+    """Whether this process is the ``flask`` CLI printing help (``--help``). Help needs the
+    app's commands, not its settings or database, so it works on a machine with neither."""
+    return bool(os.environ.get("FLASK_RUN_FROM_CLI")) and "--help" in sys.argv[1:]
+
+
+def _help_app() -> Flask:
+    """An app carrying only the CLI commands, for their help."""
+    app = Flask(__name__)
+    Migrate(app, db, directory=MIGRATIONS_DIRECTORY)
+    register_commands(app)
+    return app
 
 
 def _build_app(overrides: Mapping[str, Any] | None) -> Flask:
@@ -82,6 +101,7 @@ def _build_app(overrides: Mapping[str, Any] | None) -> Flask:
 def register_commands(app: Flask) -> None:
     app.cli.add_command(create_admin_command)
     app.cli.add_command(taxii_poll_command)
+    app.cli.add_command(reencrypt_secrets_command)
     app.cli.add_command(prune_usage_command)
 
 
@@ -89,6 +109,15 @@ def _read_password(password_stdin: bool) -> str:
     if password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+def _exit_interrupted(signum: int, frame: object) -> None:
+    """Ctrl-C: a new line after the prompt, then exit 130 (click would exit 1, which is
+    create-admin's "user exists", and a traceback would follow a KeyboardInterrupt)."""
+    # A second Ctrl-C (or the launcher passing this one on) must not interrupt the exit.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    click.echo(err=True)
+    raise SystemExit(EXIT_INTERRUPTED)
 
 
 @click.command("create-admin")
@@ -100,17 +129,31 @@ def _read_password(password_stdin: bool) -> str:
     help="Read the password from the first line of standard input (for scripts).",
 )
 def create_admin_command(username: str, password_stdin: bool) -> None:
-    """Create an admin account. Exit codes: 0 created, 1 user exists, 2 usage error,
-    3 password rejected by the policy, 4 database unreachable."""
+    """Create an admin account. Exit codes: 0 created, 1 user exists (checked before the
+    password is asked for), 2 usage error, 3 password rejected by the policy, 4 database
+    unreachable, 130 interrupted (Ctrl-C)."""
+    previous_handler = signal.signal(signal.SIGINT, _exit_interrupted)
+    try:
+        _create_admin(username, password_stdin)
+    finally:
+        if signal.getsignal(signal.SIGINT) is _exit_interrupted:
+            signal.signal(signal.SIGINT, previous_handler)
+
+
+def _create_admin(username: str, password_stdin: bool) -> None:
     from auth import password_policy_violations
     from errors import ApiError
-    from resources.auth import create_user
+    from resources.auth import create_user, username_taken_message
     from schemas.auth import RegisterSchema
     from security.modules import audit
 
     problems = RegisterSchema().validate({"username": username, "password": "x", "role": "admin"})
     if problems:
         raise click.UsageError(f"invalid username: {'; '.join(problems['username'])}")
+    taken = username_taken_message(username)
+    if taken is not None:
+        click.echo(f"error: {taken}", err=True)
+        sys.exit(EXIT_USER_EXISTS)
     password = _read_password(password_stdin)
     violations = password_policy_violations(password)
     if violations:

@@ -186,17 +186,26 @@ def _secret_key(env: Mapping[str, str], environment: str) -> str:
     return key
 
 
+# The project's PostgreSQL driver is psycopg2. The forms hosting providers hand out name no
+# driver, and SQLAlchemy 2.1 would then load psycopg 3, which is not installed: they are
+# rewritten here, so the app, gunicorn's start check, the CLI and migrations all get this one.
+POSTGRESQL_SCHEME = "postgresql+psycopg2://"
+DRIVERLESS_POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
+
+
 def _database_url(env: Mapping[str, str]) -> str:
+    """``DATABASE_URL``, with the project's driver named (see :data:`POSTGRESQL_SCHEME`)."""
     url = env.get("DATABASE_URL", "")
     if not url:
         raise ConfigError(
             "DATABASE_URL is not set; use the README's run command (embedded PostgreSQL) "
             "or point it at a server, e.g. postgresql+psycopg2://user:pass@host:5432/soc"
         )
-    if not url.startswith(("postgresql://", "postgresql+psycopg2://", "postgres://")):
-        raise ConfigError("DATABASE_URL must be a PostgreSQL URL (postgresql+psycopg2://...)")
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url.removeprefix("postgres://")
+    for scheme in DRIVERLESS_POSTGRESQL_SCHEMES:
+        if url.startswith(scheme):
+            return POSTGRESQL_SCHEME + url.removeprefix(scheme)
+    if not url.startswith(POSTGRESQL_SCHEME):
+        raise ConfigError(f"DATABASE_URL must be a PostgreSQL URL ({POSTGRESQL_SCHEME}...)")
     return url
 
 

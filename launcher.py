@@ -1,14 +1,18 @@
-"""The run command: the server (gunicorn) or ``flask create-admin``, on a database that answers.
+"""The run command: the server (gunicorn) or the ``flask`` CLI, on a database that answers.
 
-``python launcher.py serve`` is what ``./run.sh`` starts. With no ``DATABASE_URL`` it starts
+``python launcher.py serve`` is what ``./run.sh`` starts; ``./run.sh flask COMMAND...`` runs
+the ``flask`` CLI (admin commands, migrations) with the same environment, attaching to the
+embedded server even while a ``serve`` uses it. With no ``DATABASE_URL`` it starts
 the embedded PostgreSQL (data in ``<instance>/pgdata``) and points the app at its ``soc``
 database; with no ``SECRET_KEY`` it uses a strong key generated once and kept in
-``<instance>/secret_key`` (mode 0600), so a newcomer's server runs in production mode.
+``<instance>/secret_key`` (mode 0600), so a newcomer's server runs in production mode, and
+likewise with no ``ENCRYPTION_KEY`` a Fernet key kept in ``<instance>/encryption_key``, so
+stored feed credentials still decrypt after a restart.
 Stopping the launcher (Ctrl-C, SIGTERM, SIGHUP) stops gunicorn, then the embedded server:
 no postgres process outlives it. ``<instance>`` is ``instance/`` beside this file, or
 ``SOC_INSTANCE_DIR``.
 
-The app itself is configured only by ``config.py``; this module merely fills in the two
+The app itself is configured only by ``config.py``; this module merely fills in the
 variables a fresh machine lacks, then hands over to gunicorn or the ``flask`` CLI.
 """
 
@@ -19,11 +23,12 @@ import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
+from cryptography.fernet import Fernet
 
 from embedded_db import (
     PROJECT_ROOT,
@@ -42,19 +47,43 @@ def instance_directory() -> Path:
     return Path(configured).resolve() if configured else PROJECT_ROOT / "instance"
 
 
-def load_or_create_secret_key(path: Path) -> str:
-    """The key in ``path``; created (48 random bytes, URL-safe, mode 0600) on first use.
+def load_or_create_key(path: Path, generate: Callable[[], str]) -> str:
+    """The key in ``path``; made by ``generate`` and written (mode 0600) on first use.
 
-    Keeping it on disk means tokens and signatures stay valid across restarts.
+    Keeping it on disk means what it signs or encrypts stays valid across restarts.
     """
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
+    key = generate()
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(key + "\n")
     return key
+
+
+def new_secret_key() -> str:
+    """48 random bytes, URL-safe: the signing key (``SECRET_KEY``)."""
+    return secrets.token_urlsafe(48)
+
+
+def new_encryption_key() -> str:
+    """A Fernet key: encrypts secrets at rest (``ENCRYPTION_KEY``)."""
+    return Fernet.generate_key().decode()
+
+
+# Variable -> (file in the instance directory, how to make it): filled in when unset.
+KEPT_KEYS: dict[str, tuple[str, Callable[[], str]]] = {
+    "SECRET_KEY": ("secret_key", new_secret_key),
+    "ENCRYPTION_KEY": ("encryption_key", new_encryption_key),
+}
+
+
+def fill_in_kept_keys(env: dict[str, str], instance: Path) -> None:
+    """Set each unset variable of :data:`KEPT_KEYS` from its file, created on first use."""
+    for variable, (file_name, generate) in KEPT_KEYS.items():
+        if not env.get(variable):
+            env[variable] = load_or_create_key(instance / file_name, generate)
 
 
 @contextmanager
@@ -66,8 +95,7 @@ def app_environment() -> Iterator[dict[str, str]]:
     """
     env = dict(os.environ)
     instance = instance_directory()
-    if not env.get("SECRET_KEY"):
-        env["SECRET_KEY"] = load_or_create_secret_key(instance / "secret_key")
+    fill_in_kept_keys(env, instance)
     if env.get("DATABASE_URL"):
         yield env
         return
@@ -85,16 +113,17 @@ def app_environment() -> Iterator[dict[str, str]]:
         click.echo(f"launcher: embedded PostgreSQL {state}", err=True)
 
 
-def run_child(command: Sequence[str], env: dict[str, str]) -> int:
+def run_child(command: Sequence[str], env: dict[str, str], *, same_signal: bool = False) -> int:
     """Run ``command`` to its end and return its exit status (128 + N if signal N ended it).
 
-    A stop signal to us is passed on to the child as SIGTERM: without this, SIGTERM would
-    kill the launcher at once and leave the child and the embedded PostgreSQL running.
+    A stop signal to us is passed on to the child as SIGTERM (as itself with
+    ``same_signal``, so a CLI sees Ctrl-C as SIGINT): without this, SIGTERM would kill the
+    launcher at once and leave the child and the embedded PostgreSQL running.
     """
     child = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)  # noqa: S603
 
     def forward(signum: int, frame: object) -> None:
-        child.send_signal(signal.SIGTERM)
+        child.send_signal(signum if same_signal else signal.SIGTERM)
 
     previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
     try:
@@ -127,17 +156,35 @@ def serve() -> None:
     sys.exit(code)
 
 
-@cli.command(
-    "create-admin",
-    context_settings={"ignore_unknown_options": True, "help_option_names": []},
-)
+FLASK_COMMAND = (sys.executable, "-m", "flask", "--app", "app:create_app")
+# Click settings for commands that pass every argument on as it is, --help included.
+PASSTHROUGH_SETTINGS = {"ignore_unknown_options": True, "help_option_names": []}
+
+
+def run_flask(arguments: Sequence[str]) -> int:
+    """Run ``flask ARGUMENTS`` with serve's environment; its exit status.
+
+    Help (``--help``, or no arguments) needs no database, so none is started for it.
+    """
+    if not arguments or "--help" in arguments:
+        command = [*FLASK_COMMAND, *(arguments or ["--help"])]
+        return run_child(command, dict(os.environ), same_signal=True)
+    with app_environment() as env:
+        return run_child([*FLASK_COMMAND, *arguments], env, same_signal=True)
+
+
+@cli.command("flask", context_settings=PASSTHROUGH_SETTINGS)
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def flask_command(arguments: tuple[str, ...]) -> None:
+    """Run ``flask ARGUMENTS`` (e.g. ``taxii-poll``, ``db current``) on serve's database."""
+    sys.exit(run_flask(arguments))
+
+
+@cli.command("create-admin", context_settings=PASSTHROUGH_SETTINGS)
 @click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
 def create_admin(arguments: tuple[str, ...]) -> None:
     """Run ``flask create-admin ARGUMENTS`` against the same database as ``serve``."""
-    command = [sys.executable, "-m", "flask", "--app", "app:create_app", "create-admin"]
-    with app_environment() as env:
-        code = run_child([*command, *arguments], env)
-    sys.exit(code)
+    sys.exit(run_flask(["create-admin", *arguments]))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install and start the API: ./run.sh [serve | create-admin USERNAME [--password-stdin]]
+# Install and start the API: ./run.sh [serve | create-admin USERNAME [--password-stdin]
+#                                      | flask COMMAND...]
 # Makes .venv (Python >= 3.11) and installs requirements.txt; launcher.py does the rest
 # (embedded PostgreSQL when DATABASE_URL is unset, gunicorn on 127.0.0.1:8000).
 set -euo pipefail

@@ -87,7 +87,8 @@ class CredentialUsage(db.Model):
     operation: Mapped[str] = mapped_column(String(128))
     ip: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(16))
-    # Why a use failed or was notable: "revoked", "expired", "rotated_out", "previous_secret".
+    # Why a use failed or was notable: "revoked", "expired", "rotated_out", "previous_secret",
+    # "forbidden" (the key opened but the request was refused with 403).
     reason: Mapped[str | None] = mapped_column(String(32))
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
 

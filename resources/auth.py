@@ -111,11 +111,17 @@ class Register(Resource):
         return user.to_dict(), 201, {"Location": f"/users/{user.id}"}
 
 
+def username_taken_message(username: str) -> str | None:
+    """Why ``username`` cannot be used (taken, case-insensitively), or None if it can."""
+    taken = db.session.scalar(select(User.id).where(func.lower(User.username) == username.lower()))
+    return None if taken is None else f"The username {username!r} is already taken."
+
+
 def create_user(username: str, password: str, role: str) -> User:
     """Add a user (the caller commits); 409 if the name is taken, case-insensitively."""
-    taken = db.session.scalar(select(User.id).where(func.lower(User.username) == username.lower()))
+    taken = username_taken_message(username)
     if taken is not None:
-        raise ApiError(409, f"The username {username!r} is already taken.")
+        raise ApiError(409, taken)
     user = User(username=username, password_hash=auth.hash_password(password), role=role)
     db.session.add(user)
     db.session.flush()

@@ -5,7 +5,8 @@
 #   start_live_server          # sets BASE_URL, ADMIN_USERNAME, ADMIN_PASSWORD
 #   admin_token                # prints a bearer token for the admin
 #
-# The database server is TEST_DATABASE_URL's (default postgresql://postgres@127.0.0.1:5432/).
+# The database server is TEST_DATABASE_URL's; without it, the embedded PostgreSQL of the tests
+# (instance/pgdata-test), held for as long as the script runs.
 # Extra settings for the app (rate limits, lockout thresholds) are ordinary environment
 # variables exported before start_live_server.
 
@@ -16,17 +17,17 @@ ADMIN_USERNAME="${ADMIN_USERNAME:-admin}"
 ADMIN_PASSWORD="${ADMIN_PASSWORD:-Admin-Passw0rd!2026}"
 LIVE_SERVER_PID=""
 LIVE_DATABASE_URL=""
+LIVE_DATABASE_SERVER_URL="${TEST_DATABASE_URL:-}"
 
 _free_port() {
     "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 _database_url_for() {
-    "$PYTHON" - "$1" <<'PY'
+    LIVE_DATABASE_SERVER_URL="$LIVE_DATABASE_SERVER_URL" "$PYTHON" - "$1" <<'PY'
 import os, sys
 from sqlalchemy.engine import make_url
-server = os.environ.get("TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/"
-url = make_url(server).set(drivername="postgresql+psycopg2", database=sys.argv[1])
+url = make_url(os.environ["LIVE_DATABASE_SERVER_URL"]).set(drivername="postgresql+psycopg2", database=sys.argv[1])
 print(url.render_as_string(hide_password=False))
 PY
 }
@@ -46,6 +47,24 @@ with connection.cursor() as cursor:
 PY
 }
 
+_hold_embedded_database() {
+    # A process holding a handle on the embedded server prints its URL, then waits for its
+    # standard input (this shell's end of the coprocess) to close.
+    coproc EMBEDDED_DATABASE { cd "$PROJECT_ROOT" && exec "$PYTHON" embedded_db.py instance/pgdata-test; }
+    read -r LIVE_DATABASE_SERVER_URL <&"${EMBEDDED_DATABASE[0]}" || {
+        echo "error: the embedded PostgreSQL did not start" >&2
+        return 1
+    }
+}
+
+_release_embedded_database() {
+    if [ -n "${EMBEDDED_DATABASE_PID:-}" ]; then
+        local pid=$EMBEDDED_DATABASE_PID
+        exec {EMBEDDED_DATABASE[1]}>&-
+        wait "$pid" 2>/dev/null || true
+    fi
+}
+
 stop_live_server() {
     if [ -n "$LIVE_SERVER_PID" ] && kill -0 "$LIVE_SERVER_PID" 2>/dev/null; then
         kill -TERM "$LIVE_SERVER_PID"
@@ -56,14 +75,18 @@ stop_live_server() {
         _drop_database "$LIVE_DATABASE_URL" || echo "warning: could not drop the live database" >&2
         LIVE_DATABASE_URL=""
     fi
+    _release_embedded_database
 }
 
 start_live_server() {
     local port database
     port="$(_free_port)"
     database="soc_live_$("$PYTHON" -c 'import secrets; print(secrets.token_hex(6))')"
-    LIVE_DATABASE_URL="$(_database_url_for "$database")"
     trap stop_live_server EXIT
+    if [ -z "$LIVE_DATABASE_SERVER_URL" ]; then
+        _hold_embedded_database
+    fi
+    LIVE_DATABASE_URL="$(_database_url_for "$database")"
     export APP_ENV="${APP_ENV:-production}"
     export SECRET_KEY="${SECRET_KEY:-$("$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(48))')}"
     export DATABASE_URL="$LIVE_DATABASE_URL"

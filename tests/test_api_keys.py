@@ -256,3 +256,15 @@ def test_prune_usage_command_deletes_old_entries_and_says_how_many(app):
     assert result.exit_code == 0, result.output
     assert "pruned 1 credential usage entries" in result.output
     assert _usage_operations(app) == {"1 days ago"}
+
+
+def test_a_use_refused_with_403_is_logged_as_denied(analyst):
+    issued = issue(analyst, scopes=["iocs:read"])
+    client = as_key(analyst, issued["key"])
+    assert client.post("/iocs", json={"value": "evil.example.com"}).status_code == 403
+    assert client.get("/iocs/check?value=10.1.2.3").status_code == 200
+    items = analyst.client.get(f"/api-keys/{issued['id']}/usage").get_json()["items"]
+    assert [(item["operation"], item["outcome"], item["reason"]) for item in items] == [
+        ("GET /iocs/check", "success", None),
+        ("POST /iocs", "denied", "forbidden"),
+    ]

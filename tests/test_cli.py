@@ -1,17 +1,34 @@
 """``flask create-admin``: the password prompt, ``--password-stdin`` and the exit codes.
 
 Exit codes a script relies on: 0 created, 1 user exists, 2 usage, 3 password rejected by
-the policy, 4 database unreachable. The ``--password-stdin`` path runs the real CLI in a
-process against the test database; the hidden double prompt runs through click's runner.
+the policy, 4 database unreachable, 130 interrupted (Ctrl-C). The ``--password-stdin`` path
+runs the real CLI in a process against the test database; the hidden double prompt runs
+through click's runner. Help needs neither settings nor a database.
 """
 
 from __future__ import annotations
+
+import select as selectors
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from sqlalchemy import select
 
 from tests.helpers import STRONG_PASSWORD, create_user_row
-from tests.processes import STRONG_SECRET_KEY, error_lines, flask_create_admin, process_env
+from tests.processes import (
+    PROJECT_ROOT,
+    STRONG_SECRET_KEY,
+    error_lines,
+    flask_create_admin,
+    process_env,
+    run_in_project,
+)
+
+# The CLI gets the database URL from its environment (see the url_form marker).
+pytestmark = pytest.mark.url_form
 
 
 @pytest.fixture
@@ -136,3 +153,63 @@ def test_prompt_rejects_a_weak_password_with_exit_3(app):
 
     assert result.exit_code == 3
     assert find_user(app, "carol") is None
+
+
+def test_taken_username_is_refused_before_the_password_is_asked_for(app):
+    create_user_row(app, "carol", "viewer")
+
+    result = run_prompt(app, "Carol", [])
+
+    assert result.exit_code == 1
+    assert "already taken" in result.output
+    assert "Password" not in result.output
+
+
+def wait_for_output(stream, marker: bytes, seconds: float) -> bytes:
+    """What ``stream`` (a pipe) says until ``marker`` shows, within ``seconds``."""
+    seen, deadline = b"", time.monotonic() + seconds
+    while marker not in seen and time.monotonic() < deadline:
+        ready, _, _ = selectors.select([stream], [], [], 0.5)
+        if ready:
+            seen += stream.read1(4096)
+    assert marker in seen, seen
+    return seen
+
+
+def test_ctrl_c_at_the_password_prompt_exits_130_without_a_traceback(app, cli_env):
+    command = [sys.executable, "-m", "flask", "--app", "app:create_app", "create-admin", "dave"]
+    process = subprocess.Popen(
+        command,
+        cwd=PROJECT_ROOT,
+        env=cli_env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_output(process.stdout, b"Password", 30)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 130
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.stdin.close()
+    assert b"Traceback" not in process.stdout.read()
+    process.stdout.close()
+    assert find_user(app, "dave") is None
+
+
+@pytest.mark.parametrize("arguments", [["--help"], ["taxii-poll", "--help"], ["db", "--help"]])
+def test_flask_help_works_without_settings_or_database(arguments):
+    result = run_in_project(["-m", "flask", "--app", "app:create_app", *arguments], process_env())
+
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout and "error" not in result.stderr.lower()
+
+
+def test_flask_help_lists_the_admin_commands_without_settings():
+    result = run_in_project(["-m", "flask", "--app", "app:create_app", "--help"], process_env())
+
+    assert {"create-admin", "taxii-poll", "prune-usage", "db"} <= {
+        line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ")
+    }

@@ -96,6 +96,7 @@ def test_other_origins_get_no_cross_origin_access(cors_client):
 
 
 @pytest.mark.slow
+@pytest.mark.url_form
 def test_gunicorn_sends_no_server_banner(database_url, suite_guards):
     with running_gunicorn(database_url, suite_guards.log_directory, workers=1) as server:
         answers = [server.request("GET", path) for path in ("/health", "/nowhere")]

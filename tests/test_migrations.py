@@ -15,6 +15,9 @@ from models.intel import HASH_TYPES
 from security.modules.indicators import HASH_TYPES_BY_LENGTH
 from tests.conftest import app_settings
 
+# Migrations run on a database made from the server URL (see the url_form marker).
+pytestmark = pytest.mark.url_form
+
 SEARCH_INDEXES_0007 = {
     "ix_iocs_value_trgm",
     "ix_iocs_description_trgm",

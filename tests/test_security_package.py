@@ -73,6 +73,7 @@ def test_initialize_returns_the_app_it_is_given(app):
     assert security.initialize(app) is app
 
 
+@pytest.mark.url_form
 def test_initialize_without_an_app_builds_one_from_the_environment(database_url, monkeypatch):
     for name, value in app_settings(database_url).items():
         monkeypatch.setenv(name, value)

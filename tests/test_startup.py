@@ -2,11 +2,15 @@
 and the run command serves on the embedded PostgreSQL and stops it again.
 
 Each test that starts the app uses a fresh database name on the test server, so "the
-database does not exist yet" is really true, and drops it afterwards.
+database does not exist yet" is really true, and drops it afterwards; those are marked
+url_form. The launcher's tests always run on an embedded server of their own (a temporary
+instance directory), whatever the test server is.
 """
 
 from __future__ import annotations
 
+import os
+import select
 import signal
 import subprocess
 import sys
@@ -86,6 +90,7 @@ def start_app(database_url: str):
     return application
 
 
+@pytest.mark.url_form
 def test_missing_database_is_created_with_its_tables(database_server_url, fresh_database_url):
     name = make_url(fresh_database_url).database
     assert not database_exists(database_server_url, name)
@@ -98,6 +103,7 @@ def test_missing_database_is_created_with_its_tables(database_server_url, fresh_
     assert revisions == migration_heads()
 
 
+@pytest.mark.url_form
 def test_starting_again_is_a_no_op_that_keeps_the_data(fresh_database_url):
     start_app(fresh_database_url)
     engine = create_engine(fresh_database_url)
@@ -118,6 +124,7 @@ def test_starting_again_is_a_no_op_that_keeps_the_data(fresh_database_url):
     engine.dispose()
 
 
+@pytest.mark.url_form
 def test_two_processes_starting_at_once_both_succeed(fresh_database_url):
     env = process_env(APP_ENV="testing", DATABASE_URL=fresh_database_url)
     start_at = str(time.time() + 3)
@@ -174,6 +181,7 @@ def test_gunicorn_with_unreachable_server_stops_with_one_line_and_no_traceback()
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.url_form
 def test_gunicorn_without_secret_key_stops_with_one_line_naming_it(fresh_database_url):
     env = process_env(DATABASE_URL=fresh_database_url)
 
@@ -193,6 +201,22 @@ def test_missing_secret_key_in_production_ends_the_process_with_one_line_and_exi
     assert result.returncode == 2
     assert result.stderr.startswith("error: SECRET_KEY is not set")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.url_form
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_database_urls_naming_no_driver_run_on_the_projects_driver(
+    database_server_url, fresh_database_url, scheme
+):
+    # The forms hosting providers hand out; SQLAlchemy alone would load psycopg 3 for them.
+    url = fresh_database_url.replace("postgresql+psycopg2://", f"{scheme}://", 1)
+    assert load_settings(env={"DATABASE_URL": url, "APP_ENV": "testing"}).database_url == (
+        fresh_database_url
+    )
+
+    start_app(url)
+
+    assert database_exists(database_server_url, make_url(fresh_database_url).database)
 
 
 def test_production_settings_without_secret_key_are_refused():
@@ -237,15 +261,44 @@ def test_taxii_deadlines_past_the_feed_lease_or_the_poll_are_refused(deadlines, 
 
 
 def test_launcher_keeps_one_generated_secret_key_readable_only_by_its_owner(tmp_path):
-    from launcher import load_or_create_secret_key
+    from launcher import fill_in_kept_keys
 
-    path = tmp_path / "instance" / "secret_key"
-    first = load_or_create_secret_key(path)
+    first, again = {}, {}
+    fill_in_kept_keys(first, tmp_path / "instance")
+    fill_in_kept_keys(again, tmp_path / "instance")
 
-    assert load_or_create_secret_key(path) == first
-    assert len(first) >= 48
-    assert path.stat().st_mode & 0o777 == 0o600
-    load_settings(env={"DATABASE_URL": UNREACHABLE_URL, "SECRET_KEY": first})
+    assert again["SECRET_KEY"] == first["SECRET_KEY"]
+    assert len(first["SECRET_KEY"]) >= 48
+    assert (tmp_path / "instance" / "secret_key").stat().st_mode & 0o777 == 0o600
+    load_settings(env={"DATABASE_URL": UNREACHABLE_URL, "SECRET_KEY": first["SECRET_KEY"]})
+
+
+def test_launcher_keeps_one_encryption_key_so_secrets_decrypt_after_a_restart(tmp_path):
+    from cryptography.fernet import Fernet
+
+    from launcher import fill_in_kept_keys
+
+    first_start, second_start = {}, {}
+    fill_in_kept_keys(first_start, tmp_path / "instance")
+    token = Fernet(first_start["ENCRYPTION_KEY"]).encrypt(b"feed password")
+    fill_in_kept_keys(second_start, tmp_path / "instance")
+
+    assert Fernet(second_start["ENCRYPTION_KEY"]).decrypt(token) == b"feed password"
+    assert (tmp_path / "instance" / "encryption_key").stat().st_mode & 0o777 == 0o600
+    settings = load_settings(
+        env={"DATABASE_URL": UNREACHABLE_URL, "APP_ENV": "testing", **second_start}
+    )
+    assert settings.encryption_keys == (first_start["ENCRYPTION_KEY"],)
+
+
+def test_launcher_leaves_keys_set_in_the_environment_alone(tmp_path):
+    from launcher import fill_in_kept_keys
+
+    env = {"SECRET_KEY": STRONG_SECRET_KEY, "ENCRYPTION_KEY": "set-by-the-deployer"}
+    fill_in_kept_keys(env, tmp_path / "instance")
+
+    assert env == {"SECRET_KEY": STRONG_SECRET_KEY, "ENCRYPTION_KEY": "set-by-the-deployer"}
+    assert not (tmp_path / "instance").exists()
 
 
 def postgres_processes_for(pgdata) -> list[psutil.Process]:
@@ -296,4 +349,80 @@ def test_launcher_create_admin_uses_the_embedded_database_and_stops_it(tmp_path)
 
     assert (first.returncode, again.returncode) == (0, 1), first.stderr + again.stderr
     assert "already taken" in again.stderr
+    assert postgres_processes_for(tmp_path / "instance" / "pgdata") == []
+
+
+def test_launcher_flask_help_starts_no_database(tmp_path):
+    env = process_env(SOC_INSTANCE_DIR=str(tmp_path / "instance"))
+
+    for arguments in (["flask"], ["flask", "--help"], ["flask", "taxii-poll", "--help"]):
+        result = run_in_project(["launcher.py", *arguments], env)
+        assert result.returncode == 0, result.stderr
+        assert "Usage:" in result.stdout
+    assert not (tmp_path / "instance" / "pgdata").exists()
+
+
+@pytest.mark.slow
+def test_launcher_flask_runs_admin_commands_beside_a_running_server(tmp_path):
+    instance = tmp_path / "instance"
+    port = free_port()
+    env = process_env(SOC_INSTANCE_DIR=str(instance), GUNICORN_BIND=f"127.0.0.1:{port}")
+    log = (tmp_path / "launcher.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "launcher.py", "serve"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_http_ok(f"http://127.0.0.1:{port}/ready", time.monotonic() + 60, server)
+
+        current = run_in_project(["launcher.py", "flask", "db", "current"], env)
+        pruned = run_in_project(["launcher.py", "flask", "prune-usage"], env)
+        polled = run_in_project(["launcher.py", "flask", "taxii-poll"], env)
+
+        assert current.returncode == 0, current.stderr
+        assert set(current.stdout.split()) & migration_heads()
+        assert (pruned.returncode, polled.returncode) == (0, 0), pruned.stderr + polled.stderr
+        assert "pruned 0 credential usage entries" in pruned.stdout
+        assert "left running for the other process using it" in pruned.stderr
+        wait_for_http_ok(f"http://127.0.0.1:{port}/ready", time.monotonic() + 10, server)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+        log.close()
+
+    assert postgres_processes_for(instance / "pgdata") == []
+    assert (instance / "encryption_key").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_the_launchers_create_admin_prompt_exits_130(tmp_path):
+    env = process_env(SOC_INSTANCE_DIR=str(tmp_path / "instance"))
+    launcher = subprocess.Popen(
+        [sys.executable, "launcher.py", "create-admin", "bob"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        seen, deadline = b"", time.monotonic() + 120
+        while b"Password" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([launcher.stdout], [], [], 0.5)
+            seen += launcher.stdout.read1(4096) if ready else b""
+        assert b"Password" in seen, seen
+        os.killpg(launcher.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+        assert launcher.wait(timeout=30) == 130
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+        launcher.stdin.close()
+    assert b"Traceback" not in seen + launcher.stdout.read()
+    launcher.stdout.close()
     assert postgres_processes_for(tmp_path / "instance" / "pgdata") == []

@@ -3,18 +3,28 @@ polling them with the OASIS client, into this database or into a second, empty o
 
 from __future__ import annotations
 
-import shutil
+import os
 import subprocess
 import time
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 
+from embedded_db import embedded_client_binary
 from models import Indicator, TaxiiFeed, db, utcnow
 from tests.helpers import STRONG_PASSWORD
 from tests.scripted_taxii_server import COLLECTION_ID, Script, scripted_taxii_server
-from tests.taxii_helpers import PATTERN_BOMBS, sample_items, stix_indicator, store_iocs
+from tests.taxii_helpers import (
+    ENCRYPTION_KEY,
+    PATTERN_BOMBS,
+    sample_items,
+    stix_indicator,
+    store_iocs,
+)
+
+# pg_dump and the consumer database are reached by URL (see the url_form marker).
+pytestmark = pytest.mark.url_form
 
 pytest_plugins = ("tests.taxii_fixtures",)
 
@@ -45,18 +55,15 @@ def _stored_iocs(app) -> set[tuple]:
 
 
 def _dump_of_feeds_table(database_url: str) -> str:
-    """pg_dump of the feeds table when pg_dump can dump this server, else the raw column."""
+    """pg_dump of the feeds table, over TCP or the embedded server's Unix socket."""
     url = make_url(database_url)
-    if shutil.which("pg_dump") and url.host:
-        command = ["pg_dump", "--data-only", "--table=taxii_feeds", "-h", url.host]
-        command += ["-p", str(url.port or 5432), "-U", url.username or "postgres", url.database]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-        if done.returncode == 0:
-            return done.stdout
-    with db.engine.connect() as connection:
-        return str(
-            connection.execute(text("SELECT credentials_encrypted::text FROM taxii_feeds")).all()
-        )
+    command = [str(embedded_client_binary("pg_dump")), "--data-only", "--table=taxii_feeds"]
+    command += ["-h", url.host or url.query["host"], "-p", str(url.port or 5432)]
+    command += ["-U", url.username or "postgres", "--no-password", url.database]
+    env = {**os.environ, "PGPASSWORD": url.password or ""}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_feed_credentials_are_never_returned(taxii_settings, live_server, collection, admin):
@@ -294,3 +301,40 @@ def test_a_polled_page_keeps_its_indicators_beside_an_oversized_pattern(
     assert [failure["id"] for failure in result["failures"]] == [bomb_id]
     assert "at most" in result["failures"][0]["reason"]
     assert {value for _, value, _, _ in _stored_iocs(app)} == {"kept.example.com"}
+def _stored_credentials(app) -> bytes:
+    with app.app_context():
+        return bytes(db.session.scalar(select(TaxiiFeed.credentials_encrypted)))
+
+
+def test_reencrypt_secrets_moves_feed_credentials_to_the_new_key(
+    app, monkeypatch, taxii_settings, live_server, collection, admin
+):
+    from cryptography.fernet import Fernet, InvalidToken
+
+    _create_feed(admin, _feed_body(live_server, collection, auth_type="bearer", token=FEED_SECRET))
+    new_key = Fernet.generate_key().decode()
+    monkeypatch.setitem(app.config, "ENCRYPTION_KEYS", (new_key, ENCRYPTION_KEY))
+    with pytest.raises(InvalidToken):
+        Fernet(new_key).decrypt(_stored_credentials(app))
+
+    result = app.test_cli_runner().invoke(args=["reencrypt-secrets"])
+
+    assert result.exit_code == 0, result.output
+    assert "re-encrypted the credentials of 1 feeds" in result.output
+    assert FEED_SECRET.encode() in Fernet(new_key).decrypt(_stored_credentials(app))
+
+
+def test_reencrypt_secrets_without_the_old_key_changes_nothing(
+    app, monkeypatch, taxii_settings, live_server, collection, admin
+):
+    from cryptography.fernet import Fernet
+
+    _create_feed(admin, _feed_body(live_server, collection, auth_type="bearer", token=FEED_SECRET))
+    stored = _stored_credentials(app)
+    monkeypatch.setitem(app.config, "ENCRYPTION_KEYS", (Fernet.generate_key().decode(),))
+
+    result = app.test_cli_runner().invoke(args=["reencrypt-secrets"])
+
+    assert result.exit_code == 1
+    assert "feed 'primary'" in result.output
+    assert _stored_credentials(app) == stored

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app, g, has_request_context, request
-from sqlalchemy import Select, and_, delete, distinct, extract, func, or_, select
+from flask import Response, current_app, g, has_request_context, request
+from sqlalchemy import Select, and_, delete, distinct, extract, func, or_, select, update
 
 from auth import (
     LAST_USED_RESOLUTION,
@@ -65,6 +65,8 @@ _PREFIX_LENGTH = len(API_KEY_PREFIX) + 8
 MAX_ROTATION_GRACE = timedelta(seconds=MAX_ROTATION_GRACE_SECONDS)
 SCOPE_PATTERN = re.compile(r"^(?:\*|[a-z][a-z0-9_-]{0,31}):(?:\*|[a-z]{1,16})$")
 MAX_SCOPES = 32
+# The usage-log reason of a key use its request was refused (403) after authentication.
+REFUSED_USE_REASON = "forbidden"
 # Failure reasons that mean "someone still holds a credential that was taken away".
 WITHDRAWN_REASONS = {
     "revoked": ("use_after_revocation", "high", "a revoked key was presented"),
@@ -396,7 +398,7 @@ def authenticate_api_key(
         return None
     now = utcnow()
     refusal, note = _refusal(key, hash_secret(secret), now)
-    log_credential_usage(
+    entry = log_credential_usage(
         key,
         component,
         operation,
@@ -405,6 +407,11 @@ def authenticate_api_key(
     )
     if refusal:
         return None
+    if has_request_context():
+        # The request may still be refused (403) after this; the entry's id lets
+        # record_refused_api_key_use() log that use as denied.
+        db.session.flush()
+        g.api_key_usage_id = entry.id
     ip = _client_ip()
     # Like login tokens: rewriting the key's row on every request would serialise
     # concurrent requests made with one key on its row lock (the usage log has every use).
@@ -432,6 +439,25 @@ def resolve_api_key(raw: str) -> Principal | None:
 
 
 bearer_resolvers[API_KEY_PREFIX] = resolve_api_key
+
+
+def record_refused_api_key_use(response: Response) -> Response:
+    """After-request hook: a request its API key opened but that was refused with 403 (a
+    scope or permission it lacks) is logged as ``denied``, not as the success its
+    authentication was. It writes in its own transaction: the request's session may have
+    failed."""
+    usage_id = g.pop("api_key_usage_id", None)
+    if usage_id is not None and response.status_code == 403:
+        with db.engine.begin() as connection:
+            connection.execute(
+                update(CredentialUsage)
+                .where(CredentialUsage.id == usage_id)
+                .values(
+                    outcome="denied",
+                    reason=func.coalesce(CredentialUsage.reason, REFUSED_USE_REASON),
+                )
+            )
+    return response
 
 
 def _presented_key() -> str | None:

@@ -4,14 +4,15 @@ This module only composes; each concern lives in its own module:
 :mod:`~security.modules.hygiene` (request ids, body size and type, proxies),
 :mod:`~security.modules.ratelimit`, :mod:`~security.modules.headers` (security headers,
 CORS), :mod:`~security.modules.logging_setup` (JSON logs, masking) and
-:mod:`~security.modules.metrics`. The brute-force guard is called by the login resource.
+:mod:`~security.modules.metrics`, :mod:`~security.modules.credentials` (a 403 after an API
+key opened logs that use as denied). The brute-force guard is called by the login resource.
 """
 
 from __future__ import annotations
 
 from flask import Flask, Response
 
-from security.modules import headers, hygiene, logging_setup, metrics, ratelimit
+from security.modules import credentials, headers, hygiene, logging_setup, metrics, ratelimit
 
 
 def _observe(response: Response) -> Response:
@@ -36,6 +37,7 @@ def create_security_middleware(app: Flask) -> Flask:
     app.after_request(hygiene.echo_request_id)
     app.after_request(headers.apply_security_headers)
     app.after_request(ratelimit.strip_stray_retry_after)
+    app.after_request(credentials.record_refused_api_key_use)
     ratelimit.init_rate_limits(app)
     headers.init_cors(app)
     return app

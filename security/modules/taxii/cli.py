@@ -1,6 +1,9 @@
 """``flask taxii-poll``: poll the TAXII feeds that are due (for cron or a systemd timer).
-
 Exit codes: 0 every poll succeeded (or none was due), 1 at least one failed or was busy.
+
+``flask reencrypt-secrets``: encrypt stored feed credentials again under the first
+``ENCRYPTION_KEY``, the middle step of a key rotation. Exit codes: 0 done, 1 a secret no
+configured key opens (nothing was changed).
 """
 
 from __future__ import annotations
@@ -13,6 +16,11 @@ from sqlalchemy import func, select
 
 from models import TaxiiFeed, db
 from security.modules.taxii.client import FeedBusy, FeedPollError, due_feeds, poll_feed
+from security.modules.taxii.crypto import (
+    EncryptionUnavailable,
+    UndecryptableSecret,
+    reencrypt_feed_credentials,
+)
 
 
 def _feeds_to_poll(names: tuple[str, ...], poll_all: bool) -> list[TaxiiFeed]:
@@ -51,3 +59,18 @@ def taxii_poll_command(names: tuple[str, ...], poll_all: bool) -> None:
         )
     if failed:
         sys.exit(1)
+
+
+@click.command("reencrypt-secrets")
+@with_appcontext
+def reencrypt_secrets_command() -> None:
+    """Encrypt the stored feed credentials again under the first ENCRYPTION_KEY (rotation:
+    prepend the new key, run this, then drop the old key)."""
+    try:
+        count = reencrypt_feed_credentials()
+    except (EncryptionUnavailable, UndecryptableSecret) as error:
+        db.session.rollback()
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    db.session.commit()
+    click.echo(f"re-encrypted the credentials of {count} feeds")

@@ -1,8 +1,10 @@
 """Secrets at rest (TAXII feed credentials): Fernet encryption with ``ENCRYPTION_KEY``.
 
 Several comma-separated keys may be configured: the first encrypts, all decrypt, so a key
-can be rotated by prepending a new one (and re-saving the feeds). Without a key, storing
-a secret fails with :class:`EncryptionUnavailable` rather than writing it in clear.
+is rotated by prepending a new one, re-encrypting what is stored under it
+(:func:`reencrypt_feed_credentials`, ``flask reencrypt-secrets``), then dropping the old
+one. Without a key, storing a secret fails with :class:`EncryptionUnavailable` rather than
+writing it in clear.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from collections.abc import Mapping
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
+from sqlalchemy import select
+
+from models import TaxiiFeed, db
 
 
 class EncryptionUnavailable(RuntimeError):
@@ -37,11 +42,33 @@ def encrypt_secret(secret: Mapping[str, str]) -> bytes:
     return _cipher().encrypt(json.dumps(dict(secret)).encode())
 
 
+_UNDECRYPTABLE = (
+    "the stored credentials do not decrypt with the configured ENCRYPTION_KEY; "
+    "add the previous key after the new one, or enter the credentials again"
+)
+
+
 def decrypt_secret(token: bytes) -> dict[str, str]:
     try:
         return json.loads(_cipher().decrypt(bytes(token)))
     except InvalidToken:
-        raise UndecryptableSecret(
-            "the stored credentials do not decrypt with the configured ENCRYPTION_KEY; "
-            "add the previous key after the new one, or enter the credentials again"
-        ) from None
+        raise UndecryptableSecret(_UNDECRYPTABLE) from None
+
+
+def reencrypt_feed_credentials() -> int:
+    """Encrypt every feed's stored credentials again under the first key (the caller
+    commits); returns how many. A token no configured key opens raises
+    :class:`UndecryptableSecret` naming the feed, before anything is written."""
+    cipher = _cipher()
+    feeds = db.session.scalars(
+        select(TaxiiFeed).where(TaxiiFeed.credentials_encrypted.is_not(None)).with_for_update()
+    ).all()
+    tokens = {}
+    for feed in feeds:
+        try:
+            tokens[feed.id] = cipher.rotate(bytes(feed.credentials_encrypted))
+        except InvalidToken:
+            raise UndecryptableSecret(f"feed {feed.name!r}: {_UNDECRYPTABLE}") from None
+    for feed in feeds:
+        feed.credentials_encrypted = tokens[feed.id]
+    return len(feeds)
