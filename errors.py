@@ -47,6 +47,17 @@ def status_title(status: int) -> str:
         return "Error"
 
 
+def problem_document(status: int, detail: str, request_id: str | None) -> dict[str, Any]:
+    """The members every problem carries; the HTTP server's own answers use them too."""
+    return {
+        "type": "about:blank",
+        "title": status_title(status),
+        "status": status,
+        "detail": detail,
+        "request_id": request_id,
+    }
+
+
 def problem_response(
     status: int,
     detail: str,
@@ -56,13 +67,7 @@ def problem_response(
     extra: Mapping[str, Any] | None = None,
 ) -> Response:
     """Build the problem+json response every error handler returns."""
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": status_title(status),
-        "status": status,
-        "detail": detail,
-        "request_id": g.get("request_id"),
-    }
+    body = problem_document(status, detail, g.get("request_id"))
     if errors:
         body["errors"] = errors
     if extra:

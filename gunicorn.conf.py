@@ -1,7 +1,9 @@
 """gunicorn settings: ``gunicorn -c gunicorn.conf.py 'app:create_app()'``.
 
-``gthread`` workers (2 workers x 4 threads measured best on 2 cores); each knob can be
-changed from the environment without editing this file. The ``on_starting`` hook checks the
+``gthread`` workers (2 workers x 4 threads measured best on 2 cores) that hand a thread only
+a request that has fully arrived (``buffering_worker``: slow clients cannot hold the threads;
+``GUNICORN_HEAD_TIMEOUT``, ``GUNICORN_BODY_TIMEOUT``, ``GUNICORN_MAX_UNFINISHED_REQUESTS``);
+each knob can be changed from the environment without editing this file. The ``on_starting`` hook checks the
 settings and the database once, in the master, so a misconfiguration ends the server with
 one clear line instead of every worker failing (and being respawned) on its own.
 Workers share their metrics through ``PROMETHEUS_MULTIPROC_DIR``, log JSON like the app,
@@ -20,7 +22,7 @@ from gunicorn.http import wsgi
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-worker_class = "gthread"
+worker_class = "buffering_worker.RequestBufferingWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 # gunicorn's runtime control socket lives at one path per user ($HOME/.gunicorn), so two
@@ -75,12 +77,14 @@ def on_starting(server) -> None:
 
     Exit codes match ``create_app()``'s: 2 for a setting, 4 for the database.
     """
+    from buffering_worker import ReadLimits
     from config import ConfigError, load_settings
     from database import DatabaseUnavailable, ensure_database_exists
 
     try:
+        ReadLimits.from_environment(os.environ)
         ensure_database_exists(load_settings().database_url)
-    except (ConfigError, DatabaseUnavailable) as error:
+    except (ValueError, ConfigError, DatabaseUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         on_exit(server)  # gunicorn skips its exit hook when startup fails
         raise SystemExit(4 if isinstance(error, DatabaseUnavailable) else 2) from None

@@ -9,8 +9,10 @@ database; with no ``SECRET_KEY`` it uses a strong key generated once and kept in
 likewise with no ``ENCRYPTION_KEY`` a Fernet key kept in ``<instance>/encryption_key``, so
 stored feed credentials still decrypt after a restart.
 Stopping the launcher (Ctrl-C, SIGTERM, SIGHUP) stops gunicorn, then the embedded server:
-no postgres process outlives it. ``<instance>`` is ``instance/`` beside this file, or
-``SOC_INSTANCE_DIR``.
+no postgres process outlives it. Killed outright (SIGKILL, a crash), it still takes gunicorn
+with it: the kernel sends gunicorn SIGTERM when the launcher dies. One ``serve`` at a time
+per instance: a second one exits at once with one line (exit status 5), before it starts or
+touches anything. ``<instance>`` is ``instance/`` beside this file, or ``SOC_INSTANCE_DIR``.
 
 The app itself is configured only by ``config.py``; this module merely fills in the
 variables a fresh machine lacks, then hands over to gunicorn or the ``flask`` CLI.
@@ -18,6 +20,8 @@ variables a fresh machine lacks, then hands over to gunicorn or the ``flask`` CL
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import os
 import secrets
 import signal
@@ -39,6 +43,9 @@ from embedded_db import (
 
 EMBEDDED_DATABASE_NAME = "soc"
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+SERVE_LOCK_NAME = "serve.lock"
+ALREADY_SERVING_EXIT = 5
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def instance_directory() -> Path:
@@ -113,14 +120,68 @@ def app_environment() -> Iterator[dict[str, str]]:
         click.echo(f"launcher: embedded PostgreSQL {state}", err=True)
 
 
-def run_child(command: Sequence[str], env: dict[str, str], *, same_signal: bool = False) -> int:
+def hold_serve_lock(instance: Path) -> int:
+    """Take ``<instance>/serve.lock`` for this ``serve``, or exit with one line if taken.
+
+    Returns the locked descriptor; passed on to gunicorn (whose workers inherit it), the
+    lock lasts until the last process of this server has exited, even if the launcher is
+    killed first. Checked before anything starts, so a second ``serve`` neither starts nor
+    stops the embedded PostgreSQL under a running server.
+    """
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / SERVE_LOCK_NAME
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        click.echo(
+            f"error: a server for {instance} is already running ({path} is locked); stop it first",
+            err=True,
+        )
+        sys.exit(ALREADY_SERVING_EXIT)
+    return descriptor
+
+
+def _die_with_launcher(launcher_pid: int) -> Callable[[], None]:
+    """Runs in the child before it execs: ask the kernel for SIGTERM when the launcher dies.
+
+    Without it a launcher killed by SIGKILL (which it cannot forward) leaves gunicorn serving
+    with nobody to stop it. Linux only; elsewhere the child is on its own.
+    """
+
+    def request_parent_death_signal() -> None:
+        if not sys.platform.startswith("linux"):
+            return
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != launcher_pid:  # the launcher died before the request took effect
+            os._exit(128 + signal.SIGTERM)
+
+    return request_parent_death_signal
+
+
+def run_child(
+    command: Sequence[str],
+    env: dict[str, str],
+    *,
+    same_signal: bool = False,
+    pass_fds: Sequence[int] = (),
+) -> int:
     """Run ``command`` to its end and return its exit status (128 + N if signal N ended it).
 
     A stop signal to us is passed on to the child as SIGTERM (as itself with
     ``same_signal``, so a CLI sees Ctrl-C as SIGINT): without this, SIGTERM would kill the
-    launcher at once and leave the child and the embedded PostgreSQL running.
+    launcher at once and leave the child and the embedded PostgreSQL running. The child also
+    gets SIGTERM if the launcher dies without passing anything on.
     """
-    child = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)  # noqa: S603
+    child = subprocess.Popen(  # noqa: S603
+        command,
+        env=env,
+        cwd=PROJECT_ROOT,
+        pass_fds=pass_fds,
+        # preexec_fn is unsafe only in a process with threads; the launcher has none.
+        preexec_fn=_die_with_launcher(os.getpid()),
+    )
 
     def forward(signum: int, frame: object) -> None:
         child.send_signal(signum if same_signal else signal.SIGTERM)
@@ -151,8 +212,9 @@ def cli() -> None:
 def serve() -> None:
     """Serve the API with gunicorn (gunicorn.conf.py: 127.0.0.1:8000, 2 workers x 4 threads)."""
     command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]
+    lock = hold_serve_lock(instance_directory())
     with app_environment() as env:
-        code = run_child(command, env)
+        code = run_child(command, env, pass_fds=(lock,))
     sys.exit(code)
 
 

@@ -301,6 +301,8 @@ def test_a_polled_page_keeps_its_indicators_beside_an_oversized_pattern(
     assert [failure["id"] for failure in result["failures"]] == [bomb_id]
     assert "at most" in result["failures"][0]["reason"]
     assert {value for _, value, _, _ in _stored_iocs(app)} == {"kept.example.com"}
+
+
 def _stored_credentials(app) -> bytes:
     with app.app_context():
         return bytes(db.session.scalar(select(TaxiiFeed.credentials_encrypted)))
