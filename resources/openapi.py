@@ -27,7 +27,7 @@ lower-case HTTP method to an :class:`Operation`::
   the method only calls ``authenticate()``; ``None`` for a public endpoint.
 - Error statuses implied by the declaration are added for you: 400/413/415 for a body,
   400/414 for a query, 401 (and 403) for credentials (and a permission), 404 for path
-  parameters, 400/412 for ``if_match``, 400/422 for ``idempotent``, 429 everywhere.
+  parameters, 400/412 for ``if_match``, 400/409/422 for ``idempotent``, 429 everywhere.
   List any other error the method can answer (409, 422, 503, ...) in ``errors``; errors
   are problem+json unless ``error_media_type`` says otherwise (TAXII).
 
@@ -119,7 +119,11 @@ IDEMPOTENCY_PARAMETER = {
     "in": "header",
     "name": "Idempotency-Key",
     "required": False,
-    "description": "a retry with the same key and body returns the first answer",
+    "description": (
+        "a retry with the same key, path and body returns the first answer (marked "
+        "Idempotent-Replayed) instead of creating again; the same key with another request "
+        "is 422; 409 when the object it created has been deleted since. Keys are kept 24 h."
+    ),
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
 }
 
@@ -212,7 +216,7 @@ def implied_errors(operation: Operation, has_path_parameters: bool) -> set[int]:
     if operation.if_match:
         statuses.add(412)
     if operation.idempotent:
-        statuses.update({400, 422})
+        statuses.update({400, 409, 422})
     return statuses
 
 
