@@ -90,7 +90,12 @@ def encode_cursor(values: Sequence[Any]) -> str:
 
 
 def decode_cursor(raw: str, parsers: Sequence[Callable[[Any], Any]]) -> list[Any]:
-    """Decode a cursor made by :func:`encode_cursor`; anything else is a clear 400."""
+    """Decode a cursor made by :func:`encode_cursor`; anything else is a clear 422.
+
+    Not 400: the document can only say a cursor is a string, so any string is well formed
+    there; one this server did not issue is refused for what it means, like an unknown
+    assignee.
+    """
     try:
         padded = raw + "=" * (-len(raw) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -99,7 +104,9 @@ def decode_cursor(raw: str, parsers: Sequence[Callable[[Any], Any]]) -> list[Any
         return [parse(value) for parse, value in zip(parsers, values, strict=True)]
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise ApiError(
-            400, "The cursor is invalid; use next_cursor from a previous page."
+            422,
+            "The cursor is invalid; use next_cursor from a previous page.",
+            errors={"cursor": ["not a cursor this server issued"]},
         ) from None
 
 
@@ -164,11 +171,12 @@ def required_version() -> int | None:
     header = request.headers.get("If-Match")
     if header is None or header.strip() == "*":
         return None
-    value = header.strip().removeprefix("W/").strip('"')
-    # Not str.isdigit(): it accepts "²", which int() rejects, and any number of digits.
-    if not ETAG_VERSION.fullmatch(value):
+    value = header.strip().removeprefix("W/")
+    # Quoted, as the ETag was sent: a bare 3 is not an ETag. Not str.isdigit() either: it
+    # accepts "²", which int() rejects, and any number of digits.
+    if not (value[:1] == value[-1:] == '"' and ETAG_VERSION.fullmatch(value[1:-1])):
         raise ApiError(400, 'If-Match must be an ETag from a previous response, e.g. "3".')
-    return int(value)
+    return int(value[1:-1])
 
 
 def ensure_version_matches(current_version: int) -> None:

@@ -133,7 +133,8 @@ class RuleList(Resource):
             rule = rules.create_rule(definition, principal, enabled=options["enabled"])
         else:
             if request.args:
-                raise ApiError(400, "Query parameters apply to YAML (Sigma) uploads only.")
+                # 422: the document cannot tie the query to the body's media type.
+                raise ApiError(422, "Query parameters apply to YAML (Sigma) uploads only.")
             data = load_json(RuleCreateSchema())
             try:
                 definition = rules.seed_definition(

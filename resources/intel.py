@@ -248,6 +248,7 @@ class IncidentIocs(Resource):
             permission="iocs:write",
             body=IncidentIocLinkSchema,
             responses={200: IncidentIocLinkResultSchema},
+            errors=(422,),
         ),
     }
 

@@ -26,10 +26,17 @@ lower-case HTTP method to an :class:`Operation`::
 - ``permission``: the ``area:action`` passed to ``authorize()``; :data:`AUTHENTICATED` when
   the method only calls ``authenticate()``; ``None`` for a public endpoint.
 - Error statuses implied by the declaration are added for you: 400/413/415 for a body,
-  400/414 for a query, 401 (and 403) for credentials (and a permission), 404 for path
-  parameters, 400/412 for ``if_match``, 400/409/422 for ``idempotent``, 429 everywhere.
+  400 for a query (422 too when it takes a paging cursor), 401 (and 403) for credentials
+  (and a permission), 404 for path parameters, 400/412 for ``if_match``, 400/409/422 for
+  ``idempotent``; 429 everywhere, and 414/431 (the server's limits on the request line
+  and the headers).
   List any other error the method can answer (409, 422, 503, ...) in ``errors``; errors
   are problem+json unless ``error_media_type`` says otherwise (TAXII).
+
+Every string field refuses NUL characters (PostgreSQL cannot store them) and a field that
+must not be blank needs a non-space character: both become a ``pattern`` here, so the
+document refuses what the schemas refuse. A request schema's ``openapi_extra`` (JSON
+Schema keywords for rules across fields, e.g. ``minProperties``) goes into its component.
 
 Path parameters come from the route's converters (``<int:incident_id>``). A route without
 a declaration is left out of the document, and ``tests/test_openapi.py`` fails for it;
@@ -51,9 +58,10 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask, current_app
 from flask_restful import Resource
-from marshmallow import Schema
+from marshmallow import Schema, fields
 from werkzeug.routing import IntegerConverter, Rule, UUIDConverter
 
+from schemas.common import not_blank
 from schemas.responses import ProblemSchema
 
 JSON = "application/json"
@@ -113,7 +121,7 @@ IF_MATCH_PARAMETER = {
     "name": "If-Match",
     "required": False,
     "description": "the ETag last read; a stale one answers 412",
-    "schema": {"type": "string", "maxLength": 64, "pattern": '^(\\*|(W/)?"[0-9]+")$'},
+    "schema": {"type": "string", "maxLength": 64, "pattern": '^(\\*|(W/)?"[0-9]{1,18}")$'},
 }
 IDEMPOTENCY_PARAMETER = {
     "in": "header",
@@ -200,7 +208,7 @@ def _request_body(body: RequestBody) -> dict[str, Any]:
 
 def implied_errors(operation: Operation, has_path_parameters: bool) -> set[int]:
     """The error statuses the shared helpers give, from what the operation declares."""
-    statuses = {429, *operation.errors}
+    statuses = {414, 429, 431, *operation.errors}
     if operation.permission is not None:
         statuses.add(401)
     if operation.permission not in (None, AUTHENTICATED):
@@ -208,7 +216,9 @@ def implied_errors(operation: Operation, has_path_parameters: bool) -> set[int]:
     if operation.body is not None:
         statuses.update({400, 413, 415})
     if operation.query is not None:
-        statuses.update({400, 414})
+        statuses.add(400)
+        if "cursor" in operation.query._declared_fields:
+            statuses.add(422)
     if operation.if_match:
         statuses.add(400)
     if has_path_parameters:
@@ -224,13 +234,19 @@ _ERROR_HEADERS = {
     401: {"WWW-Authenticate": "WWW-Authenticate"},
     429: {"Retry-After": "Retry-After"},
 }
-# Answered by gunicorn before the request reaches the app (request line over 4094 bytes).
-_SERVER_ERRORS = {414: Content("text/html")}
+# Answered by the server before the request reaches the app: a request line (method, path
+# and percent-encoded query) over 4094 bytes, or a header over 8190 bytes. The query's
+# maxLength values count characters, and one character can take up to 12 bytes encoded,
+# so a long enough schema-valid query can still meet the limit. Until the server answers
+# these as problem details, its own HTML page is declared too.
+_SERVER_LIMITS = {414, 431}
 
 
 def _error_response(status: int, media_type: str) -> dict[str, Any]:
-    if status in _SERVER_ERRORS:
-        return _response(status, _SERVER_ERRORS[status])
+    if status in _SERVER_LIMITS:
+        response = _response(status, ProblemSchema, PROBLEM_JSON)
+        response["content"]["text/html"] = {"schema": {"type": "string"}}
+        return response
     body = ProblemSchema if media_type == PROBLEM_JSON else Content(media_type, {"type": "object"})
     response = _response(status, body, media_type)
     if status in _ERROR_HEADERS:
@@ -272,6 +288,31 @@ def operation_object(operation: Operation, rule: Rule, method: str) -> dict[str,
     return document
 
 
+NO_NUL = "^[^\\u0000]*$"
+NOT_BLANK_NO_NUL = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+
+
+def storable_text_pattern(self, field: fields.Field, ret: dict, **kwargs: Any) -> dict:
+    """An apispec attribute function: the ``pattern`` every request string obeys."""
+    if not isinstance(field, fields.String) or "pattern" in ret or "enum" in ret:
+        return {}
+    blank_refused = any(validator is not_blank for validator in field.validators)
+    return {"pattern": NOT_BLANK_NO_NUL if blank_refused else NO_NUL}
+
+
+def _register_extras(spec: APISpec, plugin: MarshmallowPlugin, app: Flask) -> None:
+    """Give each request schema with ``openapi_extra`` its component first, extras merged."""
+    seen: set[type[Schema]] = set()
+    for rule in documented_rules(app):
+        for operation in declarations_for(app, rule).values():
+            bodies = operation.body if isinstance(operation.body, tuple) else (operation.body,)
+            for body in bodies:
+                if isinstance(body, type) and body not in seen and hasattr(body, "openapi_extra"):
+                    seen.add(body)
+                    name = plugin.schema_name_resolver(body)
+                    spec.components.schema(name, dict(body.openapi_extra), schema=body)
+
+
 def _project_version() -> str:
     with PROJECT_FILE.open("rb") as handle:
         return tomllib.load(handle)["project"]["version"]
@@ -279,11 +320,12 @@ def _project_version() -> str:
 
 def build_document(app: Flask) -> dict[str, Any]:
     """The whole OpenAPI document for ``app``'s routes as they are registered now."""
+    plugin = MarshmallowPlugin()
     spec = APISpec(
         title="SOC Incident API",
         version=_project_version(),
         openapi_version=OPENAPI_VERSION,
-        plugins=[MarshmallowPlugin()],
+        plugins=[plugin],
         info={
             "description": (
                 "Errors are RFC 9457 problem details (application/problem+json). Every "
@@ -298,6 +340,8 @@ def build_document(app: Flask) -> dict[str, Any]:
     )
     for name, header in RESPONSE_HEADERS.items():
         spec.components.header(name, header)
+    plugin.converter.add_attribute_function(storable_text_pattern)
+    _register_extras(spec, plugin, app)
     for rule in documented_rules(app):
         declared = declarations_for(app, rule)
         operations = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import (
     Schema,
@@ -23,7 +23,15 @@ from marshmallow import (
 )
 
 from models.incidents import TLP_LEVELS
-from schemas.common import PageQuerySchema, StrictSchema, trimmed_string, utc_datetime
+from schemas.common import (
+    ChangeSchema,
+    JsonBoolean,
+    PageQuerySchema,
+    QueryBoolean,
+    StrictSchema,
+    trimmed_string,
+    utc_datetime,
+)
 from schemas.responses import identifier, one_of, page_of, text, timestamp
 from security.modules.indicators import IOC_TYPES, MAX_VALUE_LENGTH
 from security.modules.intel import MAX_BULK_ITEMS, MAX_TAG_LENGTH, MAX_TAGS, RejectedItem
@@ -183,11 +191,8 @@ class IocBulkSchema(StrictSchema):
         return data
 
 
-class IocUpdateSchema(IocAttributesSchema, StrictSchema):
-    @validates_schema
-    def _not_empty(self, data: dict, **kwargs) -> None:
-        if not data:
-            raise ValidationError("give at least one field to change", "_schema")
+class IocUpdateSchema(IocAttributesSchema, ChangeSchema):
+    """The attributes to change, at least one."""
 
 
 class IocListQuerySchema(PageQuerySchema):
@@ -196,7 +201,7 @@ class IocListQuerySchema(PageQuerySchema):
     tag = trimmed_string(max_length=MAX_TAG_LENGTH)
     tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
     min_confidence = fields.Integer(validate=validate.Range(min=0, max=100))
-    active = fields.Boolean(metadata={"description": "true: not expired; false: expired"})
+    active = QueryBoolean(metadata={"description": "true: not expired; false: expired"})
     q = trimmed_string(
         max_length=200,
         metadata={
@@ -221,8 +226,12 @@ class IocBatchCheckSchema(StrictSchema):
 
 
 class IocExtractSchema(StrictSchema):
+    openapi_extra: ClassVar[dict[str, Any]] = {
+        "if": {"required": ["incident_id"]},
+        "then": {"required": ["save"], "properties": {"save": {"const": True}}},
+    }
     text = fields.String(required=True, validate=validate.Length(min=1, max=MAX_EXTRACT_TEXT))
-    save = fields.Boolean(load_default=False, metadata={"description": "store what is found"})
+    save = JsonBoolean(load_default=False, metadata={"description": "store what is found"})
     source = trimmed_string(max_length=255)
     confidence = fields.Integer(validate=validate.Range(min=0, max=100))
     tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))

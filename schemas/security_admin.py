@@ -5,11 +5,11 @@ from __future__ import annotations
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from models.audit import OUTCOMES
-from schemas.common import PageQuerySchema, trimmed_string, utc_datetime
+from schemas.common import PageQuerySchema, QueryBoolean, trimmed_string, utc_datetime
 
 
 class BlockListQuerySchema(PageQuerySchema):
-    include_inactive = fields.Boolean(
+    include_inactive = QueryBoolean(
         load_default=False,
         metadata={"description": "also list lifted and expired blocks"},
     )

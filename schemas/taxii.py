@@ -16,7 +16,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate
 from models.incidents import TLP_LEVELS
 from models.taxii import FEED_AUTH_TYPES, SERVABLE_TLP_LEVELS
 from models.users import ROLES
-from schemas.common import StrictSchema, trimmed_string
+from schemas.common import JsonBoolean, StrictSchema, trimmed_string
 from schemas.intel import IocListQuerySchema
 from schemas.responses import identifier, one_of, page_of, text, timestamp
 from security.modules.stix_mapping import EXPORTABLE_IOC_TYPES
@@ -143,7 +143,7 @@ class CollectionCreateSchema(StrictSchema):
     sources = fields.List(
         trimmed_string(), load_default=list, metadata={"description": "empty: every source"}
     )
-    active_only = fields.Boolean(load_default=True)
+    active_only = JsonBoolean(load_default=True)
     read_roles = _roles(load_default=lambda: list(ROLES))
     write_roles = _roles(load_default=lambda: ["admin"])
 
@@ -168,7 +168,7 @@ class FeedCreateSchema(StrictSchema):
     page_size = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
     default_confidence = fields.Integer(load_default=50, validate=validate.Range(min=0, max=100))
     default_tlp = fields.String(load_default="amber", validate=validate.OneOf(TLP_LEVELS))
-    enabled = fields.Boolean(load_default=True)
+    enabled = JsonBoolean(load_default=True)
 
 
 # --- STIX REST --------------------------------------------------------------------------

@@ -1,0 +1,147 @@
+"""The OpenAPI document and the behaviour agree: what the document allows is accepted, what
+it refuses is refused (one test per mismatch class schemathesis found with all checks)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+SEED_RULE = {
+    "name": "Seed",
+    "severity": "low",
+    "detection": {"ioc": {"type": "domain", "value": "evil.example.net"}},
+}
+
+
+@pytest.fixture
+def document(client) -> dict:
+    return client.get("/openapi.json").get_json()
+
+
+def _string_schemas(schema: Any) -> Iterator[dict]:
+    """Every ``type: string`` schema inside ``schema`` (properties, items)."""
+    if not isinstance(schema, dict):
+        return
+    if schema.get("type") == "string":
+        yield schema
+    for child in (schema.get("properties") or {}).values():
+        yield from _string_schemas(child)
+    yield from _string_schemas(schema.get("items"))
+
+
+def _operations(document: dict) -> Iterator[tuple[str, dict]]:
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            yield f"{method.upper()} {path}", operation
+
+
+def test_a_body_boolean_is_json_true_or_false_only(admin):
+    refused = admin.client.post("/taxii/collections", json={"title": "x", "active_only": 0})
+    assert refused.status_code == 400
+    assert "active_only" in refused.get_json()["errors"]
+    accepted = admin.client.post("/taxii/collections", json={"title": "x", "active_only": False})
+    assert accepted.status_code == 201
+
+
+def test_a_query_boolean_is_the_word_true_or_false(admin):
+    assert admin.client.get("/rules?enabled=1").status_code == 400
+    assert admin.client.get("/security/blocks?include_inactive=yes").status_code == 400
+    assert admin.client.get("/rules?enabled=true").status_code == 200
+
+
+def test_every_documented_string_refuses_nul_like_the_server(document, admin):
+    strings = [
+        schema
+        for component in document["components"]["schemas"].values()
+        for schema in _string_schemas(component)
+        if "enum" not in schema and "format" not in schema
+    ]
+    assert len(strings) > 50
+    for schema in strings:
+        assert re.search(schema.get("pattern", ""), "a\x00b") is None, schema
+    response = admin.client.post("/incidents", json={"title": "a\x00b", "severity": "low"})
+    assert response.status_code == 400
+
+
+def test_a_field_that_must_not_be_blank_says_so_in_the_document(document, admin):
+    sources = document["components"]["schemas"]["CollectionCreate"]["properties"]["sources"]
+    pattern = sources["items"]["pattern"]
+    assert re.search(pattern, " ") is None
+    assert re.search(pattern, " feed ") is not None
+    response = admin.client.post("/taxii/collections", json={"title": "x", "sources": [" "]})
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("component", ["IncidentUpdate", "IocUpdate", "RuleUpdate"])
+def test_an_empty_patch_is_refused_by_the_document_too(document, component):
+    assert document["components"]["schemas"][component]["minProperties"] == 1
+
+
+def test_linking_extracted_iocs_needs_save_in_the_document_too(document, admin):
+    validator = Draft202012Validator(document["components"]["schemas"]["IocExtract"])
+    assert not validator.is_valid({"text": "evil.example.com", "incident_id": 1})
+    assert validator.is_valid({"text": "evil.example.com", "incident_id": 1, "save": True})
+    response = admin.client.post(
+        "/iocs/extract", json={"text": "evil.example.com", "incident_id": 1}
+    )
+    assert response.status_code == 400
+
+
+def test_the_servers_request_line_and_header_limits_are_declared_everywhere(document):
+    lacking = [
+        name
+        for name, operation in _operations(document)
+        if not {"414", "431"} <= set(operation["responses"])
+    ]
+    assert lacking == []
+    answer = document["paths"]["/health"]["get"]["responses"]["414"]["content"]
+    assert "application/problem+json" in answer
+
+
+def test_if_match_is_a_quoted_etag_of_at_most_18_digits(document, admin):
+    incident = admin.client.post("/incidents", json={"title": "x", "severity": "low"})
+    path = f"/incidents/{incident.get_json()['id']}"
+
+    bare = admin.client.patch(path, json={"title": "y"}, headers={"If-Match": "1"})
+
+    assert bare.status_code == 400
+    parameter = next(
+        parameter
+        for parameter in document["paths"]["/incidents/{incident_id}"]["patch"]["parameters"]
+        if parameter["name"] == "If-Match"
+    )
+    assert re.search(parameter["schema"]["pattern"], '"9933200781733650833"') is None
+    assert re.search(parameter["schema"]["pattern"], '"1"') is not None
+    quoted = admin.client.patch(path, json={"title": "y"}, headers={"If-Match": '"1"'})
+    assert quoted.status_code == 200
+
+
+def test_a_cursor_the_server_did_not_issue_is_422_and_declared(document, admin):
+    response = admin.client.get("/iocs", query_string={"cursor": "0000"})
+    assert response.status_code == 422
+    assert "cursor" in response.get_json()["errors"]
+    paged = [
+        name
+        for name, operation in _operations(document)
+        if any(parameter.get("name") == "cursor" for parameter in operation["parameters"])
+    ]
+    assert paged
+    for name in paged:
+        assert "422" in dict(_operations(document))[name]["responses"], name
+
+
+def test_query_parameters_on_a_json_rule_are_422_not_400(admin):
+    response = admin.client.post("/rules?enabled=true", json=SEED_RULE)
+    assert response.status_code == 422
+
+
+def test_an_unknown_ioc_in_a_link_body_is_422_because_the_incident_exists(admin):
+    incident = admin.client.post("/incidents", json={"title": "x", "severity": "low"})
+    response = admin.client.post(
+        f"/incidents/{incident.get_json()['id']}/iocs", json={"ioc_ids": [999999]}
+    )
+    assert response.status_code == 422
