@@ -61,6 +61,7 @@ from flask_restful import Resource
 from marshmallow import Schema, fields
 from werkzeug.routing import IntegerConverter, Rule, UUIDConverter
 
+from resources.common import IF_MATCH_MAX_LENGTH
 from schemas.common import not_blank
 from schemas.responses import ProblemSchema
 
@@ -120,8 +121,15 @@ IF_MATCH_PARAMETER = {
     "in": "header",
     "name": "If-Match",
     "required": False,
-    "description": "the ETag last read; a stale one answers 412",
-    "schema": {"type": "string", "maxLength": 64, "pattern": '^(\\*|(W/)?"[0-9]{1,18}")$'},
+    "description": (
+        "the ETag last read (RFC 9110 syntax); a stale one, or one this server did not "
+        "issue, answers 412"
+    ),
+    "schema": {
+        "type": "string",
+        "maxLength": IF_MATCH_MAX_LENGTH,
+        "pattern": '^[ \\t]*(\\*|(W/)?"[!#-~]*"([ \\t]*,[ \\t]*(W/)?"[!#-~]*")*)[ \\t]*$',
+    },
 }
 IDEMPOTENCY_PARAMETER = {
     "in": "header",

@@ -26,6 +26,7 @@ from models.incidents import TLP_LEVELS
 from schemas.common import (
     ChangeSchema,
     JsonBoolean,
+    JsonInteger,
     PageQuerySchema,
     QueryBoolean,
     StrictSchema,
@@ -59,7 +60,7 @@ class IocAttributesSchema(Schema):
     """The fields a client sets on an IOC, besides its type and value (unknown fields are
     refused: marshmallow's default). Text checks come from :class:`StrictSchema` below."""
 
-    confidence = fields.Integer(validate=validate.Range(min=0, max=100))
+    confidence = JsonInteger(validate=validate.Range(min=0, max=100))
     source = trimmed_string(max_length=255)
     description = fields.String(validate=validate.Length(max=DESCRIPTION_MAX))
     tags = _tags_field()
@@ -94,7 +95,7 @@ def _fast_check(field: fields.Field) -> Callable[[Any], bool] | None:
         return lambda value: (
             type(value) is list and all(inner(item) for item in value) and _passes(field, value)
         )
-    kind = {fields.String: str, fields.Integer: int}.get(type(field))
+    kind = {fields.String: str, fields.Integer: int, JsonInteger: int}.get(type(field))
     if kind is None or field.data_key is not None or field.attribute is not None:
         return None
     return lambda value: type(value) is kind and _passes(field, value)
@@ -174,7 +175,7 @@ class IocBulkSchema(StrictSchema):
         metadata={"description": "each item as in POST /iocs; errors are reported by index"},
     )
     source = trimmed_string(max_length=255)
-    confidence = fields.Integer(validate=validate.Range(min=0, max=100))
+    confidence = JsonInteger(validate=validate.Range(min=0, max=100))
     tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
     tags = _tags_field()
 
@@ -233,10 +234,10 @@ class IocExtractSchema(StrictSchema):
     text = fields.String(required=True, validate=validate.Length(min=1, max=MAX_EXTRACT_TEXT))
     save = JsonBoolean(load_default=False, metadata={"description": "store what is found"})
     source = trimmed_string(max_length=255)
-    confidence = fields.Integer(validate=validate.Range(min=0, max=100))
+    confidence = JsonInteger(validate=validate.Range(min=0, max=100))
     tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
     tags = _tags_field()
-    incident_id = fields.Integer(
+    incident_id = JsonInteger(
         validate=validate.Range(min=1),
         metadata={"description": "link the stored IOCs to this incident (needs save)"},
     )
@@ -249,7 +250,7 @@ class IocExtractSchema(StrictSchema):
 
 class IncidentIocLinkSchema(StrictSchema):
     ioc_ids = fields.List(
-        fields.Integer(validate=validate.Range(min=1)),
+        JsonInteger(validate=validate.Range(min=1)),
         required=True,
         validate=validate.Length(min=1, max=MAX_LINKED_IOCS),
     )

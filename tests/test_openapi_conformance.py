@@ -102,22 +102,26 @@ def test_the_servers_request_line_and_header_limits_are_declared_everywhere(docu
     assert "application/problem+json" in answer
 
 
-def test_if_match_is_a_quoted_etag_of_at_most_18_digits(document, admin):
+def test_if_match_is_an_entity_tag_and_an_unknown_one_is_a_failed_precondition(document, admin):
     incident = admin.client.post("/incidents", json={"title": "x", "severity": "low"})
     path = f"/incidents/{incident.get_json()['id']}"
-
-    bare = admin.client.patch(path, json={"title": "y"}, headers={"If-Match": "1"})
-
-    assert bare.status_code == 400
     parameter = next(
         parameter
         for parameter in document["paths"]["/incidents/{incident_id}"]["patch"]["parameters"]
         if parameter["name"] == "If-Match"
     )
-    assert re.search(parameter["schema"]["pattern"], '"9933200781733650833"') is None
-    assert re.search(parameter["schema"]["pattern"], '"1"') is not None
-    quoted = admin.client.patch(path, json={"title": "y"}, headers={"If-Match": '"1"'})
-    assert quoted.status_code == 200
+    pattern = parameter["schema"]["pattern"]
+
+    assert re.search(pattern, "1") is None
+    assert (
+        admin.client.patch(path, json={"title": "y"}, headers={"If-Match": "1"}).status_code == 400
+    )
+    for unknown in ('"abc"', '"9933200781733650833"', 'W/"x", "2"'):
+        assert re.search(pattern, unknown) is not None
+        response = admin.client.patch(path, json={"title": "y"}, headers={"If-Match": unknown})
+        assert response.status_code == 412, unknown
+    listed = admin.client.patch(path, json={"title": "y"}, headers={"If-Match": '"7", "1"'})
+    assert listed.status_code == 200
 
 
 def test_a_cursor_the_server_did_not_issue_is_422_and_declared(document, admin):
@@ -145,3 +149,27 @@ def test_an_unknown_ioc_in_a_link_body_is_422_because_the_incident_exists(admin)
         f"/incidents/{incident.get_json()['id']}/iocs", json={"ioc_ids": [999999]}
     )
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize("confidence", [2.5e-42, "50", True])
+def test_a_body_integer_is_a_json_number_without_a_fraction(admin, confidence):
+    bulk = admin.client.post(
+        "/iocs/bulk", json={"confidence": confidence, "items": [{"value": "evil.example.com"}]}
+    )
+    assert bulk.status_code == 400
+    assert "confidence" in bulk.get_json()["errors"]
+    single = admin.client.post("/iocs", json={"value": "evil.example.com", "confidence": 50.0})
+    assert single.status_code == 201
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/incidents?created_after=2026-02-01T00:00:00Z&created_before=2026-01-01T00:00:00Z",
+        "/audit?since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z",
+    ],
+)
+def test_an_inverted_time_range_is_422_as_the_document_cannot_say_it(admin, query):
+    response = admin.client.get(query)
+    assert response.status_code == 422
+    assert response.get_json()["errors"]
