@@ -62,7 +62,7 @@ from marshmallow import Schema, fields
 from werkzeug.routing import IntegerConverter, Rule, UUIDConverter
 
 from resources.common import IF_MATCH_MAX_LENGTH
-from schemas.common import not_blank
+from schemas.common import FullMatch, not_blank
 from schemas.responses import ProblemSchema
 
 JSON = "application/json"
@@ -298,11 +298,46 @@ def operation_object(operation: Operation, rule: Rule, method: str) -> dict[str,
 
 NO_NUL = "^[^\\u0000]*$"
 NOT_BLANK_NO_NUL = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+STORABLE_JSON = "StorableJson"
+STORABLE_JSON_REF = {"$ref": f"#/components/schemas/{STORABLE_JSON}"}
+# Any JSON value whose strings (keys included) PostgreSQL can store: what a free-form
+# object in a request body (an event, a STIX object, a bulk item) may hold.
+STORABLE_JSON_SCHEMA = {
+    "anyOf": [
+        {"type": ["number", "boolean", "null"]},
+        {"type": "string", "pattern": NO_NUL},
+        {"type": "array", "items": STORABLE_JSON_REF},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": NO_NUL},
+            "additionalProperties": STORABLE_JSON_REF,
+        },
+    ]
+}
+
+
+def _anchored(pattern: str) -> str:
+    """``pattern`` as a whole-value match: JSON Schema patterns match anywhere."""
+    if pattern.startswith("^") and pattern.endswith("$"):
+        return pattern
+    return f"^(?:{pattern})$"
 
 
 def storable_text_pattern(self, field: fields.Field, ret: dict, **kwargs: Any) -> dict:
-    """An apispec attribute function: the ``pattern`` every request string obeys."""
-    if not isinstance(field, fields.String) or "pattern" in ret or "enum" in ret:
+    """An apispec attribute function: what every string and free-form object obeys.
+
+    A :class:`FullMatch` pattern is anchored as it is applied; any other string refuses
+    NUL (and needs a non-space character when blank is refused); a free-form object holds
+    storable JSON.
+    """
+    if isinstance(field, fields.Dict) and field.key_field is None and field.value_field is None:
+        return {"propertyNames": {"pattern": NO_NUL}, "additionalProperties": STORABLE_JSON_REF}
+    if not isinstance(field, fields.String) or "enum" in ret:
+        return {}
+    full = [validator for validator in field.validators if isinstance(validator, FullMatch)]
+    if full:
+        return {"pattern": _anchored(full[0].regex.pattern)}
+    if "pattern" in ret:
         return {}
     blank_refused = any(validator is not_blank for validator in field.validators)
     return {"pattern": NOT_BLANK_NO_NUL if blank_refused else NO_NUL}
@@ -348,6 +383,7 @@ def build_document(app: Flask) -> dict[str, Any]:
     )
     for name, header in RESPONSE_HEADERS.items():
         spec.components.header(name, header)
+    spec.components.schema(STORABLE_JSON, STORABLE_JSON_SCHEMA)
     plugin.converter.add_attribute_function(storable_text_pattern)
     _register_extras(spec, plugin, app)
     for rule in documented_rules(app):

@@ -143,7 +143,7 @@ class Objects(Resource):
         "post": taxii_operation(
             "Add objects (indicators and vulnerabilities become IOCs); answers a status",
             permission="taxii:write",
-            body=Content(TAXII_MEDIA_TYPE, {"type": "object", "required": ["objects"]}),
+            body=Content(TAXII_MEDIA_TYPE, TaxiiEnvelopeSchema),
             responses={202: TAXII_BODY},
         ),
     }

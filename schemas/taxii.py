@@ -16,7 +16,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate
 from models.incidents import TLP_LEVELS
 from models.taxii import FEED_AUTH_TYPES, SERVABLE_TLP_LEVELS
 from models.users import ROLES
-from schemas.common import JsonBoolean, JsonInteger, StrictSchema, trimmed_string
+from schemas.common import FullMatch, JsonBoolean, JsonInteger, StrictSchema, trimmed_string
 from schemas.intel import IocListQuerySchema
 from schemas.responses import identifier, one_of, page_of, text, timestamp
 from security.modules.stix_mapping import EXPORTABLE_IOC_TYPES
@@ -116,7 +116,7 @@ class TaxiiEnvelopeSchema(StrictSchema):
     """The body of Add Objects: an envelope (``more``/``next`` are allowed and ignored)."""
 
     objects = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1))
-    more = fields.Boolean()
+    more = JsonBoolean()
     next = fields.String()
 
 
@@ -196,7 +196,7 @@ class StixBundleSchema(StrictSchema):
     """A STIX bundle as posted to ``/stix/import`` (2.0's ``spec_version`` tolerated)."""
 
     type = fields.String(required=True, validate=validate.Equal("bundle"))
-    id = fields.String(required=True, validate=validate.Regexp(STIX_ID))
+    id = fields.String(required=True, validate=FullMatch(STIX_ID.pattern))
     spec_version = fields.String()
     objects = fields.List(fields.Dict(), load_default=list)
 

@@ -173,3 +173,36 @@ def test_an_inverted_time_range_is_422_as_the_document_cannot_say_it(admin, quer
     response = admin.client.get(query)
     assert response.status_code == 422
     assert response.get_json()["errors"]
+
+
+def _validator(document: dict, component: str) -> Draft202012Validator:
+    """Validates against one component, its references resolved within the document."""
+    return Draft202012Validator({**document, "$ref": f"#/components/schemas/{component}"})
+
+
+def test_free_form_objects_in_a_body_refuse_nul_in_the_document_too(document, admin):
+    validator = _validator(document, "IocBulk")
+    assert validator.is_valid({"items": [{"value": "evil.example.com", "tags": ["a"]}]})
+    assert not validator.is_valid({"items": [{"value": "evil.example.com", "tags": ["a\x00"]}]})
+    assert not validator.is_valid({"items": [{"a\x00": 1}]})
+    response = admin.client.post("/iocs/bulk", json={"items": [{"tags": ["a\x00"]}]})
+    assert response.status_code == 400
+
+
+def test_a_stix_bundle_id_is_matched_whole_in_the_document_and_the_server(document, admin):
+    bundle_id = "bundle--0a2002df-23be-413c-803d-3bb622eb5451"
+    validator = _validator(document, "StixBundle")
+    assert validator.is_valid({"type": "bundle", "id": bundle_id})
+    assert not validator.is_valid({"type": "bundle", "id": f"-{bundle_id}"})
+    assert not validator.is_valid({"type": "bundle", "id": f"{bundle_id}x"})
+    trailing = admin.client.post("/stix/import", json={"type": "bundle", "id": f"{bundle_id}x"})
+    assert trailing.status_code == 400
+
+
+def test_the_taxii_add_objects_body_is_documented_as_an_envelope(document):
+    body = document["paths"]["/taxii2/api/collections/{collection_id}/objects/"]["post"]
+    media = body["requestBody"]["content"]["application/taxii+json;version=2.1"]
+    validator = Draft202012Validator({**document, **media["schema"]})
+    assert validator.is_valid({"objects": [{"type": "indicator"}]})
+    assert not validator.is_valid({"objects": None})
+    assert not validator.is_valid({"objects": [{"type": "indicator"}], "more": 0})
