@@ -14,6 +14,7 @@ from datetime import timedelta
 from flask import request
 from flask_restful import Resource
 
+import idempotency
 from auth import authorize
 from errors import ApiError
 from models import ApiKey, db
@@ -33,6 +34,7 @@ from schemas.api_keys import (
 from security.modules import credentials
 
 SECRET_HEADERS = {"Cache-Control": "no-store"}
+API_KEY_CREATION = idempotency.Creation("apikeys.create", ApiKey, shown_once="key")
 
 
 @contextmanager
@@ -57,7 +59,12 @@ class ApiKeyList(Resource):
             body=ApiKeyCreateSchema,
             responses={201: IssuedApiKeySchema},
             headers=("Location",),
+            idempotent=True,
             errors=(422,),
+            description=(
+                "The key's value is never stored, so a retry with the same Idempotency-Key "
+                "is 409 naming the key issued first: rotate it for a new value."
+            ),
         ),
     }
 
@@ -71,17 +78,20 @@ class ApiKeyList(Resource):
     def post(self):
         principal = authorize("apikeys:write")
         data = load_json(ApiKeyCreateSchema())
-        with credential_error_is_422("scopes"):
-            issued = credentials.create_api_key(
-                principal.user,
-                data["name"],
-                data["scopes"],
-                expires_at=data.get("expires_at"),
-                principal=principal,
-            )
-        db.session.commit()
-        headers = {**SECRET_HEADERS, "Location": f"/api-keys/{issued.key.id}"}
-        return issued.to_dict(), 201, headers
+
+        def issue():
+            with credential_error_is_422("scopes"):
+                issued = credentials.create_api_key(
+                    principal.user,
+                    data["name"],
+                    data["scopes"],
+                    expires_at=data.get("expires_at"),
+                    principal=principal,
+                )
+            headers = {**SECRET_HEADERS, "Location": f"/api-keys/{issued.key.id}"}
+            return issued.to_dict(), 201, headers
+
+        return idempotency.answer_once(principal.user.id, API_KEY_CREATION, issue)
 
 
 class ApiKeyItem(Resource):

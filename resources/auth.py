@@ -7,6 +7,7 @@ from flask_restful import Resource
 from sqlalchemy import func, select
 
 import auth
+import idempotency
 from errors import ApiError
 from models import User, db, utcnow
 from resources.common import load_json
@@ -15,6 +16,8 @@ from schemas.auth import LoginSchema, RegisterSchema
 from schemas.responses import LoginResponseSchema, MeSchema, UserSchema
 from security.modules import audit
 from security.modules.ratelimit import login_rate_limit, register_rate_limit
+
+USER_CREATION = idempotency.Creation("users.create", User)
 
 
 class Login(Resource):
@@ -87,28 +90,32 @@ class Register(Resource):
             permission="users:admin",
             body=RegisterSchema,
             responses={201: UserSchema},
-            headers=("Location",),
+            headers=("Location", "Idempotent-Replayed"),
+            idempotent=True,
             errors=(409, 422),
         )
     }
 
     def post(self):
-        auth.authorize("users:admin")
+        principal = auth.authorize("users:admin")
         data = load_json(RegisterSchema())
         problems = auth.password_policy_violations(data["password"])
         if problems:
             raise ApiError(
                 422, "The password does not meet the policy.", errors={"password": problems}
             )
-        user = create_user(data["username"], data["password"], data["role"])
-        audit.record(
-            "user.create",
-            object_type="user",
-            object_id=user.id,
-            details={"username": user.username, "role": user.role},
-        )
-        db.session.commit()
-        return user.to_dict(), 201, {"Location": f"/users/{user.id}"}
+
+        def create():
+            user = create_user(data["username"], data["password"], data["role"])
+            audit.record(
+                "user.create",
+                object_type="user",
+                object_id=user.id,
+                details={"username": user.username, "role": user.role},
+            )
+            return user.to_dict(), 201, {"Location": f"/users/{user.id}"}
+
+        return idempotency.answer_once(principal.user.id, USER_CREATION, create)
 
 
 def username_taken_message(username: str) -> str | None:

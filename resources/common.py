@@ -26,7 +26,11 @@ from security.modules.storable import number_problem, unstorable_values
 from security.modules.utils import isoformat_z
 
 JSON_MEDIA_TYPES = ("application/json",)
-ETAG_VERSION = re.compile(r"[0-9]{1,18}")
+IF_MATCH_MAX_LENGTH = 1024
+ENTITY_TAG = re.compile(r'(W/)?"([\x21\x23-\x7e]*)"')
+IF_MATCH_LIST = re.compile(
+    r'[ \t]*(W/)?"[\x21\x23-\x7e]*"(?:[ \t]*,[ \t]*(W/)?"[\x21\x23-\x7e]*")*[ \t]*'
+)
 
 
 def require_json_content_type(accepted: Sequence[str] = JSON_MEDIA_TYPES) -> None:
@@ -110,9 +114,17 @@ def load_query(schema: Schema) -> dict:
             errors={key: ["given more than once"] for key in repeated},
         )
     try:
-        return schema.load(request.args.to_dict())
+        query = schema.load(request.args.to_dict())
     except ValidationError as error:
         raise validation_error(error, "query") from None
+    inverted = {
+        start: [f"must not be after {end}"]
+        for start, end in getattr(schema, "ranges", ())
+        if start in query and end in query and query[start] > query[end]
+    }
+    if inverted:
+        raise ApiError(422, "The request query names an empty time range.", errors=inverted)
+    return query
 
 
 def encode_cursor(values: Sequence[Any]) -> str:
@@ -121,7 +133,12 @@ def encode_cursor(values: Sequence[Any]) -> str:
 
 
 def decode_cursor(raw: str, parsers: Sequence[Callable[[Any], Any]]) -> list[Any]:
-    """Decode a cursor made by :func:`encode_cursor`; anything else is a clear 400."""
+    """Decode a cursor made by :func:`encode_cursor`; anything else is a clear 422.
+
+    Not 400: the document can only say a cursor is a string, so any string is well formed
+    there; one this server did not issue is refused for what it means, like an unknown
+    assignee.
+    """
     try:
         padded = raw + "=" * (-len(raw) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -130,7 +147,9 @@ def decode_cursor(raw: str, parsers: Sequence[Callable[[Any], Any]]) -> list[Any
         return [parse(value) for parse, value in zip(parsers, values, strict=True)]
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise ApiError(
-            400, "The cursor is invalid; use next_cursor from a previous page."
+            422,
+            "The cursor is invalid; use next_cursor from a previous page.",
+            errors={"cursor": ["not a cursor this server issued"]},
         ) from None
 
 
@@ -192,25 +211,29 @@ def etag_for(version: int) -> str:
     return f'"{version}"'
 
 
-def required_version() -> int | None:
-    """The version named by ``If-Match`` (None when absent or ``*``); 400 if unreadable."""
+def _if_match_tags() -> list[str] | None:
+    """The opaque tags ``If-Match`` lists (None when absent or ``*``); 400 if malformed.
+
+    RFC 9110 syntax: ``*`` or a comma-separated list of entity-tags, each quoted and
+    optionally weak. A well-formed tag this server never issued is not a client error but
+    a failed precondition (412), as for any tag of an older version.
+    """
     header = request.headers.get("If-Match")
     if header is None or header.strip() == "*":
         return None
-    value = header.strip().removeprefix("W/").strip('"')
-    # Not str.isdigit(): it accepts "²", which int() rejects, and any number of digits.
-    if not ETAG_VERSION.fullmatch(value):
+    if len(header) > IF_MATCH_MAX_LENGTH or not IF_MATCH_LIST.fullmatch(header):
         raise ApiError(400, 'If-Match must be an ETag from a previous response, e.g. "3".')
-    return int(value)
+    return [match.group(2) for match in ENTITY_TAG.finditer(header)]
 
 
 def ensure_version_matches(current_version: int) -> None:
-    """412 when the client's ``If-Match`` names an older version than the stored one."""
-    expected = required_version()
-    if expected is not None and expected != current_version:
+    """412 when the client's ``If-Match`` does not name the stored version."""
+    tags = _if_match_tags()
+    if tags is not None and str(current_version) not in tags:
+        named = ", ".join(tags)
         raise ApiError(
             412,
-            f"The object changed since you read it (your version {expected}, "
+            f"The object changed since you read it (your version {named}, "
             f"current {current_version}); reload and retry.",
             extra={"current_version": current_version},
         )

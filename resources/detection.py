@@ -11,9 +11,10 @@ from flask import request
 from flask_restful import Resource
 from sqlalchemy import select
 
+import idempotency
 from auth import authorize
 from errors import ApiError
-from models import Alert, DetectionRule, db
+from models import Alert, DetectionRule, Incident, db
 from resources.common import (
     JSON_MEDIA_TYPES,
     ensure_version_matches,
@@ -48,6 +49,10 @@ from security.modules.lookup import first_or_404
 
 YAML_MEDIA_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 EVENTS_MAX_BODY_BYTES = 16 * 1024 * 1024
+RULE_CREATION = idempotency.Creation("rules.create", DetectionRule)
+ESCALATION = idempotency.Creation(
+    "alerts.escalate", Incident, locate=lambda body: body["incident"]["id"]
+)
 
 
 def _invalid_rule(error: rules.InvalidRule, field: str) -> ApiError:
@@ -87,7 +92,8 @@ class RuleList(Resource):
             ),
             query=SigmaRuleQuerySchema,
             responses={201: RuleSchema},
-            headers=("ETag", "Location"),
+            headers=("ETag", "Location", "Idempotent-Replayed"),
+            idempotent=True,
             errors=(422,),
             description=(
                 "A Sigma rule that uses anything the engine does not evaluate (a modifier, "
@@ -112,6 +118,12 @@ class RuleList(Resource):
 
     def post(self):
         principal = authorize("rules:write")
+        return idempotency.answer_once(
+            principal.user.id, RULE_CREATION, lambda: self._create(principal)
+        )
+
+    @staticmethod
+    def _create(principal):
         if request.mimetype in YAML_MEDIA_TYPES:
             options = load_query(SigmaRuleQuerySchema())
             try:
@@ -121,7 +133,8 @@ class RuleList(Resource):
             rule = rules.create_rule(definition, principal, enabled=options["enabled"])
         else:
             if request.args:
-                raise ApiError(400, "Query parameters apply to YAML (Sigma) uploads only.")
+                # 422: the document cannot tie the query to the body's media type.
+                raise ApiError(422, "Query parameters apply to YAML (Sigma) uploads only.")
             data = load_json(RuleCreateSchema())
             try:
                 definition = rules.seed_definition(
@@ -132,7 +145,6 @@ class RuleList(Resource):
             rule = rules.create_rule(
                 definition, principal, enabled=data["enabled"], group_by=data["group_by"]
             )
-        db.session.commit()
         return with_etag(rule.to_dict(), 201, Location=f"/rules/{rule.id}")
 
 
@@ -303,8 +315,9 @@ class AlertEscalation(Resource):
             permission="alerts:write",
             body=AlertEscalateSchema,
             responses={201: EscalationSchema},
-            headers=("ETag", "Location"),
+            headers=("ETag", "Location", "Idempotent-Replayed"),
             if_match=True,
+            idempotent=True,
             errors=(409, 422),
             description="Needs incidents:write too. The body is optional.",
         )
@@ -314,12 +327,16 @@ class AlertEscalation(Resource):
         principal = authorize("alerts:write")
         authorize("incidents:write")
         data = load_json(AlertEscalateSchema()) if request.get_data(cache=True) else {}
-        alert = alerts.get_alert(alert_id, lock=True)
-        ensure_version_matches(alert.version)
-        incident = alerts.escalate_alert(alert, principal, data)
-        db.session.commit()
-        body = {"alert": alert.to_dict(), "incident": incident.to_dict()}
-        return with_etag(body, 201, version=alert.version, Location=f"/incidents/{incident.id}")
+
+        def escalate():
+            alert = alerts.get_alert(alert_id, lock=True)
+            ensure_version_matches(alert.version)
+            incident = alerts.escalate_alert(alert, principal, data)
+            body = {"alert": alert.to_dict(), "incident": incident.to_dict()}
+            location = f"/incidents/{incident.id}"
+            return with_etag(body, 201, version=alert.version, Location=location)
+
+        return idempotency.answer_once(principal.user.id, ESCALATION, escalate)
 
 
 def register(api) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import func
 import idempotency
 import incident_service
 from auth import authorize
-from models import Incident, User, db
+from models import Incident, TimelineEntry, User, db
 from resources.common import (
     ensure_version_matches,
     load_json,
@@ -30,6 +30,9 @@ from schemas.responses import (
     TimelineEntrySchema,
     TimelineSchema,
 )
+
+INCIDENT_CREATION = idempotency.Creation("incidents.create", Incident)
+COMMENT_CREATION = idempotency.Creation("incidents.comment", TimelineEntry)
 
 
 class IncidentList(Resource):
@@ -80,7 +83,7 @@ class IncidentList(Resource):
             incident = incident_service.create_incident(principal, data)
             return with_etag(incident.to_dict(), 201, Location=f"/incidents/{incident.id}")
 
-        return idempotency.answer_once(principal.user.id, "incidents.create", create)
+        return idempotency.answer_once(principal.user.id, INCIDENT_CREATION, create)
 
 
 class IncidentItem(Resource):
@@ -164,6 +167,8 @@ class IncidentComments(Resource):
             permission="comments:write",
             body=CommentSchema,
             responses={201: TimelineEntrySchema},
+            headers=("Idempotent-Replayed",),
+            idempotent=True,
         )
     }
 
@@ -171,9 +176,12 @@ class IncidentComments(Resource):
         principal = authorize("comments:write")
         data = load_json(CommentSchema())
         incident = incident_service.get_visible_incident(principal, incident_id)
-        entry = incident_service.add_comment(incident, principal, data["body"])
-        db.session.commit()
-        return entry.to_dict(), 201
+
+        def comment():
+            entry = incident_service.add_comment(incident, principal, data["body"])
+            return entry.to_dict(), 201, {}
+
+        return idempotency.answer_once(principal.user.id, COMMENT_CREATION, comment)
 
 
 def register(api) -> None:

@@ -52,6 +52,7 @@ from security.modules.indicators import InvalidIndicator
 # the default 1 MiB body cap, so this endpoint (only) allows 16 MiB.
 BULK_MAX_CONTENT_LENGTH = 16 * 1024 * 1024
 ITEM_DEFAULT_FIELDS = ("source", "confidence", "tlp", "tags")
+IOC_CREATION = idempotency.Creation("iocs.create", Indicator)
 
 
 @contextmanager
@@ -97,7 +98,7 @@ class IocList(Resource):
             status = 201 if created else 200
             return with_etag(indicator.to_dict(), status, Location=f"/iocs/{indicator.id}")
 
-        return idempotency.answer_once(principal.user.id, "iocs.create", upsert)
+        return idempotency.answer_once(principal.user.id, IOC_CREATION, upsert)
 
 
 class IocBulk(Resource):
@@ -247,6 +248,7 @@ class IncidentIocs(Resource):
             permission="iocs:write",
             body=IncidentIocLinkSchema,
             responses={200: IncidentIocLinkResultSchema},
+            errors=(422,),
         ),
     }
 

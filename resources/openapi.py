@@ -26,10 +26,17 @@ lower-case HTTP method to an :class:`Operation`::
 - ``permission``: the ``area:action`` passed to ``authorize()``; :data:`AUTHENTICATED` when
   the method only calls ``authenticate()``; ``None`` for a public endpoint.
 - Error statuses implied by the declaration are added for you: 400/413/415 for a body,
-  400/414 for a query, 401 (and 403) for credentials (and a permission), 404 for path
-  parameters, 400/412 for ``if_match``, 400/422 for ``idempotent``, 429 everywhere.
+  400 for a query (422 too when it takes a paging cursor), 401 (and 403) for credentials
+  (and a permission), 404 for path parameters, 400/412 for ``if_match``, 400/409/422 for
+  ``idempotent``; 429 everywhere, and 414/431 (the server's limits on the request line
+  and the headers).
   List any other error the method can answer (409, 422, 503, ...) in ``errors``; errors
   are problem+json unless ``error_media_type`` says otherwise (TAXII).
+
+Every string field refuses NUL characters (PostgreSQL cannot store them) and a field that
+must not be blank needs a non-space character: both become a ``pattern`` here, so the
+document refuses what the schemas refuse. A request schema's ``openapi_extra`` (JSON
+Schema keywords for rules across fields, e.g. ``minProperties``) goes into its component.
 
 Path parameters come from the route's converters (``<int:incident_id>``). A route without
 a declaration is left out of the document, and ``tests/test_openapi.py`` fails for it;
@@ -51,9 +58,11 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask, current_app
 from flask_restful import Resource
-from marshmallow import Schema
+from marshmallow import Schema, fields
 from werkzeug.routing import IntegerConverter, Rule, UUIDConverter
 
+from resources.common import IF_MATCH_MAX_LENGTH
+from schemas.common import FullMatch, not_blank
 from schemas.responses import ProblemSchema
 
 JSON = "application/json"
@@ -112,14 +121,25 @@ IF_MATCH_PARAMETER = {
     "in": "header",
     "name": "If-Match",
     "required": False,
-    "description": "the ETag last read; a stale one answers 412",
-    "schema": {"type": "string", "maxLength": 64, "pattern": '^(\\*|(W/)?"[0-9]+")$'},
+    "description": (
+        "the ETag last read (RFC 9110 syntax); a stale one, or one this server did not "
+        "issue, answers 412"
+    ),
+    "schema": {
+        "type": "string",
+        "maxLength": IF_MATCH_MAX_LENGTH,
+        "pattern": '^[ \\t]*(\\*|(W/)?"[!#-~]*"([ \\t]*,[ \\t]*(W/)?"[!#-~]*")*)[ \\t]*$',
+    },
 }
 IDEMPOTENCY_PARAMETER = {
     "in": "header",
     "name": "Idempotency-Key",
     "required": False,
-    "description": "a retry with the same key and body returns the first answer",
+    "description": (
+        "a retry with the same key, path and body returns the first answer (marked "
+        "Idempotent-Replayed) instead of creating again; the same key with another request "
+        "is 422; 409 when the object it created has been deleted since. Keys are kept 24 h."
+    ),
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
 }
 
@@ -196,7 +216,7 @@ def _request_body(body: RequestBody) -> dict[str, Any]:
 
 def implied_errors(operation: Operation, has_path_parameters: bool) -> set[int]:
     """The error statuses the shared helpers give, from what the operation declares."""
-    statuses = {429, *operation.errors}
+    statuses = {414, 429, 431, *operation.errors}
     if operation.permission is not None:
         statuses.add(401)
     if operation.permission not in (None, AUTHENTICATED):
@@ -204,7 +224,9 @@ def implied_errors(operation: Operation, has_path_parameters: bool) -> set[int]:
     if operation.body is not None:
         statuses.update({400, 413, 415})
     if operation.query is not None:
-        statuses.update({400, 414})
+        statuses.add(400)
+        if "cursor" in operation.query._declared_fields:
+            statuses.add(422)
     if operation.if_match:
         statuses.add(400)
     if has_path_parameters:
@@ -212,7 +234,7 @@ def implied_errors(operation: Operation, has_path_parameters: bool) -> set[int]:
     if operation.if_match:
         statuses.add(412)
     if operation.idempotent:
-        statuses.update({400, 422})
+        statuses.update({400, 409, 422})
     return statuses
 
 
@@ -220,13 +242,19 @@ _ERROR_HEADERS = {
     401: {"WWW-Authenticate": "WWW-Authenticate"},
     429: {"Retry-After": "Retry-After"},
 }
-# Answered by gunicorn before the request reaches the app (request line over 4094 bytes).
-_SERVER_ERRORS = {414: Content("text/html")}
+# Answered by the server before the request reaches the app: a request line (method, path
+# and percent-encoded query) over 4094 bytes, or a header over 8190 bytes. The query's
+# maxLength values count characters, and one character can take up to 12 bytes encoded,
+# so a long enough schema-valid query can still meet the limit. Until the server answers
+# these as problem details, its own HTML page is declared too.
+_SERVER_LIMITS = {414, 431}
 
 
 def _error_response(status: int, media_type: str) -> dict[str, Any]:
-    if status in _SERVER_ERRORS:
-        return _response(status, _SERVER_ERRORS[status])
+    if status in _SERVER_LIMITS:
+        response = _response(status, ProblemSchema, PROBLEM_JSON)
+        response["content"]["text/html"] = {"schema": {"type": "string"}}
+        return response
     body = ProblemSchema if media_type == PROBLEM_JSON else Content(media_type, {"type": "object"})
     response = _response(status, body, media_type)
     if status in _ERROR_HEADERS:
@@ -268,6 +296,66 @@ def operation_object(operation: Operation, rule: Rule, method: str) -> dict[str,
     return document
 
 
+NO_NUL = "^[^\\u0000]*$"
+NOT_BLANK_NO_NUL = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+STORABLE_JSON = "StorableJson"
+STORABLE_JSON_REF = {"$ref": f"#/components/schemas/{STORABLE_JSON}"}
+# Any JSON value whose strings (keys included) PostgreSQL can store: what a free-form
+# object in a request body (an event, a STIX object, a bulk item) may hold.
+STORABLE_JSON_SCHEMA = {
+    "anyOf": [
+        {"type": ["number", "boolean", "null"]},
+        {"type": "string", "pattern": NO_NUL},
+        {"type": "array", "items": STORABLE_JSON_REF},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": NO_NUL},
+            "additionalProperties": STORABLE_JSON_REF,
+        },
+    ]
+}
+
+
+def _anchored(pattern: str) -> str:
+    """``pattern`` as a whole-value match: JSON Schema patterns match anywhere."""
+    if pattern.startswith("^") and pattern.endswith("$"):
+        return pattern
+    return f"^(?:{pattern})$"
+
+
+def storable_text_pattern(self, field: fields.Field, ret: dict, **kwargs: Any) -> dict:
+    """An apispec attribute function: what every string and free-form object obeys.
+
+    A :class:`FullMatch` pattern is anchored as it is applied; any other string refuses
+    NUL (and needs a non-space character when blank is refused); a free-form object holds
+    storable JSON.
+    """
+    if isinstance(field, fields.Dict) and field.key_field is None and field.value_field is None:
+        return {"propertyNames": {"pattern": NO_NUL}, "additionalProperties": STORABLE_JSON_REF}
+    if not isinstance(field, fields.String) or "enum" in ret:
+        return {}
+    full = [validator for validator in field.validators if isinstance(validator, FullMatch)]
+    if full:
+        return {"pattern": _anchored(full[0].regex.pattern)}
+    if "pattern" in ret:
+        return {}
+    blank_refused = any(validator is not_blank for validator in field.validators)
+    return {"pattern": NOT_BLANK_NO_NUL if blank_refused else NO_NUL}
+
+
+def _register_extras(spec: APISpec, plugin: MarshmallowPlugin, app: Flask) -> None:
+    """Give each request schema with ``openapi_extra`` its component first, extras merged."""
+    seen: set[type[Schema]] = set()
+    for rule in documented_rules(app):
+        for operation in declarations_for(app, rule).values():
+            bodies = operation.body if isinstance(operation.body, tuple) else (operation.body,)
+            for body in bodies:
+                if isinstance(body, type) and body not in seen and hasattr(body, "openapi_extra"):
+                    seen.add(body)
+                    name = plugin.schema_name_resolver(body)
+                    spec.components.schema(name, dict(body.openapi_extra), schema=body)
+
+
 def _project_version() -> str:
     with PROJECT_FILE.open("rb") as handle:
         return tomllib.load(handle)["project"]["version"]
@@ -275,11 +363,12 @@ def _project_version() -> str:
 
 def build_document(app: Flask) -> dict[str, Any]:
     """The whole OpenAPI document for ``app``'s routes as they are registered now."""
+    plugin = MarshmallowPlugin()
     spec = APISpec(
         title="SOC Incident API",
         version=_project_version(),
         openapi_version=OPENAPI_VERSION,
-        plugins=[MarshmallowPlugin()],
+        plugins=[plugin],
         info={
             "description": (
                 "Errors are RFC 9457 problem details (application/problem+json). Every "
@@ -294,6 +383,9 @@ def build_document(app: Flask) -> dict[str, Any]:
     )
     for name, header in RESPONSE_HEADERS.items():
         spec.components.header(name, header)
+    spec.components.schema(STORABLE_JSON, STORABLE_JSON_SCHEMA)
+    plugin.converter.add_attribute_function(storable_text_pattern)
+    _register_extras(spec, plugin, app)
     for rule in documented_rules(app):
         declared = declarations_for(app, rule)
         operations = {

@@ -17,6 +17,7 @@ from flask import request
 from flask_restful import Resource
 from sqlalchemy import select
 
+import idempotency
 from auth import Principal, authorize
 from errors import ApiError, register_error_renderer
 from models import TaxiiCollection, TaxiiFeed, db
@@ -56,6 +57,10 @@ from security.modules.taxii.media import (
 from security.modules.taxii.server import backend, status_resource
 
 ADMIN_PERMISSION = "taxii:admin"
+COLLECTION_CREATION = idempotency.Creation(
+    "taxii.collections.create", TaxiiCollection, locate=lambda body: uuid.UUID(body["id"])
+)
+FEED_CREATION = idempotency.Creation("taxii.feeds.create", TaxiiFeed)
 TAXII_BODY = Content(TAXII_MEDIA_TYPE, {"type": "object"})
 PAGED_DESCRIPTION = (
     "Ascending date_added; X-TAXII-Date-Added-First/-Last give the page's range, `next` "
@@ -138,7 +143,7 @@ class Objects(Resource):
         "post": taxii_operation(
             "Add objects (indicators and vulnerabilities become IOCs); answers a status",
             permission="taxii:write",
-            body=Content(TAXII_MEDIA_TYPE, {"type": "object", "required": ["objects"]}),
+            body=Content(TAXII_MEDIA_TYPE, TaxiiEnvelopeSchema),
             responses={202: TAXII_BODY},
         ),
     }
@@ -221,7 +226,8 @@ class CollectionAdminList(Resource):
             permission=ADMIN_PERMISSION,
             body=CollectionCreateSchema,
             responses={201: CollectionDefinitionSchema},
-            headers=("ETag", "Location"),
+            headers=("ETag", "Location", "Idempotent-Replayed"),
+            idempotent=True,
         ),
     }
 
@@ -234,9 +240,13 @@ class CollectionAdminList(Resource):
     def post(self):
         principal = authorize(ADMIN_PERMISSION)
         data = load_json(CollectionCreateSchema())
-        collection = collections.create_collection(principal, data)
-        db.session.commit()
-        return with_etag(collection.to_dict(), 201, Location=f"/taxii/collections/{collection.id}")
+
+        def create():
+            collection = collections.create_collection(principal, data)
+            location = f"/taxii/collections/{collection.id}"
+            return with_etag(collection.to_dict(), 201, Location=location)
+
+        return idempotency.answer_once(principal.user.id, COLLECTION_CREATION, create)
 
 
 class CollectionAdminItem(Resource):
@@ -308,7 +318,8 @@ class FeedList(Resource):
             permission=ADMIN_PERMISSION,
             body=FeedCreateSchema,
             responses={201: FeedSchema},
-            headers=("ETag", "Location"),
+            headers=("ETag", "Location", "Idempotent-Replayed"),
+            idempotent=True,
             errors=(409, 422),
         ),
     }
@@ -321,9 +332,12 @@ class FeedList(Resource):
     def post(self):
         principal = authorize(ADMIN_PERMISSION)
         data = load_json(FeedCreateSchema())
-        feed = feeds.create_feed(principal, data)
-        db.session.commit()
-        return with_etag(feed.to_dict(), 201, Location=f"/taxii/feeds/{feed.id}")
+
+        def create():
+            feed = feeds.create_feed(principal, data)
+            return with_etag(feed.to_dict(), 201, Location=f"/taxii/feeds/{feed.id}")
+
+        return idempotency.answer_once(principal.user.id, FEED_CREATION, create)
 
 
 class FeedItem(Resource):

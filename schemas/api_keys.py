@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from schemas.common import PageQuerySchema, StrictSchema, trimmed_string, utc_datetime
+from schemas.common import (
+    JsonInteger,
+    PageQuerySchema,
+    StrictSchema,
+    trimmed_string,
+    utc_datetime,
+)
 from schemas.responses import identifier, one_of, page_of, text, timestamp
 from security.modules.credentials import MAX_ROTATION_GRACE, MAX_SCOPES
 
@@ -27,7 +33,7 @@ class ApiKeyCreateSchema(StrictSchema):
 
 
 class ApiKeyRotateSchema(StrictSchema):
-    grace_seconds = fields.Integer(
+    grace_seconds = JsonInteger(
         validate=validate.Range(min=0, max=int(MAX_ROTATION_GRACE.total_seconds())),
         metadata={"description": "how long the old secret keeps working; default 24 h"},
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
@@ -50,6 +50,9 @@ class FullMatch(validate.Regexp):
 class StrictSchema(Schema):
     """Unknown fields are an error, never silently stored or ignored.
 
+    ``openapi_extra`` (JSON Schema keywords) is added to the schema's component in the
+    OpenAPI document, for rules across fields that the fields cannot declare.
+
     Text PostgreSQL cannot store (NUL characters, unpaired surrogates from ``\\ud800``
     escapes) is a 400 here, not a database error later.
     """
@@ -69,7 +72,18 @@ class StrictSchema(Schema):
         return data
 
 
-def _not_blank(value: str) -> None:
+class ChangeSchema(StrictSchema):
+    """A PATCH body: the fields to change, at least one (``{}`` is a mistake, not a no-op)."""
+
+    openapi_extra: ClassVar[dict[str, Any]] = {"minProperties": 1}
+
+    @validates_schema
+    def _not_empty(self, data: dict, **kwargs) -> None:
+        if not data:
+            raise ValidationError("give at least one field to change", "_schema")
+
+
+def not_blank(value: str) -> None:
     if not value.strip():
         raise ValidationError("must not be blank")
 
@@ -79,8 +93,44 @@ def trimmed_string(min_length: int = 1, max_length: int = 255, **kwargs) -> fiel
     does not count (it would be stored as an empty title or name)."""
     validators = [validate.Length(min=min_length, max=max_length)]
     if min_length > 0:
-        validators.append(_not_blank)
+        validators.append(not_blank)
     return fields.String(validate=validators, **kwargs)
+
+
+class JsonBoolean(fields.Boolean):
+    """A body's boolean: JSON ``true`` or ``false`` only.
+
+    marshmallow's ``Boolean`` also takes ``0``, ``1``, ``"yes"`` or ``"off"``; the document
+    says ``type: boolean``, so a client that sent ``0`` hears it is wrong instead of having
+    it read as false.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class JsonInteger(fields.Integer):
+    """A body's integer: a JSON number without a fraction (``3``, or ``3.0``).
+
+    marshmallow's ``Integer`` also takes the string ``"3"`` and truncates ``2.5`` to 2;
+    the document says ``type: integer``, which refuses both.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid", input=value)
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class QueryBoolean(fields.Boolean):
+    """A query parameter's boolean: the words ``true`` or ``false``, as OpenAPI writes them."""
+
+    truthy = frozenset({"true"})
+    falsy = frozenset({"false"})
 
 
 class UtcDateTime(fields.AwareDateTime):
@@ -104,8 +154,13 @@ def utc_datetime(**kwargs) -> fields.AwareDateTime:
 
 
 class PageQuerySchema(StrictSchema):
-    """``limit`` and the opaque ``cursor`` every list endpoint accepts."""
+    """``limit`` and the opaque ``cursor`` every list endpoint accepts.
 
+    ``ranges`` names (start, end) parameter pairs: a start after its end is well formed
+    but meaningless, a 422 from :func:`resources.common.load_query`.
+    """
+
+    ranges: ClassVar[tuple[tuple[str, str], ...]] = ()
     limit = fields.Integer(
         load_default=DEFAULT_PAGE_SIZE,
         validate=validate.Range(min=1, max=MAX_PAGE_SIZE),
@@ -120,9 +175,4 @@ class PageQuerySchema(StrictSchema):
 class TimeRangeQuerySchema(PageQuerySchema):
     created_after = utc_datetime()
     created_before = utc_datetime()
-
-    @validates_schema
-    def _check_range(self, data: dict, **kwargs) -> None:
-        after, before = data.get("created_after"), data.get("created_before")
-        if after and before and after > before:
-            raise ValidationError("must not be after created_before", "created_after")
+    ranges = (("created_after", "created_before"),)

@@ -7,11 +7,18 @@ fields mean.
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 
 from models.detection import ALERT_STATUSES, RULE_KINDS
 from models.incidents import SEVERITIES
-from schemas.common import StrictSchema, TimeRangeQuerySchema, trimmed_string
+from schemas.common import (
+    ChangeSchema,
+    JsonBoolean,
+    QueryBoolean,
+    StrictSchema,
+    TimeRangeQuerySchema,
+    trimmed_string,
+)
 from schemas.incidents import DESCRIPTION_MAX, IncidentCreateSchema
 from schemas.responses import (
     IncidentSchema,
@@ -54,7 +61,7 @@ class RuleCreateSchema(StrictSchema):
             "a list; {'type': 'domain', 'min_confidence': 80} matches stored IOCs"
         },
     )
-    enabled = fields.Boolean(load_default=True)
+    enabled = JsonBoolean(load_default=True)
     group_by = _group_by_field(load_default=None)
 
 
@@ -65,26 +72,21 @@ class SigmaRuleQuerySchema(StrictSchema):
         validate=validate.OneOf(SEVERITIES),
         metadata={"description": "overrides the rule's level"},
     )
-    enabled = fields.Boolean(load_default=True)
+    enabled = QueryBoolean(load_default=True)
 
 
-class RuleUpdateSchema(StrictSchema):
+class RuleUpdateSchema(ChangeSchema):
     name = trimmed_string(max_length=200)
     description = fields.String(validate=validate.Length(max=DESCRIPTION_MAX))
     severity = fields.String(validate=validate.OneOf(SEVERITIES))
-    enabled = fields.Boolean()
+    enabled = JsonBoolean()
     group_by = _group_by_field()
-
-    @validates_schema
-    def _not_empty(self, data: dict, **kwargs) -> None:
-        if not data:
-            raise ValidationError("give at least one field to change", "_schema")
 
 
 class RuleListQuerySchema(TimeRangeQuerySchema):
     kind = fields.String(validate=validate.OneOf(RULE_KINDS))
     severity = fields.String(validate=validate.OneOf(SEVERITIES))
-    enabled = fields.Boolean()
+    enabled = QueryBoolean()
 
 
 class RuleTestSchema(StrictSchema):

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import fields, validate
 
 from models.incidents import SEVERITIES, STATUSES, TLP_LEVELS
 from schemas.auth import USERNAME_PATTERN
-from schemas.common import FullMatch, StrictSchema, TimeRangeQuerySchema, trimmed_string
+from schemas.common import (
+    ChangeSchema,
+    FullMatch,
+    StrictSchema,
+    TimeRangeQuerySchema,
+    trimmed_string,
+)
 
 DESCRIPTION_MAX = 20_000
 
@@ -27,17 +33,12 @@ class IncidentCreateSchema(StrictSchema):
     assignee = _assignee_field()
 
 
-class IncidentUpdateSchema(StrictSchema):
+class IncidentUpdateSchema(ChangeSchema):
     title = trimmed_string(max_length=200)
     description = fields.String(validate=validate.Length(max=DESCRIPTION_MAX))
     severity = fields.String(validate=validate.OneOf(SEVERITIES))
     tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
     assignee = _assignee_field()
-
-    @validates_schema
-    def _not_empty(self, data: dict, **kwargs) -> None:
-        if not data:
-            raise ValidationError("give at least one field to change", "_schema")
 
 
 class StatusChangeSchema(StrictSchema):

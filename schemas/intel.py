@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import (
     Schema,
@@ -23,7 +23,16 @@ from marshmallow import (
 )
 
 from models.incidents import TLP_LEVELS
-from schemas.common import PageQuerySchema, StrictSchema, trimmed_string, utc_datetime
+from schemas.common import (
+    ChangeSchema,
+    JsonBoolean,
+    JsonInteger,
+    PageQuerySchema,
+    QueryBoolean,
+    StrictSchema,
+    trimmed_string,
+    utc_datetime,
+)
 from schemas.responses import identifier, one_of, page_of, text, timestamp
 from security.modules.indicators import IOC_TYPES, MAX_VALUE_LENGTH
 from security.modules.intel import MAX_BULK_ITEMS, MAX_TAG_LENGTH, MAX_TAGS, RejectedItem
@@ -51,7 +60,7 @@ class IocAttributesSchema(Schema):
     """The fields a client sets on an IOC, besides its type and value (unknown fields are
     refused: marshmallow's default). Text checks come from :class:`StrictSchema` below."""
 
-    confidence = fields.Integer(validate=validate.Range(min=0, max=100))
+    confidence = JsonInteger(validate=validate.Range(min=0, max=100))
     source = trimmed_string(max_length=255)
     description = fields.String(validate=validate.Length(max=DESCRIPTION_MAX))
     tags = _tags_field()
@@ -86,7 +95,7 @@ def _fast_check(field: fields.Field) -> Callable[[Any], bool] | None:
         return lambda value: (
             type(value) is list and all(inner(item) for item in value) and _passes(field, value)
         )
-    kind = {fields.String: str, fields.Integer: int}.get(type(field))
+    kind = {fields.String: str, fields.Integer: int, JsonInteger: int}.get(type(field))
     if kind is None or field.data_key is not None or field.attribute is not None:
         return None
     return lambda value: type(value) is kind and _passes(field, value)
@@ -166,7 +175,7 @@ class IocBulkSchema(StrictSchema):
         metadata={"description": "each item as in POST /iocs; errors are reported by index"},
     )
     source = trimmed_string(max_length=255)
-    confidence = fields.Integer(validate=validate.Range(min=0, max=100))
+    confidence = JsonInteger(validate=validate.Range(min=0, max=100))
     tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
     tags = _tags_field()
 
@@ -183,11 +192,8 @@ class IocBulkSchema(StrictSchema):
         return data
 
 
-class IocUpdateSchema(IocAttributesSchema, StrictSchema):
-    @validates_schema
-    def _not_empty(self, data: dict, **kwargs) -> None:
-        if not data:
-            raise ValidationError("give at least one field to change", "_schema")
+class IocUpdateSchema(IocAttributesSchema, ChangeSchema):
+    """The attributes to change, at least one."""
 
 
 class IocListQuerySchema(PageQuerySchema):
@@ -196,7 +202,7 @@ class IocListQuerySchema(PageQuerySchema):
     tag = trimmed_string(max_length=MAX_TAG_LENGTH)
     tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
     min_confidence = fields.Integer(validate=validate.Range(min=0, max=100))
-    active = fields.Boolean(metadata={"description": "true: not expired; false: expired"})
+    active = QueryBoolean(metadata={"description": "true: not expired; false: expired"})
     q = trimmed_string(
         max_length=200,
         metadata={
@@ -221,13 +227,17 @@ class IocBatchCheckSchema(StrictSchema):
 
 
 class IocExtractSchema(StrictSchema):
+    openapi_extra: ClassVar[dict[str, Any]] = {
+        "if": {"required": ["incident_id"]},
+        "then": {"required": ["save"], "properties": {"save": {"const": True}}},
+    }
     text = fields.String(required=True, validate=validate.Length(min=1, max=MAX_EXTRACT_TEXT))
-    save = fields.Boolean(load_default=False, metadata={"description": "store what is found"})
+    save = JsonBoolean(load_default=False, metadata={"description": "store what is found"})
     source = trimmed_string(max_length=255)
-    confidence = fields.Integer(validate=validate.Range(min=0, max=100))
+    confidence = JsonInteger(validate=validate.Range(min=0, max=100))
     tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
     tags = _tags_field()
-    incident_id = fields.Integer(
+    incident_id = JsonInteger(
         validate=validate.Range(min=1),
         metadata={"description": "link the stored IOCs to this incident (needs save)"},
     )
@@ -240,7 +250,7 @@ class IocExtractSchema(StrictSchema):
 
 class IncidentIocLinkSchema(StrictSchema):
     ioc_ids = fields.List(
-        fields.Integer(validate=validate.Range(min=1)),
+        JsonInteger(validate=validate.Range(min=1)),
         required=True,
         validate=validate.Length(min=1, max=MAX_LINKED_IOCS),
     )

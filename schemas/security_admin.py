@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import fields, validate
 
 from models.audit import OUTCOMES
-from schemas.common import PageQuerySchema, trimmed_string, utc_datetime
+from schemas.common import PageQuerySchema, QueryBoolean, trimmed_string, utc_datetime
 
 
 class BlockListQuerySchema(PageQuerySchema):
-    include_inactive = fields.Boolean(
+    include_inactive = QueryBoolean(
         load_default=False,
         metadata={"description": "also list lifted and expired blocks"},
     )
@@ -23,9 +23,4 @@ class AuditQuerySchema(PageQuerySchema):
     object_id = trimmed_string(max_length=64)
     since = utc_datetime(metadata={"description": "entries at or after this time"})
     until = utc_datetime(metadata={"description": "entries before this time"})
-
-    @validates_schema
-    def _check_range(self, data: dict, **kwargs) -> None:
-        since, until = data.get("since"), data.get("until")
-        if since and until and since > until:
-            raise ValidationError("must not be after until", "since")
+    ranges = (("since", "until"),)

@@ -16,7 +16,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate
 from models.incidents import TLP_LEVELS
 from models.taxii import FEED_AUTH_TYPES, SERVABLE_TLP_LEVELS
 from models.users import ROLES
-from schemas.common import StrictSchema, trimmed_string
+from schemas.common import FullMatch, JsonBoolean, JsonInteger, StrictSchema, trimmed_string
 from schemas.intel import IocListQuerySchema
 from schemas.responses import identifier, one_of, page_of, text, timestamp
 from security.modules.stix_mapping import EXPORTABLE_IOC_TYPES
@@ -116,7 +116,7 @@ class TaxiiEnvelopeSchema(StrictSchema):
     """The body of Add Objects: an envelope (``more``/``next`` are allowed and ignored)."""
 
     objects = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1))
-    more = fields.Boolean()
+    more = JsonBoolean()
     next = fields.String()
 
 
@@ -130,7 +130,7 @@ def _roles(**kwargs) -> fields.List:
 class CollectionCreateSchema(StrictSchema):
     title = trimmed_string(required=True)
     description = trimmed_string(min_length=0, max_length=2000, load_default="")
-    min_confidence = fields.Integer(load_default=0, validate=validate.Range(min=0, max=100))
+    min_confidence = JsonInteger(load_default=0, validate=validate.Range(min=0, max=100))
     max_tlp = fields.String(
         load_default="amber",
         validate=validate.OneOf(SERVABLE_TLP_LEVELS, error="must be one of {choices} (never red)"),
@@ -143,7 +143,7 @@ class CollectionCreateSchema(StrictSchema):
     sources = fields.List(
         trimmed_string(), load_default=list, metadata={"description": "empty: every source"}
     )
-    active_only = fields.Boolean(load_default=True)
+    active_only = JsonBoolean(load_default=True)
     read_roles = _roles(load_default=lambda: list(ROLES))
     write_roles = _roles(load_default=lambda: ["admin"])
 
@@ -162,13 +162,13 @@ class FeedCreateSchema(StrictSchema):
     username = trimmed_string(max_length=255, load_only=True)
     password = fields.String(validate=validate.Length(min=1, max=1024), load_only=True)
     token = fields.String(validate=validate.Length(min=1, max=4096), load_only=True)
-    poll_interval_seconds = fields.Integer(
+    poll_interval_seconds = JsonInteger(
         load_default=3600, validate=validate.Range(min=60, max=7 * 24 * 3600)
     )
-    page_size = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    default_confidence = fields.Integer(load_default=50, validate=validate.Range(min=0, max=100))
+    page_size = JsonInteger(load_default=100, validate=validate.Range(min=1, max=1000))
+    default_confidence = JsonInteger(load_default=50, validate=validate.Range(min=0, max=100))
     default_tlp = fields.String(load_default="amber", validate=validate.OneOf(TLP_LEVELS))
-    enabled = fields.Boolean(load_default=True)
+    enabled = JsonBoolean(load_default=True)
 
 
 # --- STIX REST --------------------------------------------------------------------------
@@ -196,7 +196,7 @@ class StixBundleSchema(StrictSchema):
     """A STIX bundle as posted to ``/stix/import`` (2.0's ``spec_version`` tolerated)."""
 
     type = fields.String(required=True, validate=validate.Equal("bundle"))
-    id = fields.String(required=True, validate=validate.Regexp(STIX_ID))
+    id = fields.String(required=True, validate=FullMatch(STIX_ID.pattern))
     spec_version = fields.String()
     objects = fields.List(fields.Dict(), load_default=list)
 

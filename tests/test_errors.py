@@ -69,8 +69,8 @@ def test_bad_limit_is_400(analyst, limit):
 
 
 @pytest.mark.parametrize("cursor", ["garbage", "eyJ4IjoxfQ", "W10", "WyJ4IiwgMV0"])
-def test_bad_cursor_is_400(analyst, cursor):
-    assert_problem(analyst.client.get("/incidents", query_string={"cursor": cursor}), 400)
+def test_bad_cursor_is_422(analyst, cursor):
+    assert_problem(analyst.client.get("/incidents", query_string={"cursor": cursor}), 422)
 
 
 def test_unknown_query_parameter_is_400(analyst):

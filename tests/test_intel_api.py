@@ -285,13 +285,13 @@ def test_link_iocs_to_an_incident_and_list_them(app, analyst):
         assert db.session.scalar(select(func.count()).select_from(IncidentIndicator)) == 2
 
 
-def test_linking_an_unknown_ioc_is_404_and_links_nothing(app, analyst):
+def test_linking_an_unknown_ioc_is_422_and_links_nothing(app, analyst):
     incident_id = create_incident(analyst)
     known = add(analyst, "evil.example.com")
     response = analyst.client.post(
         f"/incidents/{incident_id}/iocs", json={"ioc_ids": [known["id"], 999999]}
     )
-    assert response.status_code == 404
+    assert response.status_code == 422
     assert response.get_json()["missing_ioc_ids"] == [999999]
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(IncidentIndicator)) == 0

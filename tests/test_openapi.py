@@ -61,7 +61,7 @@ def test_public_operation_needs_no_credentials(document):
 
 def test_errors_are_documented_as_problem_json(document):
     responses = document["paths"]["/incidents/{incident_id}/status"]["patch"]["responses"]
-    expected = {"200", "400", "401", "403", "404", "409", "412", "413", "415", "429"}
+    expected = {"200", "400", "401", "403", "404", "409", "412", "413", "414", "415", "429", "431"}
     assert set(responses) == expected
     assert responses["409"]["content"] == {
         "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}

@@ -593,7 +593,8 @@ def link_iocs(incident: Incident, ioc_ids: Sequence[int], principal: Principal |
     )
     missing = [ioc_id for ioc_id in wanted if ioc_id not in visible]
     if missing:
-        raise ApiError(404, f"IOCs {missing} do not exist.", extra={"missing_ioc_ids": missing})
+        # 422, not 404: the incident (the target) exists; the body names unknown objects.
+        raise ApiError(422, f"IOCs {missing} do not exist.", extra={"missing_ioc_ids": missing})
     rows = [
         {
             "incident_id": incident.id,
