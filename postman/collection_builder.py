@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 SCHEMA_URL = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
+# scripts/run_newman.sh starts the server with this in CORS_ORIGINS unless told otherwise.
+CORS_ALLOWED_ORIGIN = "https://console.soc.example"
 NO_AUTH = {"type": "noauth"}
 
 
@@ -215,12 +217,14 @@ def environment() -> dict[str, Any]:
 
     ``adminPassword`` is left empty: type it in Postman, or pass
     ``--env-var adminPassword=...`` to newman. The loop caps allow for two gunicorn workers
-    with per-process rate-limit counters (memory storage).
+    with per-process rate-limit counters (memory storage). ``corsAllowedOrigin`` must be
+    one of the server's ``CORS_ORIGINS``: the OWASP collection checks it gets a CORS grant.
     """
     values = {
         "baseUrl": "http://127.0.0.1:8000",
         "adminUsername": "admin",
         "adminPassword": "",
+        "corsAllowedOrigin": CORS_ALLOWED_ORIGIN,
         "lockoutMaxAttempts": "6",
         "rateLimitMaxAttempts": "210",
     }

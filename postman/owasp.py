@@ -530,10 +530,32 @@ API6 = folder(
     ],
 )
 
+# The server runs with CORS_ORIGINS naming {{corsAllowedOrigin}} (scripts/run_newman.sh
+# sets both): a foreign origin gets no grant while the allowed one does, so neither "CORS
+# off" nor "CORS for everyone" passes.
+NO_CORS_GRANT = [
+    no_header("Access-Control-Allow-Origin"),
+    no_header("Access-Control-Allow-Credentials"),
+]
+CORS_GRANT = check(
+    "a grant for exactly the allowed origin, without credentials",
+    """{
+    const origin = pm.variables.get("corsAllowedOrigin");
+    pm.expect(origin, "the environment's corsAllowedOrigin").to.match(/^https?:\\/\\//);
+    pm.expect(pm.response.headers.get("Access-Control-Allow-Origin")).to.eql(origin);
+    pm.response.to.not.have.header("Access-Control-Allow-Credentials");
+}""",
+)
+PREFLIGHT = {
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "authorization",
+}
+
 API8 = folder(
     "API8 Security Misconfiguration",
     "Hardening headers on errors too, no caching of authenticated answers, no stack traces, "
-    "no CORS for unknown origins, no undeclared methods.",
+    "CORS for the allowed origin only ({{corsAllowedOrigin}}, which the server's "
+    "CORS_ORIGINS must name), no undeclared methods.",
     [
         request(
             "API8: unknown path is a problem+json 404",
@@ -585,9 +607,48 @@ API8 = folder(
             "API8: no CORS grant for a foreign origin",
             "GET",
             "/incidents",
-            [status(200), no_header("Access-Control-Allow-Origin")],
+            [status(200), *NO_CORS_GRANT],
             auth="bobToken",
             headers={"Origin": "https://evil.example"},
+        ),
+        request(
+            "API8: no CORS grant for an origin that extends an allowed one",
+            "GET",
+            "/incidents",
+            [status(200), *NO_CORS_GRANT],
+            auth="bobToken",
+            headers={"Origin": "{{corsAllowedOrigin}}.evil.example"},
+        ),
+        request(
+            "API8: no CORS preflight grant for a foreign origin",
+            "OPTIONS",
+            "/incidents",
+            [*NO_CORS_GRANT, no_header("Access-Control-Allow-Methods")],
+            auth=None,
+            headers={"Origin": "https://evil.example", **PREFLIGHT},
+        ),
+        request(
+            "API8: the allowed origin gets its CORS grant",
+            "GET",
+            "/incidents",
+            [status(200), CORS_GRANT],
+            auth="bobToken",
+            headers={"Origin": "{{corsAllowedOrigin}}"},
+        ),
+        request(
+            "API8: the allowed origin gets its CORS preflight grant",
+            "OPTIONS",
+            "/incidents",
+            [
+                CORS_GRANT,
+                check(
+                    "the method is allowed",
+                    'pm.expect(pm.response.headers.get("Access-Control-Allow-Methods"))'
+                    '.to.include("POST")',
+                ),
+            ],
+            auth=None,
+            headers={"Origin": "{{corsAllowedOrigin}}", **PREFLIGHT},
         ),
         request(
             "API8: no server banner",
@@ -634,11 +695,41 @@ API9 = folder(
     ],
 )
 
+MAX_PAGE_SIZE = 500
+JSON_OPERATOR = '{"$gt": ""}'
+# Closes the search's string and call, runs a write and a COMMIT, and balances the rest of
+# the statement: harmless as text, a defaced table if the search ever built SQL from it.
+STACKED_UPDATE = (
+    "x'); UPDATE incidents SET title = 'defaced'; COMMIT; SELECT * FROM incidents WHERE ('1' = '1"
+)
+# Every stored incident as the admin reads it, without what the clock or the status derive
+# (sla, allowed_transitions): any row a payload added, removed or changed shows.
+STORED_INCIDENTS = "body.items.map(({sla, allowed_transitions, ...stored}) => stored)"
+
 INJECTION = folder(
     "Injection (OWASP 2021 A03)",
     "SQL and JSON-operator payloads in every filter and search parameter are either refused "
-    "by the schema (400) or treated as plain text; none changes what a caller sees.",
+    "by the schema (400) or treated as plain text; none changes what a caller sees, and "
+    "every stored incident is the same after the payloads as before them.",
     [
+        request(
+            "Injection: alice opens an incident that quotes an operator",
+            "POST",
+            "/incidents",
+            [status(201), save("operatorIncidentId", "body.id")],
+            auth="aliceToken",
+            body={"title": f"NoSQL probe {JSON_OPERATOR} in the web logs", "severity": "low"},
+        ),
+        request(
+            "Injection: every incident before the payloads",
+            "GET",
+            f"/incidents?limit={MAX_PAGE_SIZE}",
+            [
+                status(200),
+                expect("one page holds them all", "pm.expect(body.next_cursor).to.eql(null);"),
+                save("incidentsBeforePayloads", f"JSON.stringify({STORED_INCIDENTS})"),
+            ],
+        ),
         request(
             "Injection: SQL in the full-text search",
             "GET",
@@ -654,10 +745,24 @@ INJECTION = folder(
             auth="bobToken",
         ),
         request(
+            "Injection: stacked UPDATE in the full-text search",
+            "GET",
+            f"/incidents?q={STACKED_UPDATE}",
+            [status(200), expect("matches nothing", "pm.expect(body.items).to.eql([]);")],
+            auth="bobToken",
+        ),
+        request(
             "Injection: JSON operator in the search",
             "GET",
-            '/incidents?q={"$gt": ""}',
-            [status(200), expect("plain text search", "pm.expect(body.items).to.be.an('array');")],
+            f"/incidents?q={JSON_OPERATOR}",
+            [
+                status(200),
+                expect(
+                    "plain text: only the incident quoting it",
+                    'const quoting = Number(pm.collectionVariables.get("operatorIncidentId"));',
+                    "pm.expect(body.items.map((i) => i.id)).to.eql([quoting]);",
+                ),
+            ],
             auth="bobToken",
         ),
         request(
@@ -735,19 +840,27 @@ INJECTION = folder(
                 expect(
                     "verbatim", 'pm.expect(body.title).to.eql("x\'); DROP TABLE incidents; --");'
                 ),
+                save("verbatimIncidentId", "body.id"),
             ],
             auth="aliceToken",
             body={"title": "x'); DROP TABLE incidents; --", "severity": "low"},
         ),
         request(
-            "Injection: incidents still listed after the payloads",
+            "Injection: every incident unchanged after the payloads",
             "GET",
-            "/incidents?limit=5",
+            f"/incidents?limit={MAX_PAGE_SIZE}",
             [
                 status(200),
-                expect("table intact", "pm.expect(body.items.length).to.be.at.least(1);"),
+                expect(
+                    "the same rows as before, and only the verbatim title added",
+                    "pm.expect(body.next_cursor).to.eql(null);",
+                    'const added = Number(pm.collectionVariables.get("verbatimIncidentId"));',
+                    f"const stored = {STORED_INCIDENTS};",
+                    "pm.expect(stored.filter((i) => i.id === added).length).to.eql(1);",
+                    'const saved = pm.collectionVariables.get("incidentsBeforePayloads");',
+                    "pm.expect(stored.filter((i) => i.id !== added)).to.eql(JSON.parse(saved));",
+                ),
             ],
-            auth="aliceToken",
         ),
     ],
 )

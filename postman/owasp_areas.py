@@ -6,22 +6,45 @@ analysts, vera a viewer) and before the lockout and rate-limit folders.
 
 from __future__ import annotations
 
+import json
+
 from collection_builder import check, expect, folder, problem, request, save, status
 
 TAXII = "application/taxii+json;version=2.1"
+RED_IOC_VALUE = "insider-drop.example.net"
+# Served by the TAXII collection and visible to every analyst: the checks that something
+# is *not* returned need something that is, or they could not fail on an empty answer.
+CONTROL_IOC_VALUE = "strict-control.example.net"
+TAXII_WALK_PAGE_SIZE = 2
+TAXII_WALK_MAX_PAGES = 500
 
 SETUP = folder(
     "Setup: intelligence",
-    "alice stores a TLP-red IOC and issues herself an API key; the admin defines a TAXII "
-    "collection.",
+    "alice stores a TLP-red IOC and an amber+strict one with a source and a tag, and issues "
+    "herself an API key; the admin defines a TAXII collection with the highest ceiling a "
+    "collection may have (amber+strict).",
     [
         request(
             "Setup: alice stores a TLP-red IOC",
             "POST",
             "/iocs",
-            [status(201), save("redIocId", "body.id")],
+            [status(201), save("redIocId", "body.id"), save("redIocStixId", "body.stix_id")],
             auth="aliceToken",
-            body={"value": "insider-drop.example.net", "tlp": "red", "confidence": 90},
+            body={"value": RED_IOC_VALUE, "tlp": "red", "confidence": 90},
+        ),
+        request(
+            "Setup: alice stores an amber+strict IOC",
+            "POST",
+            "/iocs",
+            [status(201)],
+            auth="aliceToken",
+            body={
+                "value": CONTROL_IOC_VALUE,
+                "tlp": "amber+strict",
+                "confidence": 90,
+                "source": "owasp-control",
+                "tags": ["owasp-control"],
+            },
         ),
         request(
             "Setup: alice issues an API key",
@@ -36,9 +59,42 @@ SETUP = folder(
             "POST",
             "/taxii/collections",
             [status(201), save("owaspCollectionId", "body.id")],
-            body={"title": "OWASP run", "min_confidence": 0, "max_tlp": "amber"},
+            body={"title": "OWASP run", "min_confidence": 0, "max_tlp": "amber+strict"},
         ),
     ],
+)
+
+# Reads the collection page by page (this request again with ``next``) as the admin, who
+# may see the red IOC elsewhere: no page may carry it, and the walk must reach the end and
+# the amber+strict IOC, so a guard that lets red through cannot hide behind paging.
+TAXII_WALK = "\n".join(
+    [
+        "const body = pm.response.json();",
+        "const objects = body.objects || [];",
+        'const page = Number(pm.collectionVariables.get("taxiiWalkPage") || 0) + 1;',
+        'pm.test("page " + page + " has no red indicator", () => {',
+        '    const redId = pm.collectionVariables.get("redIocStixId");',
+        "    pm.expect(objects.map((o) => o.id)).to.not.include(redId);",
+        f"    pm.expect(JSON.stringify(objects)).to.not.include({json.dumps(RED_IOC_VALUE)});",
+        "});",
+        'const servedControl = pm.collectionVariables.get("taxiiWalkServedControl") === "yes"',
+        f"    || JSON.stringify(objects).includes({json.dumps(CONTROL_IOC_VALUE)});",
+        f"if (body.more && page < {TAXII_WALK_MAX_PAGES}) {{",
+        '    pm.collectionVariables.set("taxiiWalkPage", page);',
+        '    pm.collectionVariables.set("taxiiWalkServedControl", servedControl ? "yes" : "no");',
+        '    pm.collectionVariables.set("taxiiNext", body.next);',
+        "    pm.execution.setNextRequest(pm.info.requestName);",
+        "} else {",
+        '    pm.test("every page read, the amber+strict IOC among them", () => {',
+        '        pm.expect(body.more, "pages left after the walk\'s cap").to.not.eql(true);',
+        "        pm.expect(page).to.be.at.least(2);",
+        "        pm.expect(servedControl).to.eql(true);",
+        "    });",
+        '    for (const name of ["taxiiWalkPage", "taxiiWalkServedControl", "taxiiNext"]) {',
+        "        pm.collectionVariables.unset(name);",
+        "    }",
+        "}",
+    ]
 )
 
 API1 = folder(
@@ -91,25 +147,35 @@ API1 = folder(
         request(
             "API1: TAXII never serves the red IOC",
             "GET",
-            "/taxii2/api/collections/{{owaspCollectionId}}/objects/",
+            f"/taxii2/api/collections/{{{{owaspCollectionId}}}}/objects/?limit={TAXII_WALK_PAGE_SIZE}",
+            [status(200), TAXII_WALK],
+            headers={"Accept": TAXII},
+            prerequest=[
+                'const next = pm.collectionVariables.get("taxiiNext");',
+                'if (next) pm.request.url.query.add({key: "next", value: next});',
+            ],
+        ),
+        request(
+            "API1: TAXII does not serve the red IOC by id",
+            "GET",
+            "/taxii2/api/collections/{{owaspCollectionId}}/objects/{{redIocStixId}}/",
             [
-                status(200),
-                check(
-                    "no red indicator",
-                    'pm.expect(pm.response.text()).to.not.include("insider-drop.example.net")',
-                ),
+                status(404),
+                check("a TAXII error", 'pm.expect(pm.response.json().http_status).to.eql("404")'),
             ],
             headers={"Accept": TAXII},
         ),
         request(
             "API1: the STIX export never carries the red IOC",
             "GET",
-            "/stix/bundle",
+            "/stix/bundle?tlp=red",
             [
                 status(200),
-                check(
-                    "no red indicator",
-                    'pm.expect(pm.response.text()).to.not.include("insider-drop.example.net")',
+                expect(
+                    "no indicator at all among the admin's red IOCs",
+                    "const objects = body.objects || [];",
+                    'pm.expect(objects.filter((o) => o.type === "indicator")).to.eql([]);',
+                    f"pm.expect(pm.response.text()).to.not.include({json.dumps(RED_IOC_VALUE)});",
                 ),
             ],
         ),
@@ -473,6 +539,18 @@ INJECTION = folder(
             [
                 status(200),
                 expect("matches no source literally named %", "pm.expect(body.items).to.eql([]);"),
+            ],
+            auth="bobToken",
+        ),
+        request(
+            "Injection: LIKE wildcards in the IOC search",
+            "GET",
+            "/iocs?q=%25_%25",
+            [
+                status(200),
+                expect(
+                    "matches no value literally holding %_%", "pm.expect(body.items).to.eql([]);"
+                ),
             ],
             auth="bobToken",
         ),
