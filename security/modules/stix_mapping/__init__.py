@@ -15,6 +15,7 @@ from security.modules.stix_mapping.export import (
     TlpRedNotExportable,
     build_bundle,
     new_stix_id,
+    stix_timestamp,
     to_stix,
 )
 from security.modules.stix_mapping.importing import (
@@ -59,6 +60,7 @@ __all__ = [
     "parse_bundle",
     "pattern_for",
     "stix_object_facts",
+    "stix_timestamp",
     "tlp_marking",
     "tlp_markings_defined_in",
     "tlp_of_marking_definition",

@@ -49,6 +49,7 @@ from security.modules.stix_mapping import (
     EXPORTABLE_IOC_TYPES,
     TLP_2_MARKINGS,
     parse_bundle,
+    stix_timestamp,
     tlp_markings_defined_in,
 )
 from security.modules.taxii import object_store
@@ -126,16 +127,19 @@ class ObjectQuery:
 @dataclass(frozen=True)
 class ServedObject:
     """One version of one object of a collection: its place in the order, its version as
-    the object writes it, and its STIX."""
+    the object writes it, and how to get its STIX (built only for Get Objects)."""
 
     key: PageKey
     stix_id: str
     version: str
-    stix: dict
+    build: Callable[[], dict]
 
     @property
     def date_added(self) -> datetime:
         return self.key.date_added
+
+    def stix(self) -> dict:
+        return self.build()
 
     def manifest_entry(self) -> dict:
         return {
@@ -151,14 +155,17 @@ class ServedObject:
             PageKey(stored.date_added, _STORED, stored.id),
             stored.stix_id,
             stored.version or taxii_timestamp(stored.version_at),
-            stored.body,
+            lambda: stored.body,
         )
 
     @classmethod
     def of_ioc(cls, indicator: Indicator) -> ServedObject:
-        stix = stix_dict(indicator)
+        stix_type = "vulnerability" if indicator.type == "cve" else "indicator"
         return cls(
-            PageKey(indicator.updated_at, _IOC, indicator.id), stix["id"], stix["modified"], stix
+            PageKey(indicator.updated_at, _IOC, indicator.id),
+            f"{stix_type}--{indicator.stix_id}",
+            stix_timestamp(indicator.updated_at),
+            lambda: stix_dict(indicator),
         )
 
 
@@ -398,7 +405,7 @@ class TaxiiBackend:
         page = self.page(collection, query)
         if not page.objects:
             return {}, page
-        return {**page.paging_fields(), "objects": [o.stix for o in page.objects]}, page
+        return {**page.paging_fields(), "objects": [o.stix() for o in page.objects]}, page
 
     def manifest(self, collection: TaxiiCollection, query: ObjectQuery) -> tuple[dict, Page]:
         page = self.page(collection, query)
@@ -419,7 +426,7 @@ class TaxiiBackend:
         self, collection: TaxiiCollection, object_id: str, query: ObjectQuery
     ) -> tuple[dict, Page]:
         page = self._one_object(collection, object_id, query)
-        return {**page.paging_fields(), "objects": [o.stix for o in page.objects]}, page
+        return {**page.paging_fields(), "objects": [o.stix() for o in page.objects]}, page
 
     def versions(
         self, collection: TaxiiCollection, object_id: str, query: ObjectQuery
