@@ -11,7 +11,7 @@ from models.credentials import ApiKey, CredentialUsage
 from models.detection import Alert, DetectionRule
 from models.incidents import IdempotencyRecord, Incident, TimelineEntry
 from models.intel import IncidentIndicator, Indicator
-from models.taxii import TaxiiCollection, TaxiiFeed, TaxiiStatus
+from models.taxii import TaxiiCollection, TaxiiFeed, TaxiiObject, TaxiiStatus
 from models.users import AuthToken, User
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "LoginFailure",
     "TaxiiCollection",
     "TaxiiFeed",
+    "TaxiiObject",
     "TaxiiStatus",
     "TimelineEntry",
     "User",

@@ -1,10 +1,12 @@
-"""TAXII tables: the collections we serve, the status of objects posted to them, and the
-remote TAXII servers (feeds) we poll.
+"""TAXII tables: the collections we serve, the STIX objects posted to them, the status of
+each post, and the remote TAXII servers (feeds) we poll.
 
-A collection stores no objects: it is a filter over the IOC store (minimum confidence,
-highest TLP, IOC types, sources, active only) that an admin defines; what it serves is
-computed by :mod:`security.modules.taxii.server`. A feed's credentials are stored only
-encrypted (:mod:`security.modules.taxii.crypto`); nothing here decrypts them.
+A collection serves two things (:mod:`security.modules.taxii.server` merges them): a view
+of the IOC store through the filter an admin defines (minimum confidence, highest TLP,
+IOC types, sources, active only), and its own STIX object store (:class:`TaxiiObject`),
+every version of every object posted to it plus the TLP marking definitions. A feed's
+credentials are stored only encrypted (:mod:`security.modules.taxii.crypto`); nothing
+here decrypts them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -20,6 +23,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -120,6 +124,40 @@ class TaxiiStatus(db.Model):
     successes: Mapped[list[dict]] = mapped_column(JSONB, default=list)
     failures: Mapped[list[dict]] = mapped_column(JSONB, default=list)
     pendings: Mapped[list[dict]] = mapped_column(JSONB, default=list)
+
+
+class TaxiiObject(db.Model):
+    """One version of one STIX 2.1 object kept in a collection, exactly as it was posted.
+
+    ``body`` is the object's JSON (JSONB keeps every string as sent, so timestamps come
+    back in their own precision); ``version_at`` is its ``modified`` (else ``created``,
+    else ``date_added``) parsed, so versions compare as instants. ``tlp`` is the most
+    restrictive TLP among its markings (for a marking definition, the TLP it defines),
+    which decides whether the collection may serve it; red is never served.
+    """
+
+    __tablename__ = "taxii_objects"
+    __table_args__ = (
+        UniqueConstraint("collection_id", "stix_id", "version_at", name="uq_taxii_objects_version"),
+        Index("ix_taxii_objects_collection_added", "collection_id", "date_added", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    collection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("taxii_collections.id", ondelete="CASCADE")
+    )
+    stix_id: Mapped[str] = mapped_column(Text)
+    stix_type: Mapped[str] = mapped_column(Text)
+    version_at: Mapped[datetime]
+    date_added: Mapped[datetime] = mapped_column(default=utcnow)
+    tlp: Mapped[str | None] = mapped_column(String(16))
+    body: Mapped[dict] = mapped_column(JSONB)
+    added_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    @property
+    def version(self) -> str | None:
+        """The version as the object writes it (None for an object without timestamps)."""
+        return self.body.get("modified") or self.body.get("created")
 
 
 class TaxiiFeed(db.Model):

@@ -35,6 +35,16 @@ POSTED_INDICATOR = {
     "name": "Posted over TAXII",
     "pattern": "[ipv4-addr:value = '203.0.113.77']",
 }
+POSTED_MALWARE = {
+    "type": "malware",
+    "spec_version": "2.1",
+    "id": "malware--5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e",
+    "created": "2026-01-01T00:00:00.000Z",
+    "modified": "2026-01-01T00:00:00.000Z",
+    "name": "Partner's loader family",
+    "is_family": True,
+}
+MALWARE_PATH = f"/taxii2/api/collections/{{{{collectionId}}}}/objects/{POSTED_MALWARE['id']}/"
 
 
 def is_bundle(title: str) -> str:
@@ -263,6 +273,46 @@ TAXII_SERVER = folder(
             "GET",
             "/taxii2/api/status/{{taxiiStatusId}}/",
             [*taxii_ok(), expect("complete", 'pm.expect(body.status).to.eql("complete");')],
+            headers=TAXII_HEADERS,
+        ),
+        request(
+            "TAXII add any STIX object (kept as posted)",
+            "POST",
+            "/taxii2/api/collections/{{collectionId}}/objects/",
+            [*taxii_ok(202), expect("kept", "pm.expect(body.success_count).to.eql(1);")],
+            headers={"Accept": TAXII, "Content-Type": TAXII},
+            body={"objects": [POSTED_MALWARE]},
+        ),
+        request(
+            "TAXII posted object, as posted",
+            "GET",
+            MALWARE_PATH,
+            [
+                *taxii_ok(),
+                expect(
+                    "its own timestamps",
+                    'pm.expect(body.objects[0].modified).to.eql("2026-01-01T00:00:00.000Z");',
+                ),
+            ],
+            auth="viewerToken",
+            headers=TAXII_HEADERS,
+        ),
+        request(
+            "TAXII delete an object (every version)",
+            "DELETE",
+            f"{MALWARE_PATH}?match[version]=all",
+            taxii_ok(),
+            headers=TAXII_HEADERS,
+        ),
+        request(
+            "TAXII deleted object is gone",
+            "GET",
+            MALWARE_PATH,
+            [
+                status(404),
+                expect("a TAXII error", 'pm.expect(body.http_status).to.eql("404");'),
+            ],
+            auth="viewerToken",
             headers=TAXII_HEADERS,
         ),
         request(

@@ -1,9 +1,10 @@
 """TAXII: the TAXII 2.1 server under ``/taxii2/`` and its admin views under ``/taxii/``.
 
 ``/taxii2/``: discovery, the API root ``api``, collections, objects (get, add), one
-object, its versions, the manifest, status. These views authenticate (bearer or Basic),
-negotiate the TAXII media type and hand over to :mod:`security.modules.taxii.server`;
-their errors are TAXII error messages (registered with the app's error handler here).
+object (get, delete), its versions, the manifest, status. These views authenticate
+(bearer or Basic), negotiate the TAXII media type and hand over to
+:mod:`security.modules.taxii.server`; their errors are TAXII error messages (registered
+with the app's error handler here).
 
 ``/taxii/collections`` and ``/taxii/feeds`` are ordinary JSON API endpoints for admins
 (``taxii:admin``): define the collections served, register and poll remote feeds.
@@ -39,6 +40,7 @@ from schemas.taxii import (
     FeedPageSchema,
     FeedPollSchema,
     FeedSchema,
+    TaxiiDeleteQuerySchema,
     TaxiiEnvelopeSchema,
     TaxiiObjectQuerySchema,
     TaxiiObjectsQuerySchema,
@@ -141,7 +143,8 @@ class Objects(Resource):
             description=PAGED_DESCRIPTION,
         ),
         "post": taxii_operation(
-            "Add objects (indicators and vulnerabilities become IOCs); answers a status",
+            "Add any STIX 2.1 objects (kept as posted, versioned by modified; indicators "
+            "and vulnerabilities also become IOCs); answers a status",
             permission="taxii:write",
             body=Content(TAXII_MEDIA_TYPE, TaxiiEnvelopeSchema),
             responses={202: TAXII_BODY},
@@ -167,13 +170,34 @@ class ObjectItem(Resource):
     openapi = {
         "get": taxii_operation(
             "One object of a collection", query=TaxiiObjectQuerySchema, errors=(403,)
-        )
+        ),
+        "delete": taxii_operation(
+            "Delete versions of a posted object (match[version], default the last)",
+            permission="taxii:write",
+            query=TaxiiDeleteQuerySchema,
+            errors=(403,),
+            description=(
+                "Needs read and write access to the collection. Removes the versions "
+                "`match[version]` names (`all`, `first`, `last` or timestamps) from the "
+                "collection's object store; the TLP marking definitions and the IOC "
+                "store's indicators (edited through /iocs) are refused with 403."
+            ),
+            responses={200: None},
+        ),
     }
 
     def get(self, collection_id: str, object_id: str):
         _, collection = _readable(collection_id)
         query = load_query(TaxiiObjectQuerySchema())
         return _paged(*backend.object(collection, object_id, query))
+
+    def delete(self, collection_id: str, object_id: str):
+        principal = _taxii_request("taxii:write")
+        collection = backend.collection(principal, collection_id, need="delete")
+        query = load_query(TaxiiDeleteQuerySchema())
+        backend.delete_object(collection, object_id, query)
+        db.session.commit()
+        return taxii_response(None, 200)
 
 
 class ObjectVersions(Resource):
@@ -266,7 +290,7 @@ class CollectionAdminItem(Resource):
             if_match=True,
         ),
         "delete": Operation(
-            "Delete a collection (its IOCs stay)",
+            "Delete a collection and its stored objects (its IOCs stay)",
             permission=ADMIN_PERMISSION,
             responses={204: None},
             if_match=True,

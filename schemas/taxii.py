@@ -105,6 +105,19 @@ class TaxiiObjectQuerySchema(TaxiiPagingSchema):
     versions = CommaSeparated(_version, data_key="match[version]")
 
 
+class TaxiiDeleteQuerySchema(StrictSchema):
+    """Delete an Object: which versions (default: the last), of which spec version."""
+
+    versions = CommaSeparated(_version, data_key="match[version]")
+    spec_versions = CommaSeparated(
+        _matching(SPEC_VERSION, "a spec version like 2.1"), data_key="match[spec_version]"
+    )
+
+    @post_load
+    def _to_query(self, data: dict, **kwargs) -> ObjectQuery:
+        return ObjectQuery(**data)
+
+
 class TaxiiObjectsQuerySchema(TaxiiObjectQuerySchema):
     """Get Objects and Get Object Manifests."""
 

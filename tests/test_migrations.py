@@ -104,3 +104,25 @@ def test_separate_ioc_records_step_down_to_one_record_per_value_and_back(migrate
 
 def test_the_models_digest_types_are_the_normaliser_s():
     assert set(HASH_TYPES_BY_LENGTH.values()) == HASH_TYPES
+
+
+def test_the_object_store_gives_existing_collections_their_tlp_markings(migrated_app):
+    with migrated_app.app_context():
+        downgrade(directory=MIGRATIONS_DIRECTORY, revision="0007")
+        db.session.remove()
+        db.session.execute(
+            text(
+                "INSERT INTO taxii_collections (id, title, description, min_confidence, max_tlp,"
+                " ioc_types, sources, active_only, read_roles, write_roles, created_at,"
+                " updated_at, version) VALUES (gen_random_uuid(), 'Before 0009', '', 0,"
+                " 'amber', '{}', '{}', true, '{admin}', '{admin}', now(), now(), 1)"
+            )
+        )
+        db.session.commit()
+        upgrade(directory=MIGRATIONS_DIRECTORY, revision="heads")
+        stored = db.session.execute(
+            text("SELECT tlp, body->>'created' FROM taxii_objects ORDER BY tlp")
+        ).all()
+    assert stored == [
+        (tlp, "2022-10-01T00:00:00.000Z") for tlp in ("amber", "amber+strict", "clear", "green")
+    ]

@@ -66,7 +66,7 @@ def test_added_after_returns_only_objects_added_later(app, live_server, collecti
     fresh = [{"type": "domain", "value": f"fresh-{i}.example.com"} for i in range(3)]
     store_iocs(app, fresh)
     envelope = _client_collection(live_server, collection, admin).get_objects(
-        added_after=minutes_ago(10)
+        added_after=minutes_ago(10), type="indicator"
     )
     names = sorted(o["name"] for o in envelope["objects"])
     assert names == [f"fresh-{i}.example.com" for i in range(3)]
@@ -103,17 +103,20 @@ def test_client_adds_objects_and_reads_their_status(live_server, collection, adm
     client_collection = _client_collection(live_server, collection, admin)
     status = client_collection.add_objects({"objects": [indicator, malware]})
     assert status.status == "complete"
-    assert status.success_count == 1
-    assert status.successes[0]["id"] == indicator["id"]
-    assert status.failure_count == 1
-    assert "malware" in status.failures[0]["message"]
+    assert status.success_count == 2
+    assert [entry["id"] for entry in status.successes] == [indicator["id"], malware["id"]]
+    assert status.failure_count == 0
     fetched = ApiRoot(f"{live_server}/taxii2/api/", **basic_credentials(admin)).get_status(
         status.id
     )
-    assert fetched.success_count == 1
+    assert fetched.success_count == 2
+    assert client_collection.get_object(malware["id"])["objects"] == [malware]
     envelope = client_collection.get_objects(type="indicator")
-    assert [o["name"] for o in envelope["objects"]] == ["posted.example.com"]
-    assert envelope["objects"][0]["confidence"] == 75
+    by_id = {o["id"]: o for o in envelope["objects"]}
+    assert by_id.pop(indicator["id"]) == indicator
+    # The IOC it became, as the IOC store serves it.
+    assert [o["name"] for o in by_id.values()] == ["posted.example.com"]
+    assert next(iter(by_id.values()))["confidence"] == 75
 
 
 def test_reposting_an_identical_object_succeeds_again(live_server, collection, admin):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import stix2
+from stix2.utils import STIXdatetime, format_datetime
 
 from security.modules.stix_mapping.patterns import PATTERN_IOC_TYPES, pattern_for
 from security.modules.stix_mapping.tlp import TLP_LEVELS, tlp_marking
@@ -30,6 +31,14 @@ class TlpRedNotExportable(ValueError):
 def new_stix_id() -> str:
     """A fresh STIX id to store with a new IOC (UUIDv4, as STIX requires for indicators)."""
     return f"indicator--{uuid.uuid4()}"
+
+
+def stix_timestamp(moment: datetime) -> str:
+    """``moment`` as the objects built here write ``created`` and ``modified`` (stix2: at
+    least milliseconds), so a version can be named without building its object."""
+    return format_datetime(
+        STIXdatetime(moment, precision="millisecond", precision_constraint="min")
+    )
 
 
 def _stix_uuid(stix_id: str) -> uuid.UUID:

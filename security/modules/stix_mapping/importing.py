@@ -19,12 +19,13 @@ import stix2
 from stix2.exceptions import STIXError
 
 from security.modules.indicators import InvalidIndicator, normalize_ioc
+from security.modules.stix_mapping.objects import tlp_markings_defined_in
 from security.modules.stix_mapping.patterns import (
     UnmappablePattern,
     check_pattern_size,
     iocs_in_pattern,
 )
-from security.modules.stix_mapping.tlp import tlp_of_marking_definition, tlp_of_marking_refs
+from security.modules.stix_mapping.tlp import tlp_of_marking_refs
 
 # STIX 2.0 objects carry no spec_version; 2.1 objects must.
 SPEC_VERSIONS = ("2.0", "2.1")
@@ -135,16 +136,6 @@ def _bundle_objects(bundle_json: str | bytes | Mapping[str, Any]) -> list[Any]:
     return objects
 
 
-def _markings_defined_in(objects: list[Any]) -> dict[str, str]:
-    markings = {}
-    for obj in objects:
-        if isinstance(obj, Mapping) and obj.get("type") == "marking-definition":
-            tlp = tlp_of_marking_definition(obj)
-            if tlp is not None:
-                markings[obj.get("id")] = tlp
-    return markings
-
-
 def parse_bundle(bundle_json: str | bytes | Mapping[str, Any]) -> ImportResult:
     """The IOCs in a STIX 2.1 bundle, and every object that did not yield one, with the reason.
 
@@ -152,7 +143,7 @@ def parse_bundle(bundle_json: str | bytes | Mapping[str, Any]) -> ImportResult:
     the rest. Raises :class:`InvalidBundle` when the input is not a bundle at all.
     """
     objects = _bundle_objects(bundle_json)
-    bundle_markings = _markings_defined_in(objects)
+    bundle_markings = tlp_markings_defined_in(objects)
     result = ImportResult()
     for raw in objects:
         if not isinstance(raw, Mapping):

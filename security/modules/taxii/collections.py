@@ -1,7 +1,8 @@
 """Defining the TAXII collections we serve (admins): create, edit, delete, audited.
 
-A collection is a filter over the IOC store; which objects it serves, and who may read
-or write it, is :mod:`.server`'s business.
+A collection is a filter over the IOC store plus a STIX object store of its own, which
+starts with the TLP marking definitions; which objects it serves, and who may read or
+write it, is :mod:`.server`'s business.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 
 from auth import Principal
 from errors import ApiError
-from models import TaxiiCollection, db
+from models import TaxiiCollection, db, utcnow
 from security.modules import audit
+from security.modules.taxii.object_store import add_tlp_markings
 
 EDITABLE_FIELDS = (
     "title",
@@ -41,6 +43,7 @@ def create_collection(principal: Principal, data: Mapping[str, Any]) -> TaxiiCol
     )
     db.session.add(collection)
     db.session.flush()
+    add_tlp_markings(collection, utcnow())
     audit.record(
         "taxii.collection_create",
         object_type="taxii_collection",
@@ -64,7 +67,8 @@ def update_collection(collection: TaxiiCollection, data: Mapping[str, Any]) -> N
 
 
 def delete_collection(collection: TaxiiCollection) -> None:
-    """Remove the collection (and its status resources); the IOCs it served stay."""
+    """Remove the collection with its stored objects and status resources; the IOCs it
+    served stay."""
     audit.record(
         "taxii.collection_delete",
         object_type="taxii_collection",

@@ -70,9 +70,11 @@ def taxii_timestamp(moment: datetime) -> str:
 
 
 def taxii_response(
-    body: Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None
+    body: Mapping[str, Any] | None, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
-    response = Response(json.dumps(body), status=status, content_type=TAXII_MEDIA_TYPE)
+    """A TAXII response; ``None`` for the endpoints that answer without a body (delete)."""
+    content = "" if body is None else json.dumps(body)
+    response = Response(content, status=status, content_type=TAXII_MEDIA_TYPE)
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response

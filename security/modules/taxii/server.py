@@ -1,19 +1,28 @@
 """The TAXII 2.1 server's backend: what each endpoint answers, independent of HTTP.
 
 Like medallion's backends, the views (``resources/taxii.py``) only negotiate, authenticate
-and call one method here. A collection is a filter over the IOC store
-(:class:`models.TaxiiCollection`); its objects are the matching IOCs as STIX (indicators,
-vulnerabilities for CVEs) plus the OASIS TLP 2.0 marking definitions they reference.
+and call one method here. A collection (:class:`models.TaxiiCollection`) serves two kinds
+of objects, merged into one order:
 
-- **Versions.** An IOC has one STIX version: ``modified`` is its last update, which is also
-  its ``date_added`` (an edited IOC is re-added, so ``added_after`` pollers see edits).
-  ``first``, ``last`` and ``all`` therefore all name that version; explicit versions are
-  compared as times, never as strings.
+- **its object store** (:class:`models.TaxiiObject`, written by :mod:`.object_store`):
+  every version of every STIX 2.1 object posted to it, served exactly as posted, and the
+  OASIS TLP 2.0 marking definitions, added with the collection;
+- **the IOC store's view**: the IOCs matching the collection's filter, as STIX (indicators,
+  vulnerabilities for CVEs). An IOC has one version: ``modified`` is its last update, which
+  is also its ``date_added`` (an edited IOC is re-added, so ``added_after`` pollers see
+  edits). Posted indicators and vulnerabilities also become (or merge into) IOCs, which
+  appear here with the IOC's own id.
+
+- **Versions** are compared as instants, never as strings, and listed as each object
+  writes them (``2022-10-01T00:00:00.000Z`` stays that string).
 - **Paging.** Objects come in ascending ``(date_added, kind, id)`` order, paged by a keyset
   (the opaque ``next``), so equal timestamps are never skipped or repeated, and ``next``
-  works whatever ``limit`` the following request gives. The marking definitions (date
-  added: their OASIS creation time) are merged into that order in memory.
-- **TLP red** is never served: no collection may include it (database constraint too).
+  works whatever ``limit`` the following request gives.
+- **TLP red** is never served: no collection may include it (database constraint too), and
+  the object store neither serves nor keeps objects marked red.
+- **Delete** removes versions from the object store (who may: whoever may read and write
+  the collection, as TAXII 2.1 asks). The IOC view and the TLP markings are not the
+  collection's to delete: an IOC is edited or deleted through the IOC API.
 """
 
 from __future__ import annotations
@@ -28,21 +37,24 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, and_, false, or_, select, tuple_
+from sqlalchemy import Select, and_, delete, false, func, or_, select, true, tuple_
+from sqlalchemy.orm import aliased
 
 from auth import Principal
 from errors import ApiError
-from models import Indicator, TaxiiCollection, TaxiiStatus, db, utcnow
+from models import Indicator, TaxiiCollection, TaxiiObject, TaxiiStatus, db, utcnow
 from security.modules import audit
 from security.modules.indicators import InvalidIndicator
 from security.modules.stix_mapping import (
     EXPORTABLE_IOC_TYPES,
     TLP_2_MARKINGS,
     parse_bundle,
-    tlp_of_marking_definition,
+    stix_timestamp,
+    tlp_markings_defined_in,
 )
+from security.modules.taxii import object_store
 from security.modules.taxii.media import STIX_MEDIA_TYPE, TAXII_MEDIA_TYPE, taxii_timestamp
-from security.modules.taxii.stix_exchange import stix_dict, store_imported
+from security.modules.taxii.stix_exchange import StixImport, stix_dict, store_imported
 
 API_ROOT_NAME = "api"
 DEFAULT_PAGE_SIZE = 100
@@ -50,8 +62,10 @@ MAX_PAGE_SIZE = 1000
 VERSION_KEYWORDS = frozenset({"first", "last", "all"})
 STIX_SPEC_VERSION = "2.1"
 
-# Sort kinds: marking definitions before IOCs added at the same instant.
-_MARKING, _IOC = 0, 1
+# Sort kinds: stored objects before IOCs added at the same instant.
+_STORED, _IOC = 0, 1
+# The TLP markings every collection is given: referenced by the IOCs it serves.
+_COLLECTION_MARKING_IDS = frozenset(marking.id for marking in TLP_2_MARKINGS.values())
 # STIX object type -> condition on the IOC's type.
 _STIX_TYPE_CONDITIONS: dict[str, Callable[[], Any]] = {
     "indicator": lambda: Indicator.type != "cve",
@@ -78,7 +92,7 @@ class PageKey:
             padded = token + "=" * (-len(token) % 4)
             moment, kind, number = json.loads(base64.urlsafe_b64decode(padded.encode()))
             key = cls(datetime.fromisoformat(moment), int(kind), int(number))
-            if key.date_added.tzinfo is None or key.kind not in (_MARKING, _IOC):
+            if key.date_added.tzinfo is None or key.kind not in (_STORED, _IOC):
                 raise ValueError("not a key")
             return key
         except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
@@ -112,11 +126,12 @@ class ObjectQuery:
 
 @dataclass(frozen=True)
 class ServedObject:
-    """One object of a collection: its place in the order and how to build its STIX."""
+    """One version of one object of a collection: its place in the order, its version as
+    the object writes it, and how to get its STIX (built only for Get Objects)."""
 
     key: PageKey
     stix_id: str
-    version: datetime
+    version: str
     build: Callable[[], dict]
 
     @property
@@ -130,9 +145,28 @@ class ServedObject:
         return {
             "id": self.stix_id,
             "date_added": taxii_timestamp(self.date_added),
-            "version": taxii_timestamp(self.version),
+            "version": self.version,
             "media_type": STIX_MEDIA_TYPE,
         }
+
+    @classmethod
+    def of_stored(cls, stored: TaxiiObject) -> ServedObject:
+        return cls(
+            PageKey(stored.date_added, _STORED, stored.id),
+            stored.stix_id,
+            stored.version or taxii_timestamp(stored.version_at),
+            lambda: stored.body,
+        )
+
+    @classmethod
+    def of_ioc(cls, indicator: Indicator) -> ServedObject:
+        stix_type = "vulnerability" if indicator.type == "cve" else "indicator"
+        return cls(
+            PageKey(indicator.updated_at, _IOC, indicator.id),
+            f"{stix_type}--{indicator.stix_id}",
+            stix_timestamp(indicator.updated_at),
+            lambda: stix_dict(indicator),
+        )
 
 
 @dataclass(frozen=True)
@@ -158,32 +192,6 @@ class Page:
         if self.more:
             fields["next"] = self.next
         return fields
-
-
-def _marking_objects(collection: TaxiiCollection) -> list[ServedObject]:
-    served = []
-    for number, tlp in enumerate(collection.served_tlp_levels):
-        marking = TLP_2_MARKINGS[tlp]
-        created = marking.created
-        served.append(
-            ServedObject(
-                PageKey(created, _MARKING, number),
-                marking.id,
-                created,
-                lambda m=marking: json.loads(m.serialize()),
-            )
-        )
-    return served
-
-
-def _ioc_object(indicator: Indicator) -> ServedObject:
-    stix_type = "vulnerability" if indicator.type == "cve" else "indicator"
-    return ServedObject(
-        PageKey(indicator.updated_at, _IOC, indicator.id),
-        f"{stix_type}--{indicator.stix_id}",
-        indicator.updated_at,
-        lambda: stix_dict(indicator),
-    )
 
 
 def _stix_uuids(ids: Sequence[str], stix_type: str) -> list[uuid.UUID]:
@@ -243,7 +251,7 @@ def _filtered_iocs(collection: TaxiiCollection, query: ObjectQuery) -> Select:
         statement = statement.where(Indicator.updated_at.in_(query.exact_versions))
     if query.next is not None:
         after = query.next
-        if after.kind == _MARKING:
+        if after.kind == _STORED:
             statement = statement.where(Indicator.updated_at >= after.date_added)
         else:
             statement = statement.where(
@@ -252,16 +260,55 @@ def _filtered_iocs(collection: TaxiiCollection, query: ObjectQuery) -> Select:
     return statement
 
 
-def _marking_matches(served: ServedObject, query: ObjectQuery) -> bool:
-    exact_versions = query.exact_versions
-    return (
-        (query.spec_versions is None or STIX_SPEC_VERSION in query.spec_versions)
-        and (query.added_after is None or served.date_added > query.added_after)
-        and (query.ids is None or served.stix_id in query.ids)
-        and (query.types is None or "marking-definition" in query.types)
-        and (exact_versions is None or served.version in exact_versions)
-        and (query.next is None or served.key > query.next)
+def _served_by(collection: TaxiiCollection, stored: type[TaxiiObject] = TaxiiObject) -> Any:
+    """Rows of the collection's store it may serve: unmarked, or up to its ``max_tlp``."""
+    return and_(
+        stored.collection_id == collection.id,
+        or_(stored.tlp.is_(None), stored.tlp.in_(collection.served_tlp_levels)),
     )
+
+
+def _stored_versions(collection: TaxiiCollection, versions: Sequence[str | datetime]) -> Any:
+    """``match[version]`` over stored rows: ``first``/``last`` among the versions the
+    collection serves of the same object, ``all``, or exact instants."""
+    if "all" in versions:
+        return true()
+    conditions = []
+    exact = [version for version in versions if isinstance(version, datetime)]
+    if exact:
+        conditions.append(TaxiiObject.version_at.in_(exact))
+    for keyword, bound in (("first", func.min), ("last", func.max)):
+        if keyword in versions:
+            other = aliased(TaxiiObject)
+            edge = (
+                select(bound(other.version_at))
+                .where(_served_by(collection, other), other.stix_id == TaxiiObject.stix_id)
+                .scalar_subquery()
+            )
+            conditions.append(TaxiiObject.version_at == edge)
+    return or_(*conditions)
+
+
+def _filtered_stored(collection: TaxiiCollection, query: ObjectQuery) -> Select:
+    statement = select(TaxiiObject).where(
+        _served_by(collection), _stored_versions(collection, query.versions)
+    )
+    if query.spec_versions is not None and STIX_SPEC_VERSION not in query.spec_versions:
+        return statement.where(false())
+    if query.added_after is not None:
+        statement = statement.where(TaxiiObject.date_added > query.added_after)
+    if query.ids is not None:
+        statement = statement.where(TaxiiObject.stix_id.in_(query.ids))
+    if query.types is not None:
+        statement = statement.where(TaxiiObject.stix_type.in_(query.types))
+    if query.next is not None:
+        after = query.next
+        if after.kind == _IOC:
+            statement = statement.where(TaxiiObject.date_added > after.date_added)
+        else:
+            position = tuple_(TaxiiObject.date_added, TaxiiObject.id)
+            statement = statement.where(position > tuple_(after.date_added, after.number))
+    return statement
 
 
 class TaxiiBackend:
@@ -317,7 +364,8 @@ class TaxiiBackend:
         self, principal: Principal, collection_id: str, need: str | None = None
     ) -> TaxiiCollection:
         """The collection; 404 if it is missing or the principal may do nothing with it
-        (ids cannot be probed), 403 if it may not do what it ``need``\\s (read or write)."""
+        (ids cannot be probed), 403 if it may not do what it ``need``\\s: read, write, or
+        delete objects (TAXII 2.1: delete needs both read and write access)."""
         try:
             collection = db.session.get(TaxiiCollection, uuid.UUID(collection_id))
         except ValueError:
@@ -326,19 +374,30 @@ class TaxiiBackend:
         if not any(access):
             raise ApiError(404, f"Collection {collection_id} does not exist.")
         can_read, can_write = access
-        if (need == "read" and not can_read) or (need == "write" and not can_write):
-            raise ApiError(403, f"You may not {need} collection {collection_id}.")
+        needs_read = need in ("read", "delete")
+        needs_write = need in ("write", "delete")
+        if (needs_read and not can_read) or (needs_write and not can_write):
+            what = "delete objects of" if need == "delete" else need
+            raise ApiError(403, f"You may not {what} collection {collection_id}.")
         return collection
 
     # --- objects ----------------------------------------------------------------------
 
     def page(self, collection: TaxiiCollection, query: ObjectQuery) -> Page:
-        """One page of the collection's objects matching ``query``, in ascending order."""
+        """One page of the collection's objects matching ``query``, in ascending order:
+        a page of each kind, merged."""
         size = query.page_size
-        statement = _filtered_iocs(collection, query).order_by(Indicator.updated_at, Indicator.id)
-        iocs = [_ioc_object(row) for row in db.session.scalars(statement.limit(size + 1))]
-        markings = [m for m in _marking_objects(collection) if _marking_matches(m, query)]
-        candidates = sorted([*markings, *iocs], key=lambda served: served.key)
+        stored = _filtered_stored(collection, query).order_by(
+            TaxiiObject.date_added, TaxiiObject.id
+        )
+        iocs = _filtered_iocs(collection, query).order_by(Indicator.updated_at, Indicator.id)
+        candidates = sorted(
+            [
+                *map(ServedObject.of_stored, db.session.scalars(stored.limit(size + 1))),
+                *map(ServedObject.of_ioc, db.session.scalars(iocs.limit(size + 1))),
+            ],
+            key=lambda served: served.key,
+        )
         return Page(candidates[:size], more=len(candidates) > size)
 
     def objects(self, collection: TaxiiCollection, query: ObjectQuery) -> tuple[dict, Page]:
@@ -375,21 +434,56 @@ class TaxiiBackend:
         page = self._one_object(collection, object_id, replace(query, versions=("all",)))
         return {
             **page.paging_fields(),
-            "versions": [taxii_timestamp(o.version) for o in page.objects],
+            "versions": [o.version for o in page.objects],
         }, page
+
+    def delete_object(self, collection: TaxiiCollection, object_id: str, query: ObjectQuery) -> int:
+        """Remove the versions of a stored object that ``match[version]`` names (default:
+        the last); returns how many. 404 if none matches, 403 for the TLP markings and the
+        IOC view, which the collection does not own."""
+        if object_id in _COLLECTION_MARKING_IDS:
+            raise ApiError(
+                403, f"{object_id} is a TLP marking definition the collection's IOCs refer to."
+            )
+        statement = _filtered_stored(
+            collection, replace(query, ids=(object_id,), next=None, added_after=None)
+        )
+        row_ids = list(db.session.scalars(statement.with_only_columns(TaxiiObject.id)))
+        if not row_ids:
+            self._refuse_ioc_view(collection, object_id)
+            raise ApiError(404, f"Object {object_id} has no such version in this collection.")
+        db.session.execute(delete(TaxiiObject).where(TaxiiObject.id.in_(row_ids)))
+        audit.record(
+            "taxii.object_delete",
+            object_type="taxii_collection",
+            object_id=str(collection.id),
+            details={"stix_id": object_id, "versions": len(row_ids)},
+        )
+        return len(row_ids)
+
+    def _refuse_ioc_view(self, collection: TaxiiCollection, object_id: str) -> None:
+        query = ObjectQuery(ids=(object_id,), versions=("all",))
+        served = db.session.scalar(_filtered_iocs(collection, query))
+        if served is not None:
+            raise ApiError(
+                403,
+                f"{object_id} is IOC {served.id} of the IOC store: retire or delete it "
+                f"with /iocs/{served.id}.",
+            )
 
     # --- adding objects and their status ----------------------------------------------
 
     def add_objects(
         self, principal: Principal, collection: TaxiiCollection, objects: list[Any]
     ) -> TaxiiStatus:
-        """Store the envelope's indicators and vulnerabilities as IOCs; report every object.
+        """Keep every valid posted object in the collection's store, store indicators and
+        vulnerabilities as IOCs too, and report each object in a status resource.
 
-        Posting an object again merges into the stored IOC and succeeds again.
+        Posting an object again is a success that changes nothing (its IOCs merge again).
         """
         parsed = parse_bundle({"type": "bundle", "objects": objects})
         try:
-            stored = store_imported(parsed, principal, source=f"taxii:{principal.user.username}")
+            imported = store_imported(parsed, principal, source=f"taxii:{principal.user.username}")
         except InvalidIndicator as error:
             raise ApiError(413, f"Too many indicators in one envelope: {error}") from None
         status = TaxiiStatus(
@@ -400,8 +494,19 @@ class TaxiiBackend:
             failures=[],
             pendings=[],
         )
+        posting = _Posting(
+            collection=collection,
+            imported=imported,
+            known_markings={
+                **object_store.stored_tlp_markings(collection),
+                **tlp_markings_defined_in(objects),
+            },
+            own_ioc_ids=_ids_of_iocs(objects),
+            added_by_id=principal.user.id,
+            now=status.request_timestamp,
+        )
         for raw in objects:
-            _report_object(status, raw, stored.stored, stored.failures)
+            posting.report(status, raw)
         db.session.add(status)
         db.session.flush()
         audit.record(
@@ -412,8 +517,8 @@ class TaxiiBackend:
                 "status_id": str(status.id),
                 "successes": len(status.successes),
                 "failures": len(status.failures),
-                "created": stored.created,
-                "merged": stored.merged,
+                "iocs_created": imported.created,
+                "iocs_merged": imported.merged,
             },
         )
         return status
@@ -429,33 +534,71 @@ class TaxiiBackend:
         return status
 
 
+def _ids_of_iocs(objects: list[Any]) -> set[str]:
+    """The posted ids that name one of our own IOCs (a partner sending back what it read):
+    the IOC is that object, so it is merged into the IOC store, not kept twice."""
+    posted = {raw.get("id") for raw in objects if isinstance(raw, dict)}
+    uuids = {
+        stix_uuid: stix_id
+        for stix_type in _STIX_TYPE_CONDITIONS
+        for stix_id in posted
+        if isinstance(stix_id, str)
+        for stix_uuid in _stix_uuids([stix_id], stix_type)
+    }
+    if not uuids:
+        return set()
+    found = db.session.scalars(select(Indicator.stix_id).where(Indicator.stix_id.in_(uuids)))
+    return {uuids[stix_uuid] for stix_uuid in found}
+
+
 def _object_version(raw: dict) -> str:
     return str(raw.get("modified") or raw.get("created") or "")
 
 
-def _report_object(
-    status: TaxiiStatus, raw: Any, stored: set[str], failures: dict[str, str]
-) -> None:
-    """File one posted object under the status's successes or failures, with the reason."""
-    if not isinstance(raw, dict):
-        status.failures.append({"id": "", "version": "", "message": "not a JSON object"})
-        return
-    entry = {"id": str(raw.get("id", "")), "version": _object_version(raw)}
-    object_type = raw.get("type")
-    if entry["id"] in stored:
-        status.successes.append(entry)
-    elif entry["id"] in failures:
-        status.failures.append({**entry, "message": failures[entry["id"]]})
-    elif object_type == "marking-definition" and tlp_of_marking_definition(raw):
-        status.successes.append({**entry, "message": "TLP marking: understood, not stored"})
-    else:
-        status.failures.append(
-            {
-                **entry,
-                "message": f"{object_type!s} objects are not stored: this server keeps "
-                "indicators and vulnerabilities (as IOCs) only",
-            }
-        )
+@dataclass
+class _Posting:
+    """One Add Objects request, filing each posted object under successes or failures."""
+
+    collection: TaxiiCollection
+    imported: StixImport
+    known_markings: dict[str, str]
+    own_ioc_ids: set[str]
+    added_by_id: int
+    now: datetime
+
+    def report(self, status: TaxiiStatus, raw: Any) -> None:
+        if not isinstance(raw, dict):
+            status.failures.append({"id": "", "version": "", "message": "not a JSON object"})
+            return
+        entry = {"id": str(raw.get("id", "")), "version": _object_version(raw)}
+        if entry["id"] in self.own_ioc_ids:
+            self._report_own_ioc(status, entry)
+            return
+        try:
+            message = object_store.keep_object(
+                self.collection, raw, self.known_markings, self.added_by_id, self.now
+            )
+        except object_store.ObjectRefused as refused:
+            status.failures.append({**entry, "message": self._with_iocs(entry["id"], str(refused))})
+            return
+        notes = [note for note in (message, self._ioc_failure(entry["id"])) if note]
+        status.successes.append({**entry, "message": "; ".join(notes)} if notes else entry)
+
+    def _report_own_ioc(self, status: TaxiiStatus, entry: dict) -> None:
+        failure = self._ioc_failure(entry["id"])
+        if failure:
+            status.failures.append({**entry, "message": failure})
+        else:
+            status.successes.append({**entry, "message": "one of this server's IOCs: merged"})
+
+    def _ioc_failure(self, stix_id: str) -> str | None:
+        reason = self.imported.failures.get(stix_id)
+        return f"no IOC stored: {reason}" if reason else None
+
+    def _with_iocs(self, stix_id: str, message: str) -> str:
+        if stix_id in self.imported.stored:
+            return f"{message}; its IOCs were stored"
+        return message
 
 
 def status_resource(status: TaxiiStatus) -> dict:
