@@ -1,26 +1,40 @@
-"""Benchmark: IOC extraction throughput (MB/s) of ours beside ioc-finder and iocextract.
+"""Benchmark: IOC extraction quality and throughput, ours beside ioc-finder and iocextract.
 
-Generates a deterministic corpus (seeded) of at least 5 MB of threat reports, log
-excerpts and phishing emails, a third of the documents defanged, then times each
-extractor over the same documents, one call per document as a caller would make it.
+Quality: precision and recall of ours on the labelled cases of
+``tests/data/ioc_extraction_cases.json``, over all of them and over those converted from
+ioc-finder's, iocextract's and msticpy's tests (the others were written for this project).
+
+Throughput: generates a deterministic corpus (seeded) of at least 5 MB of threat
+reports, log excerpts and phishing emails, a third of the documents defanged, then times
+each extractor over the same documents, one call per document as a caller would make it.
 ioc-finder and iocextract are optional (requirements-dev.txt): when one is missing the
 line says so. They are much slower than ours, so each gets a time budget and is timed
 on the documents it finishes within it; the output says how much of the corpus that was.
+
+Worst case: ours is also timed on adversarial inputs (:data:`ADVERSARIAL`), long runs
+of what almost makes a candidate, the inputs a regular expression with catastrophic
+backtracking would stall on. Each must run at no less than a tenth of the corpus rate.
 
 Run: .venv/bin/python bench/ioc_extraction.py [--megabytes 5] [--budget 20]
 """
 
 import argparse
+import json
 import random
 import re
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from security.modules.extraction import extract_iocs
+
+LABELLED_CASES_PATH = (
+    Path(__file__).resolve().parent.parent / "tests" / "data" / "ioc_extraction_cases.json"
+)
 
 SEED = 20240515
 SENTENCES = (
@@ -148,6 +162,77 @@ def build_corpus(megabytes: float, seed: int = SEED) -> list[str]:
     return documents
 
 
+@dataclass(frozen=True)
+class Score:
+    """Precision and recall of an extractor over labelled cases, and the cases it got wrong."""
+
+    cases: int
+    precision: float
+    recall: float
+    misses: list[tuple[str, list[tuple[str, str]], list[tuple[str, str]]]]
+
+
+def load_labelled_cases() -> list[dict]:
+    """Return the labelled cases (id, text, expected, and optionally source and note)."""
+    return json.loads(LABELLED_CASES_PATH.read_text(encoding="utf-8"))["cases"]
+
+
+def _pairs(iocs: dict[str, list[str]]) -> set[tuple[str, str]]:
+    return {(ioc_type, value) for ioc_type, values in iocs.items() for value in values}
+
+
+def score_labelled_cases(cases: list[dict]) -> Score:
+    """Score ours on ``cases``, counting each (type, value) found or expected once per case.
+
+    A misses entry is (case id, found but not expected, expected but not found).
+    """
+    true_positives = false_positives = false_negatives = 0
+    misses = []
+    for case in cases:
+        found, expected = _pairs(extract_iocs(case["text"])), _pairs(case["expected"])
+        true_positives += len(found & expected)
+        false_positives += len(found - expected)
+        false_negatives += len(expected - found)
+        if found != expected:
+            misses.append((case["id"], sorted(found - expected), sorted(expected - found)))
+    return Score(
+        cases=len(cases),
+        precision=true_positives / (true_positives + false_positives),
+        recall=true_positives / (true_positives + false_negatives),
+        misses=misses,
+    )
+
+
+# Each about 1 MB: long runs of what almost makes a candidate of each kind.
+ADVERSARIAL = {
+    "dotted words": "a." * 500_000,
+    "dotted digits": "1." * 500_000,
+    "defanged dots": "a[.]" * 250_000,
+    "spaced defanged dots": "a  [  .  ]  " * 80_000,
+    "stray brackets in digits": "1[[[[.]]]]" * 100_000,
+    "at-signs": "a@" * 500_000,
+    "spaced at-signs": "a @ b " * 160_000,
+    "colons": "1:" * 500_000,
+    "hex run": "a1" * 500_000,
+    "open brackets after a scheme": "http://" + "[" * 1_000_000,
+    "short bracket tokens in a URL": "http://a.com/" + "[ab]" * 250_000,
+    "schemes": "hxxp://" * 150_000,
+    "cve prefixes": "cve-2021-" * 110_000,
+    "version words": "version 1.2.3" * 80_000,
+    "signature platforms": "Win32/a." * 125_000,
+}
+
+
+def time_adversarial() -> list[tuple[str, float]]:
+    """Return (name, MB/s) of ours on each adversarial input."""
+    rates = []
+    for name, text in ADVERSARIAL.items():
+        started = time.perf_counter()
+        extract_iocs(text)
+        rates.append((name, len(text.encode()) / 1e6 / (time.perf_counter() - started)))
+    return rates
+
+
 def _ioc_finder() -> Callable[[str], object] | None:
     try:
         from ioc_finder import find_iocs
@@ -189,10 +274,23 @@ def main() -> None:
     )
     arguments = parser.parse_args()
 
+    cases = load_labelled_cases()
+    converted = [case for case in cases if "source" in case]
+    for label, subset in (("labelled set", cases), ("  of it, converted from", converted)):
+        score = score_labelled_cases(subset)
+        if subset is converted:
+            label += " ioc-finder/iocextract/msticpy tests"
+        print(
+            f"{label}: {score.cases} cases, "
+            f"precision {score.precision:.3f}, recall {score.recall:.3f}"
+        )
+    whole = score_labelled_cases(cases)
+
     documents = build_corpus(arguments.megabytes)
     total = sum(len(document.encode()) for document in documents)
     print(f"corpus: {len(documents)} documents, {total / 1e6:.2f} MB (seed {SEED}), 1/3 defanged")
 
+    ratio = ""
     seconds, done = time_extractor(extract_iocs, documents, float("inf"))
     ours = done / 1e6 / seconds
     print(f"{'ours (security.modules.extraction)':40} {ours:8.2f} MB/s  (whole corpus)")
@@ -210,6 +308,19 @@ def main() -> None:
             else f"first {done / 1e6:.2f} MB, {seconds:.0f} s budget"
         )
         print(f"{name:40} {rate:8.2f} MB/s  ({scope}; ours is {ours / rate:.1f}x)")
+        if name == "ioc-finder":
+            ratio = f", {ours / rate:.1f}x ioc-finder's MB/s"
+
+    slowest_name, slowest = min(time_adversarial(), key=lambda pair: pair[1])
+    print(
+        f"adversarial inputs: {len(ADVERSARIAL)} of about 1 MB each, slowest "
+        f"{slowest:.2f} MB/s ({slowest_name}); "
+        + ("ok" if slowest >= ours / 10 else "TOO SLOW: under a tenth of the corpus rate")
+    )
+    print(
+        f"summary: precision {whole.precision:.3f}, recall {whole.recall:.3f} on "
+        f"{whole.cases} labelled cases; {ours:.2f} MB/s{ratio}"
+    )
 
 
 if __name__ == "__main__":

@@ -10,13 +10,19 @@ storing, deduplicating or searching them (the IOC store).
 Canonical forms, and the decisions behind them:
 
 - Every value is stripped and refanged first (``hxxp``, ``[.]``, ``(dot)``, ``[at]``,
-  ``[:]``, ``[://]`` ...). Refanging only rewrites a token that is bracketed as a whole,
-  so ``(cdn.evil.net)`` stays as it is.
+  ``[:]``, ``[://]``, ``user @ host`` ...). Refanging only rewrites a token that is
+  bracketed as a whole, or an at-sign with a space beside it, so ``(cdn.evil.net)``
+  stays as it is.
 - ``domain``: lower-case, trailing dot dropped, IDN labels converted to punycode with the
   standard library's IDNA 2003 codec (no dependency; ``xn--`` labels pass unchanged).
   Labels are letters, digits and inner hyphens (no underscores), at least two of them,
   and the last must be in IANA's root-zone list, shipped as
-  ``security/data/tlds-alpha-by-domain.txt`` (its header line says which release).
+  ``security/data/tlds-alpha-by-domain.txt`` (its header line says which release), or
+  one of the reserved test TLDs (:data:`RESERVED_TLDS`: ``example``, ``test``,
+  ``invalid``, ``localhost``; RFC 2606 and RFC 6761). Those never resolve on the public
+  internet, but exercises, sandboxes and partners' test feeds write indicators under them
+  on purpose, so an explicit write of one is kept; the free-text extractor is the one
+  that leaves them out (:func:`is_reserved_domain`), because in prose they are examples.
 - ``ipv4``: dotted quad without leading zeros. An IPv4-mapped IPv6 address
   (``::ffff:1.2.3.4``) *is* that IPv4 address: it is detected and stored as ``ipv4``
   and refused as ``ipv6``, so one host never sits under two types.
@@ -59,19 +65,24 @@ HASH_TYPES_BY_LENGTH = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
 
 URL_SCHEMES = frozenset({"http", "https", "ftp", "ftps", "sftp"})
 
+# Reserved for testing and documentation (RFC 2606 section 2, RFC 6761 section 6): not in
+# IANA's root zone, never delegated, accepted by explicit writes (module docstring).
+RESERVED_TLDS = frozenset({"example", "invalid", "localhost", "test"})
+
 MAX_VALUE_LENGTH = 4096
 
 TLD_LIST_PATH = Path(__file__).resolve().parent.parent / "data" / "tlds-alpha-by-domain.txt"
 
 # Regular-expression fragments for defanged punctuation, for use with re.IGNORECASE.
 # A dot or an at-sign may be written bracketed, as a symbol or a word, with spaces
-# inside or around the brackets: "[.]", "(dot)", "{.}", " [ dot ] ", "[at]", "(@)".
-DEFANGED_DOT = r"(?:[ \t]?[\[({][ \t]?(?:\.|dot)[ \t]?[\])}][ \t]?)"
-DEFANGED_AT = r"(?:[ \t]?[\[({][ \t]?(?:@|at)[ \t]?[\])}][ \t]?)"
+# inside or around the brackets: "[.]", "(dot)", "{.}", " [ dot ] ", "[at]", "(@)"; an
+# at-sign also bare with a space beside it ("user @ example[.]com").
+DEFANGED_DOT = r"(?:[ \t]*+[\[({][ \t]*+(?:\.|dot)[ \t]*+[\])}][ \t]*+)"
+DEFANGED_AT = r"(?:[ \t]*+[\[({][ \t]*+(?:@|at)[ \t]*+[\])}][ \t]*+|[ \t]@[ \t]?|@[ \t])"
 # A colon or slashes bracketed as a whole: "[:]", "[://]", "(:)", "[/]", "[//]".
 DEFANGED_PUNCTUATION = r"(?:[\[(](?::|:?//?)[\])])"
-# A scheme written "hxxp", "hXXps", "h**p" or "fxp".
-DEFANGED_SCHEME = r"(?:h(?:xx|\*\*)ps?|fxps?)"
+# A scheme written "hxxp", "hXXps", "h**p", "fxp" or "sfxp".
+DEFANGED_SCHEME = r"(?:h(?:xx|\*\*)ps?|s?fxps?)"
 
 DOT = rf"(?:\.|{DEFANGED_DOT})"
 AT = rf"(?:@|{DEFANGED_AT})"
@@ -83,6 +94,10 @@ _REFANG = re.compile(
     rf"|(?P<scheme>\b{DEFANGED_SCHEME}(?=:|{DEFANGED_PUNCTUATION}))",
     re.IGNORECASE | re.ASCII,
 )
+# Something every match of _REFANG contains: a cheap search that lets most values (plain
+# hosts, addresses, hashes) skip the substitution, which tries every alternative at every
+# character and is the largest single cost of extracting from text.
+_DEFANG_MARK = re.compile(r"[\[({@]|xx|\*\*|fx", re.IGNORECASE)
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _EMAIL_LOCAL_PART = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _CVE = re.compile(r"CVE-(\d{4})-\d{4,}")
@@ -113,15 +128,19 @@ def _refang_token(match: re.Match[str]) -> str:
     if kind == "punctuation":
         return match.group()[1:-1]
     scheme = match.group().lower()
+    if scheme.startswith("s"):
+        return "sftp"
     return ("ftp" if scheme.startswith("f") else "http") + ("s" if scheme.endswith("s") else "")
 
 
 def refang(text: str) -> str:
-    """Undo common defanging (``hxxp``, ``[.]``, ``(dot)``, ``[at]``, ``[:]``, ``[://]``).
+    """Undo common defanging (``hxxp``, ``fxp``, ``sfxp``, ``[.]``, ``(dot)``, ``[at]``, ``[:]``, ``[://]``).
 
     Only whole bracketed tokens are rewritten, so ordinary parentheses and brackets
     around an indicator, as in ``(cdn.evil.net)``, are left alone.
     """
+    if _DEFANG_MARK.search(text) is None:
+        return text
     return _REFANG.sub(_refang_token, text)
 
 
@@ -153,9 +172,14 @@ def _normalize_domain(value: str) -> str:
                 value,
                 f"label {label!r} must be 1-63 letters, digits or inner hyphens",
             )
-    if labels[-1] not in known_tlds():
+    if labels[-1] not in known_tlds() and labels[-1] not in RESERVED_TLDS:
         raise _fail("domain", value, f"{labels[-1]!r} is not a top-level domain in IANA's list")
     return domain
+
+
+def is_reserved_domain(domain: str) -> bool:
+    """Tell whether a normalised domain is under a reserved test TLD (:data:`RESERVED_TLDS`)."""
+    return domain.rpartition(".")[2] in RESERVED_TLDS
 
 
 def _normalize_ipv4(value: str) -> str:
