@@ -548,9 +548,7 @@ INJECTION = folder(
             "/iocs?q=%25_%25",
             [
                 status(200),
-                expect(
-                    "matches no value literally holding %_%", "pm.expect(body.items).to.eql([]);"
-                ),
+                expect("matches no IOC literally holding %_%", "pm.expect(body.items).to.eql([]);"),
             ],
             auth="bobToken",
         ),
