@@ -147,7 +147,8 @@ API1 = folder(
         request(
             "API1: TAXII never serves the red IOC",
             "GET",
-            f"/taxii2/api/collections/{{{{owaspCollectionId}}}}/objects/?limit={TAXII_WALK_PAGE_SIZE}",
+            "/taxii2/api/collections/{{owaspCollectionId}}/objects/?limit="
+            + str(TAXII_WALK_PAGE_SIZE),
             [status(200), TAXII_WALK],
             headers={"Accept": TAXII},
             prerequest=[
