@@ -6,7 +6,8 @@ The lockout and rate-limit folders come last: they block logins from this client
 until an admin lifts the block (which the collection does) or the window passes.
 Server settings it expects: LOGIN_MAX_FAILURES=5 (the default) and RATELIMIT_LOGIN high
 enough for the run's own logins (scripts/run_newman.sh uses "100 per minute"); the loop
-caps are the environment's lockoutMaxAttempts and rateLimitMaxAttempts.
+caps are the environment's lockoutMaxAttempts and rateLimitMaxAttempts. CORS_ORIGINS must
+name the environment's corsAllowedOrigin (run_newman.sh sets both).
 """
 
 from __future__ import annotations

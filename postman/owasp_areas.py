@@ -147,7 +147,8 @@ API1 = folder(
         request(
             "API1: TAXII never serves the red IOC",
             "GET",
-            f"/taxii2/api/collections/{{{{owaspCollectionId}}}}/objects/?limit={TAXII_WALK_PAGE_SIZE}",
+            "/taxii2/api/collections/{{owaspCollectionId}}/objects/?limit="
+            + str(TAXII_WALK_PAGE_SIZE),
             [status(200), TAXII_WALK],
             headers={"Accept": TAXII},
             prerequest=[
@@ -548,9 +549,7 @@ INJECTION = folder(
             "/iocs?q=%25_%25",
             [
                 status(200),
-                expect(
-                    "matches no value literally holding %_%", "pm.expect(body.items).to.eql([]);"
-                ),
+                expect("matches no IOC literally holding %_%", "pm.expect(body.items).to.eql([]);"),
             ],
             auth="bobToken",
         ),
