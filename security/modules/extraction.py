@@ -277,12 +277,20 @@ def _nested_in(rest_of_url: str) -> Found:
 
 def _url(raw: str) -> Found:
     url = normalize_ioc("url", _trim_url(refang(raw)))
-    _, _, netloc, rest = (url + "/").split("/", 3)
+    _, _, netloc, rest = url.split("/", 3)  # a normalised URL always has a path
     host = _host_of(netloc)
-    host_type = detect_ioc_type(host)
-    host = normalize_ioc(host_type, host)
-    if host_type == "domain" and is_reserved_domain(host):
+    # The URL normaliser has validated the host and written it in canonical form, so only
+    # its type is left to tell; an IPv6 host is checked again because an IPv4-mapped one
+    # belongs under ipv4 and is refused as ipv6.
+    if ":" in host:
+        host_type = "ipv6"
+        host = normalize_ioc(host_type, host)
+    elif host.replace(".", "").isdigit():
+        host_type = "ipv4"
+    elif is_reserved_domain(host):
         return []
+    else:
+        host_type = "domain"
     return [("url", url), (host_type, host), *_nested_in(rest)]
 
 
