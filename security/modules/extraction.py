@@ -20,7 +20,7 @@ about 3 MB/s, some ten times ioc-finder.
 Rules, and the decisions behind them:
 
 - A URL needs a scheme (``http``, ``https``, ``ftp``, ``ftps``, ``sftp``, or defanged
-  as ``hxxp``, ``fxp``): without one its canonical form would be a guess. Trailing
+  as ``hxxp``, ``fxp``, ``sfxp``): without one its canonical form would be a guess. Trailing
   punctuation is trimmed, and a closing bracket too unless the URL opened it. A square
   bracket inside a URL is only taken as part of it when it closes within a few characters
   (``[.]``, ``[dot]``, ``[::1]``), so a Markdown link, ``[label](https://host/p)`` or
@@ -52,7 +52,8 @@ Rules, and the decisions behind them:
     and ``run.sh`` are file names far more often than hosts; defang such a host to
     have it found;
   * it is written in code-style mixed case (``System.Net``, ``System.IO``): a host name
-    is written all lower-case, all upper-case, or with only its first letter capitalised.
+    is written all lower-case, all upper-case, with only its first letter capitalised,
+    or with each label in one case (``NWD2HUBCAS1234.ad.analog.com``).
   Known misses: a plain module path whose last part is a TLD (``collections.abc``).
 - A CVE id may be written with a space or an underscore for either dash
   (``CVE 2021 44228``, ``CVE_2021_44228``); it is reported as ``CVE-2021-44228``.
@@ -68,9 +69,9 @@ Rules, and the decisions behind them:
   is dropped. An IPv6 zone (``fe80::1%eth0``) is dropped; an IPv6 candidate must
   contain a digit, which keeps ``::`` and hex words like ``dead::beef`` out.
 - A hash is a run of exactly 32, 40, 64 or 128 hex digits with at least one digit and
-  one letter, not preceded by a letter or digit and not followed by another hex digit,
-  a digit or ``_``. A letter beyond ``f`` may follow: command lines glue words to
-  hashes (``-hash=<md5>hash``), and a longer hex run or identifier still does not match.
+  one letter, not preceded by a letter or digit and not followed by ``_`` (so a longer
+  hex run or an identifier does not match). A letter beyond ``f`` may follow: command
+  lines glue words to hashes (``-hash=<md5>hash``).
 - Addresses are not filtered by range (private, loopback): which ones matter is the
   caller's policy, not the text's.
 - Domains are matched in ASCII and punycode (``xn--``); Unicode host names in running
@@ -195,9 +196,8 @@ _CVE = rf"(?<![{_ALNUM}-])cve[-_ ]\d{{4}}[-_ ]\d{{4,7}}(?![0-9])"
 _PLAIN_DOMAIN = rf"(?<![{_ALNUM}_.@-]){_DOMAIN}(?![{_ALNUM}_@(]|![a-z0-9])"
 
 # Order matters where two alternatives can start at the same place: a URL or an email
-# swallows the domain inside it, and a hash before a file
-# extension ("<md5>.exe") is a hash, not the first label of a domain that then fails
-# validation.
+# swallows the domain inside it, and a hash before a file extension ("<md5>.exe") is
+# a hash, not the first label of a domain that then fails validation.
 _ALTERNATIVES = (
     ("url", _URL),
     ("email", _EMAIL),
@@ -277,12 +277,20 @@ def _nested_in(rest_of_url: str) -> Found:
 
 def _url(raw: str) -> Found:
     url = normalize_ioc("url", _trim_url(refang(raw)))
-    _, _, netloc, rest = (url + "/").split("/", 3)
+    _, _, netloc, rest = url.split("/", 3)  # a normalised URL always has a path
     host = _host_of(netloc)
-    host_type = detect_ioc_type(host)
-    host = normalize_ioc(host_type, host)
-    if host_type == "domain" and is_reserved_domain(host):
+    # The URL normaliser has validated the host and written it in canonical form, so only
+    # its type is left to tell; an IPv6 host is checked again because an IPv4-mapped one
+    # belongs under ipv4 and is refused as ipv6.
+    if ":" in host:
+        host_type = "ipv6"
+        host = normalize_ioc(host_type, host)
+    elif host.replace(".", "").isdigit():
+        host_type = "ipv4"
+    elif is_reserved_domain(host):
         return []
+    else:
+        host_type = "domain"
     return [("url", url), (host_type, host), *_nested_in(rest)]
 
 

@@ -234,7 +234,7 @@ def _normalize_host(host: str, value: str) -> str:
 
 
 def _normalize_url(value: str) -> str:
-    if any(character.isspace() for character in value):
+    if value.split(maxsplit=1) != [value]:
         raise _fail("url", value, "contains whitespace")
     try:
         parts = urlsplit(value)
