@@ -280,7 +280,7 @@ def test_a_feed_dripping_its_page_is_cut_off_at_the_deadline(
 
     assert response.status_code == 502, response.get_data(as_text=True)
     assert "did not send a page within its deadline" in response.get_json()["detail"]
-    assert 2 <= elapsed < 4
+    assert 2 <= elapsed < 6  # unbounded, the script gives up after 10 s
     assert _stored_iocs(app) == set()
 
 
