@@ -27,7 +27,8 @@ _database_url_for() {
     LIVE_DATABASE_SERVER_URL="$LIVE_DATABASE_SERVER_URL" "$PYTHON" - "$1" <<'PY'
 import os, sys
 from sqlalchemy.engine import make_url
-url = make_url(os.environ["LIVE_DATABASE_SERVER_URL"]).set(drivername="postgresql+psycopg2", database=sys.argv[1])
+server = make_url(os.environ["LIVE_DATABASE_SERVER_URL"])
+url = server.set(drivername="postgresql+psycopg2", database=sys.argv[1])
 print(url.render_as_string(hide_password=False))
 PY
 }

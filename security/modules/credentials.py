@@ -31,6 +31,7 @@ usage they log (a failed authentication must still leave its trace).
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import secrets
 import string
@@ -41,6 +42,7 @@ from typing import Any
 
 from flask import Response, current_app, g, has_request_context, request
 from sqlalchemy import Select, and_, delete, distinct, extract, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from auth import (
     LAST_USED_RESOLUTION,
@@ -65,6 +67,7 @@ _PREFIX_LENGTH = len(API_KEY_PREFIX) + 8
 MAX_ROTATION_GRACE = timedelta(seconds=MAX_ROTATION_GRACE_SECONDS)
 SCOPE_PATTERN = re.compile(r"^(?:\*|[a-z][a-z0-9_-]{0,31}):(?:\*|[a-z]{1,16})$")
 MAX_SCOPES = 32
+logger = logging.getLogger("soc.credentials")
 # The usage-log reason of a key use its request was refused (403) after authentication.
 REFUSED_USE_REASON = "forbidden"
 # Failure reasons that mean "someone still holds a credential that was taken away".
@@ -447,7 +450,9 @@ def record_refused_api_key_use(response: Response) -> Response:
     authentication was. It writes in its own transaction: the request's session may have
     failed."""
     usage_id = g.pop("api_key_usage_id", None)
-    if usage_id is not None and response.status_code == 403:
+    if usage_id is None or response.status_code != 403:
+        return response
+    try:
         with db.engine.begin() as connection:
             connection.execute(
                 update(CredentialUsage)
@@ -457,6 +462,9 @@ def record_refused_api_key_use(response: Response) -> Response:
                     reason=func.coalesce(CredentialUsage.reason, REFUSED_USE_REASON),
                 )
             )
+    except SQLAlchemyError:
+        # The refusal stands; only its log entry keeps saying "success".
+        logger.warning("could not mark credential usage %s as denied", usage_id, exc_info=True)
     return response
 
 
