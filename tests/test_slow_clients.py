@@ -19,6 +19,13 @@ import pytest
 
 from security.modules.headers import STATIC_HEADERS
 from tests.helpers import STRONG_PASSWORD, create_user_row
+from tests.processes import (
+    STRONG_SECRET_KEY,
+    error_lines,
+    free_port,
+    process_env,
+    run_in_project,
+)
 from tests.servers import GunicornServer, running_gunicorn
 from tests.suite_guards import GUARDS_KEY
 
@@ -330,3 +337,18 @@ def test_fifty_slow_clients_do_not_stop_the_api(app, database_url, pytestconfig)
     held = sorted(probe[3] for probe in probes)
     assert held[len(held) // 2] >= SLOW_CONNECTIONS * 0.9
     assert len(probes) >= ATTACK_SECONDS / (PROBE_INTERVAL + ANSWER_BUDGET)
+
+
+def test_a_bad_deadline_setting_stops_the_server_with_one_line(database_url):
+    env = process_env(
+        DATABASE_URL=database_url,
+        SECRET_KEY=STRONG_SECRET_KEY,
+        GUNICORN_BIND=f"127.0.0.1:{free_port()}",
+        GUNICORN_HEAD_TIMEOUT="0",
+    )
+    result = run_in_project(["-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"], env)
+    assert result.returncode == 2
+    assert error_lines(result.stderr) == [
+        "error: GUNICORN_HEAD_TIMEOUT must be a positive number, got '0'"
+    ]
+    assert "Traceback" not in result.stderr
