@@ -55,6 +55,7 @@ from server_answers import problem_answer, problem_writer
 
 HEAD_END = b"\r\n\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+BODY_TOO_LATE = "The request body was not received in time."
 RECEIVE_SIZE = 64 * 1024
 # A closed connection's last answer is given this long to reach the client.
 LINGER_SECONDS = 2.0
@@ -93,14 +94,10 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-class BodyReadTimeout(TimeoutError, RequestTimeout):
-    """A body not received by its deadline.
-
-    A ``TimeoutError`` for gunicorn (which then closes the connection instead of reusing
-    it), and Werkzeug's 408 for the app when it is the app that was reading the body.
-    """
-
-    response = None  # HTTPException's attribute; its __init__ is not the one that runs
+class BodyReadTimeout(RequestTimeout):
+    """A body not received by its deadline: Werkzeug's 408, so the app that was reading the
+    body answers it like any other error (an ``OSError`` would be taken for a client that
+    went away). The connection is then closed, not reused (``_keepalive_after``)."""
 
 
 class DeadlineSocketUnreader(SocketUnreader):
@@ -114,12 +111,12 @@ class DeadlineSocketUnreader(SocketUnreader):
     def chunk(self, size_hint: int | None = None) -> bytes:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise BodyReadTimeout("the request body was not received in time")
+            raise BodyReadTimeout(BODY_TOO_LATE)
         self.sock.settimeout(remaining)
         try:
             return super().chunk(size_hint)
         except TimeoutError:
-            raise BodyReadTimeout("the request body was not received in time") from None
+            raise BodyReadTimeout(BODY_TOO_LATE) from None
         finally:
             self.sock.settimeout(None)
 

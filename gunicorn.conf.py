@@ -3,9 +3,10 @@
 ``gthread`` workers (2 workers x 4 threads measured best on 2 cores) that hand a thread only
 a request that has fully arrived (``buffering_worker``: slow clients cannot hold the threads;
 ``GUNICORN_HEAD_TIMEOUT``, ``GUNICORN_BODY_TIMEOUT``, ``GUNICORN_MAX_UNFINISHED_REQUESTS``);
-each knob can be changed from the environment without editing this file. The ``on_starting`` hook checks the
-settings and the database once, in the master, so a misconfiguration ends the server with
-one clear line instead of every worker failing (and being respawned) on its own.
+each knob can be changed from the environment without editing this file. The
+``on_starting`` hook checks the settings and the database once, in the master, so a
+misconfiguration ends the server with one clear line instead of every worker failing (and
+being respawned) on its own.
 Workers share their metrics through ``PROMETHEUS_MULTIPROC_DIR``, log JSON like the app,
 and send no ``Server`` banner.
 """

@@ -19,9 +19,17 @@ import pytest
 
 from security.modules.headers import STATIC_HEADERS
 from tests.helpers import STRONG_PASSWORD, create_user_row
+from tests.processes import (
+    STRONG_SECRET_KEY,
+    error_lines,
+    free_port,
+    process_env,
+    run_in_project,
+)
 from tests.servers import GunicornServer, running_gunicorn
 from tests.suite_guards import GUARDS_KEY
 
+BUFFERED_BODY_BYTES = 1024
 SLOW_CONNECTIONS = 50
 ATTACK_SECONDS = 60
 PROBE_INTERVAL = 0.5
@@ -54,10 +62,30 @@ def exchange(server: GunicornServer, data: bytes, timeout: float = 10) -> RawAns
         return read_answer(sock)
 
 
+class AnswerReader:
+    """Reads the answers of one connection in turn, through one buffered file: answers
+    arriving together (pipelining) would be lost between separate ``makefile()`` buffers."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.file = sock.makefile("rb")
+
+    def makefile(self, mode: str) -> object:
+        return self  # http.client closes its file after each answer; this one stays open
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.file, name)
+
+    def close(self) -> None:
+        pass
+
+    def next(self) -> RawAnswer:
+        response = http.client.HTTPResponse(self)  # type: ignore[arg-type]
+        response.begin()
+        return RawAnswer(response.status, response.headers, response.read())
+
+
 def read_answer(sock: socket.socket) -> RawAnswer:
-    response = http.client.HTTPResponse(sock)
-    response.begin()
-    return RawAnswer(response.status, response.headers, response.read())
+    return AnswerReader(sock).next()
 
 
 def assert_security_headers(answer: RawAnswer) -> None:
@@ -69,13 +97,15 @@ def assert_security_headers(answer: RawAnswer) -> None:
 
 @pytest.fixture(scope="module")
 def server(database_url: str, pytestconfig: pytest.Config) -> Iterator[GunicornServer]:
-    """One server for the short tests: deadlines of 1 s so that 408 shows quickly."""
+    """One server for the short tests: deadlines of 1 s so that 408 shows quickly, and the
+    smallest ``MAX_CONTENT_LENGTH`` so that a body can exceed what the worker buffers."""
     log_directory = pytestconfig.stash[GUARDS_KEY].log_directory
     with running_gunicorn(
         database_url,
         log_directory,
         GUNICORN_HEAD_TIMEOUT="1",
         GUNICORN_BODY_TIMEOUT="1",
+        MAX_CONTENT_LENGTH=str(BUFFERED_BODY_BYTES),
     ) as started:
         yield started
 
@@ -147,6 +177,28 @@ def test_an_unfinished_request_is_answered_408_and_closed(server, unfinished):
     assert time.monotonic() - started < 5
 
 
+def test_a_body_larger_than_the_worker_buffers_must_still_arrive_in_time(app, server):
+    """/events allows more than MAX_CONTENT_LENGTH: the thread reads the rest, under the
+    same deadline, and the app answers 408 when it passes."""
+    create_user_row(app, "slow-uploader", "analyst")
+    login = server.request(
+        "POST", "/auth/login", body={"username": "slow-uploader", "password": STRONG_PASSWORD}
+    )
+    token = login.json()["access_token"]
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n[{"message": "'
+            % (token.encode(), BUFFERED_BODY_BYTES * 4)
+        )
+        sock.sendall(b"x" * (BUFFERED_BODY_BYTES * 2))
+        answer = read_answer(sock)
+    assert answer.status == 408, answer.body
+    assert answer.problem()["status"] == 408
+    assert time.monotonic() - started < 5
+
+
 # --- requests that arrive in pieces are still served ------------------------------------
 
 
@@ -161,10 +213,11 @@ def test_a_request_sent_in_pieces_within_the_deadline_is_served(server):
 def test_keep_alive_and_pipelined_requests_are_served(server):
     request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        answers = AnswerReader(sock)
         sock.sendall(request)
-        assert read_answer(sock).status == 200
+        assert answers.next().status == 200
         sock.sendall(request * 3)
-        statuses = [read_answer(sock).status for _ in range(3)]
+        statuses = [answers.next().status for _ in range(3)]
     assert statuses == [200, 200, 200]
 
 
@@ -284,3 +337,18 @@ def test_fifty_slow_clients_do_not_stop_the_api(app, database_url, pytestconfig)
     held = sorted(probe[3] for probe in probes)
     assert held[len(held) // 2] >= SLOW_CONNECTIONS * 0.9
     assert len(probes) >= ATTACK_SECONDS / (PROBE_INTERVAL + ANSWER_BUDGET)
+
+
+def test_a_bad_deadline_setting_stops_the_server_with_one_line(database_url):
+    env = process_env(
+        DATABASE_URL=database_url,
+        SECRET_KEY=STRONG_SECRET_KEY,
+        GUNICORN_BIND=f"127.0.0.1:{free_port()}",
+        GUNICORN_HEAD_TIMEOUT="0",
+    )
+    result = run_in_project(["-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"], env)
+    assert result.returncode == 2
+    assert error_lines(result.stderr) == [
+        "error: GUNICORN_HEAD_TIMEOUT must be a positive number, got '0'"
+    ]
+    assert "Traceback" not in result.stderr
