@@ -172,6 +172,25 @@ def test_a_different_object_under_a_stored_version_is_refused(app, admin, collec
     assert body["objects"] == [MALWARE]
 
 
+def test_a_partners_copy_of_an_oasis_tlp_marking_is_that_marking(app, admin, collection):
+    green = {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": TLP_GREEN_2,
+        "created": "2022-10-01T00:00:00Z",  # the same instant, written differently
+        "name": "TLP:GREEN",
+        "extensions": {
+            "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d": {
+                "extension_type": "property-extension",
+                "tlp_2_0": "green",
+            }
+        },
+    }
+    status = _post(admin, collection, [green, {**MALWARE, "object_marking_refs": [TLP_GREEN_2]}])
+    assert (status["success_count"], status["failure_count"]) == (2, 0)
+    assert _versions(admin, collection, TLP_GREEN_2) == ["2022-10-01T00:00:00.000Z"]
+
+
 def test_an_observable_without_timestamps_is_kept_once(app, admin, collection):
     observable = {
         "type": "domain-name",

@@ -37,6 +37,9 @@ from security.modules.stix_mapping import (
 
 DUPLICATE_MESSAGE = "already in the collection (same id, version and content)"
 RED_MARKING_MESSAGE = "TLP:RED marking definition: kept, never served"
+OASIS_MARKING_MESSAGE = "the OASIS TLP 2.0 marking definition, which the collection serves"
+# Fixed by OASIS: a partner's copy of one is that marking, whatever its serialisation.
+_OASIS_TLP_IDS = frozenset(marking.id for marking in TLP_2_MARKINGS.values())
 CONFLICT_MESSAGE = (
     "a different object with this id and version is already in the collection "
     "(a STIX version never changes: give the new one a later modified)"
@@ -198,8 +201,8 @@ def keep_objects(
 def _compared_with_stored(
     collection: TaxiiCollection, pending: list[_Candidate]
 ) -> dict[int, Outcome]:
-    """Objects whose (id, version) was already stored: duplicates if identical, else
-    refused, since a STIX version never changes."""
+    """Objects whose (id, version) was already stored: duplicates if identical (or one of
+    the OASIS TLP markings), else refused, since a STIX version never changes."""
     if not pending:
         return {}
     stored = _stored_bodies(
@@ -207,9 +210,12 @@ def _compared_with_stored(
         tuple_(TaxiiObject.stix_id, TaxiiObject.version_at).in_([c.key for c in pending]),
     )
     bodies = {(stix_id, version_at): body for stix_id, version_at, body in stored}
-    return {
-        c.index: Outcome(True, DUPLICATE_MESSAGE)
-        if bodies.get(c.key) == c.row["body"]
-        else Outcome(False, CONFLICT_MESSAGE)
-        for c in pending
-    }
+    return {c.index: _compared(c, bodies.get(c.key)) for c in pending}
+
+
+def _compared(candidate: _Candidate, stored_body: Any) -> Outcome:
+    if candidate.facts.stix_id in _OASIS_TLP_IDS:
+        return Outcome(True, OASIS_MARKING_MESSAGE)
+    if stored_body == candidate.row["body"]:
+        return Outcome(True, DUPLICATE_MESSAGE)
+    return Outcome(False, CONFLICT_MESSAGE)
