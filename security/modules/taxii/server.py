@@ -318,7 +318,7 @@ class TaxiiBackend:
         api_root = f"{base_url.rstrip('/')}/taxii2/{API_ROOT_NAME}/"
         return {
             "title": "SOC Incident API TAXII server",
-            "description": "Threat intelligence (IOCs) of the SOC, as STIX 2.1.",
+            "description": "Threat intelligence of the SOC and its partners, as STIX 2.1.",
             "default": api_root,
             "api_roots": [api_root],
         }
@@ -326,7 +326,8 @@ class TaxiiBackend:
     def api_root(self) -> dict:
         return {
             "title": "SOC threat intelligence",
-            "description": "Collections of IOCs, defined by the SOC's administrators.",
+            "description": "Collections of STIX 2.1 objects and of the SOC's IOCs, defined by "
+            "its administrators.",
             "versions": [TAXII_MEDIA_TYPE],
             "max_content_length": current_app.config["MAX_CONTENT_LENGTH"],
         }
