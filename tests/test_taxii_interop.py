@@ -125,6 +125,7 @@ def test_client_discovers_the_server_and_adds_objects_with_a_status(
     server = Server(f"{taxii_server}/taxii2/", **basic_credentials(admin))
     api_root = server.default
     assert api_root.url == f"{taxii_server}/taxii2/api/"
+    assert "application/taxii+json;version=2.1" in api_root.versions
     (listed,) = [c for c in api_root.collections if c.id == collection["id"]]
     assert (listed.can_read, listed.can_write) == (True, True)
     status = listed.add_objects({"objects": BUNDLE_OBJECTS})

@@ -250,6 +250,23 @@ def test_objects_above_the_collections_tlp_are_kept_but_not_served(admin):
     assert found["objects"] == [green]
 
 
+def test_an_indicator_for_a_reserved_test_domain_is_kept(admin, collection):
+    indicator = {
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": "indicator--5f0f3a1e-8c2d-4b7a-9e6f-0a1b2c3d4e5f",
+        "created": "2026-01-01T00:00:00.000Z",
+        "modified": "2026-01-01T00:00:00.000Z",
+        "pattern": "[domain-name:value = 'login.portal.example']",
+        "pattern_type": "stix",
+        "valid_from": "2026-01-01T00:00:00Z",
+    }
+    status = _post(admin, collection, [indicator])
+    assert (status["success_count"], status["failure_count"]) == (1, 0)
+    body = taxii_get(admin, f"{_objects_path(collection)}{indicator['id']}/").get_json()
+    assert body["objects"] == [indicator]
+
+
 def test_stix_2_0_objects_are_refused_by_a_2_1_collection(admin, collection):
     legacy = {key: value for key, value in MALWARE.items() if key != "spec_version"}
     status = _post(admin, collection, [legacy])
