@@ -1,8 +1,9 @@
-"""Writing a collection's STIX object store: posted objects kept as versions, the TLP
-marking definitions every collection serves, versions removed.
+"""Writing a collection's STIX object store: posted objects kept as versions, and the TLP
+marking definitions every collection starts with.
 
-What a collection serves, and in which order, is :mod:`.server`'s business; this module
-only writes :class:`models.TaxiiObject` rows, in the caller's transaction.
+What a collection serves, in which order, and which versions a delete removes, is
+:mod:`.server`'s business; this module only adds :class:`models.TaxiiObject` rows, in the
+caller's transaction.
 
 - **Versions.** An object's version is its ``modified`` (else ``created``), compared as an
   instant; an object without either (a cyber-observable) is versioned by the time it was
