@@ -246,7 +246,8 @@ class CollectionAdminList(Resource):
             responses={200: CollectionDefinitionPageSchema},
         ),
         "post": Operation(
-            "Define a TAXII collection (a filter over the IOC store; never TLP red)",
+            "Define a TAXII collection (a filter over the IOC store, and a STIX object store; "
+            "never TLP red)",
             permission=ADMIN_PERMISSION,
             body=CollectionCreateSchema,
             responses={201: CollectionDefinitionSchema},

@@ -69,6 +69,11 @@ def _matching(pattern: re.Pattern[str], what: str):
     return parse
 
 
+VERSIONS_HELP = {
+    "description": "comma-separated: first, last, all, or timestamps (compared as instants)"
+}
+
+
 def _version(item: str) -> str | datetime:
     if item in VERSION_KEYWORDS:
         return item
@@ -102,13 +107,13 @@ class TaxiiPagingSchema(StrictSchema):
 class TaxiiObjectQuerySchema(TaxiiPagingSchema):
     """Get an Object: one id, any of its versions."""
 
-    versions = CommaSeparated(_version, data_key="match[version]")
+    versions = CommaSeparated(_version, data_key="match[version]", metadata=VERSIONS_HELP)
 
 
 class TaxiiDeleteQuerySchema(StrictSchema):
     """Delete an Object: which versions (default: the last), of which spec version."""
 
-    versions = CommaSeparated(_version, data_key="match[version]")
+    versions = CommaSeparated(_version, data_key="match[version]", metadata=VERSIONS_HELP)
     spec_versions = CommaSeparated(
         _matching(SPEC_VERSION, "a spec version like 2.1"), data_key="match[spec_version]"
     )

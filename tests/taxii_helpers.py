@@ -71,6 +71,17 @@ def taxii_get(user, path: str, **kwargs):
     return user.client.get(path, headers=headers, **kwargs)
 
 
+def assert_valid_stix(objects: list[dict]) -> None:
+    """Every object passes the OASIS stix2-validator (errors, not best-practice warnings)."""
+    import stix2validator
+
+    for stix_object in objects:
+        results = stix2validator.validate_instance(
+            stix_object, stix2validator.ValidationOptions(version="2.1")
+        )
+        assert results.is_valid, (stix_object["id"], [str(e) for e in results.errors])
+
+
 def basic_credentials(user) -> dict:
     return {"user": user.username, "password": STRONG_PASSWORD}
 

@@ -8,14 +8,19 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-import stix2validator
 from sqlalchemy import select
 from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
 
 from tests.helpers import STRONG_PASSWORD
 from tests.servers import running_gunicorn
 from tests.suite_guards import GUARDS_KEY
-from tests.taxii_helpers import TAXII_ACCEPT, basic_credentials, sample_items, store_iocs
+from tests.taxii_helpers import (
+    TAXII_ACCEPT,
+    assert_valid_stix,
+    basic_credentials,
+    sample_items,
+    store_iocs,
+)
 
 pytest_plugins = ("tests.taxii_fixtures",)
 pytestmark = pytest.mark.slow
@@ -100,14 +105,6 @@ def _collection(taxii_server: str, collection: dict, user) -> Collection:
     return Collection(url, **basic_credentials(user))
 
 
-def _assert_valid_stix(objects: list[dict]) -> None:
-    for stix_object in objects:
-        results = stix2validator.validate_instance(
-            stix_object, stix2validator.ValidationOptions(version="2.1")
-        )
-        assert results.is_valid, (stix_object["id"], [str(e) for e in results.errors])
-
-
 def _all_objects(collection: Collection, **filters) -> list[dict]:
     pages = as_pages(collection.get_objects, per_request=50, **filters)
     return [stix_object for page in pages for stix_object in page.get("objects", [])]
@@ -128,6 +125,7 @@ def test_client_discovers_the_server_and_adds_objects_with_a_status(
     server = Server(f"{taxii_server}/taxii2/", **basic_credentials(admin))
     api_root = server.default
     assert api_root.url == f"{taxii_server}/taxii2/api/"
+    assert "application/taxii+json;version=2.1" in api_root.versions
     (listed,) = [c for c in api_root.collections if c.id == collection["id"]]
     assert (listed.can_read, listed.can_write) == (True, True)
     status = listed.add_objects({"objects": BUNDLE_OBJECTS})
@@ -161,7 +159,7 @@ def test_every_served_object_is_valid_and_listed_alike_everywhere(
     client = _collection(taxii_server, collection, admin)
     client.add_objects({"objects": BUNDLE_OBJECTS})
     objects = _all_objects(client)
-    _assert_valid_stix(objects)
+    assert_valid_stix(objects)
     # 3 TLP markings, the 5 posted objects, 12 IOCs, and the IOC the indicator became.
     assert len(objects) == 3 + 5 + 12 + 1
     manifest = _all_manifest(client)

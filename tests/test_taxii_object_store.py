@@ -32,6 +32,23 @@ TLP_RED_2 = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
 TLP_GREEN_2 = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
 
 
+def _tlp_2_marking(stix_id: str, created: str, name: str, tlp: str) -> dict:
+    """A marking definition carrying the TLP 2.0 extension, as partners write them."""
+    return {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": stix_id,
+        "created": created,
+        "name": name,
+        "extensions": {
+            "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d": {
+                "extension_type": "property-extension",
+                "tlp_2_0": tlp,
+            }
+        },
+    }
+
+
 def _objects_path(collection: dict) -> str:
     return f"/taxii2/api/collections/{collection['id']}/objects/"
 
@@ -172,6 +189,14 @@ def test_a_different_object_under_a_stored_version_is_refused(app, admin, collec
     assert body["objects"] == [MALWARE]
 
 
+def test_a_partners_copy_of_an_oasis_tlp_marking_is_that_marking(app, admin, collection):
+    # The same instant as OASIS's 2022-10-01T00:00:00.000Z, written differently.
+    green = _tlp_2_marking(TLP_GREEN_2, "2022-10-01T00:00:00Z", "TLP:GREEN", "green")
+    status = _post(admin, collection, [green, {**MALWARE, "object_marking_refs": [TLP_GREEN_2]}])
+    assert (status["success_count"], status["failure_count"]) == (2, 0)
+    assert _versions(admin, collection, TLP_GREEN_2) == ["2022-10-01T00:00:00.000Z"]
+
+
 def test_an_observable_without_timestamps_is_kept_once(app, admin, collection):
     observable = {
         "type": "domain-name",
@@ -187,19 +212,12 @@ def test_an_observable_without_timestamps_is_kept_once(app, admin, collection):
 
 
 def test_objects_marked_tlp_red_are_neither_kept_nor_served(app, admin, collection):
-    custom_red = {
-        "type": "marking-definition",
-        "spec_version": "2.1",
-        "id": "marking-definition--4e7b1c3a-2d5f-4a6b-9c8d-7e6f5a4b3c2d",
-        "created": "2026-01-01T00:00:00.000Z",
-        "name": "Partner's own TLP:RED",
-        "extensions": {
-            "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d": {
-                "extension_type": "property-extension",
-                "tlp_2_0": "red",
-            }
-        },
-    }
+    custom_red = _tlp_2_marking(
+        "marking-definition--4e7b1c3a-2d5f-4a6b-9c8d-7e6f5a4b3c2d",
+        "2026-01-01T00:00:00.000Z",
+        "Partner's own TLP:RED",
+        "red",
+    )
     assert _post(admin, collection, [custom_red])["success_count"] == 1
     red_by_standard = {**MALWARE, "object_marking_refs": [TLP_RED_2]}
     red_by_custom = {
@@ -230,6 +248,23 @@ def test_objects_above_the_collections_tlp_are_kept_but_not_served(admin):
     )
     found = taxii_get(admin, f"{_objects_path(collection)}{MALWARE['id']}/").get_json()
     assert found["objects"] == [green]
+
+
+def test_an_indicator_for_a_reserved_test_domain_is_kept(admin, collection):
+    indicator = {
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": "indicator--5f0f3a1e-8c2d-4b7a-9e6f-0a1b2c3d4e5f",
+        "created": "2026-01-01T00:00:00.000Z",
+        "modified": "2026-01-01T00:00:00.000Z",
+        "pattern": "[domain-name:value = 'login.portal.example']",
+        "pattern_type": "stix",
+        "valid_from": "2026-01-01T00:00:00Z",
+    }
+    status = _post(admin, collection, [indicator])
+    assert (status["success_count"], status["failure_count"]) == (1, 0)
+    body = taxii_get(admin, f"{_objects_path(collection)}{indicator['id']}/").get_json()
+    assert body["objects"] == [indicator]
 
 
 def test_stix_2_0_objects_are_refused_by_a_2_1_collection(admin, collection):

@@ -6,10 +6,10 @@ Every object the server hands out here is checked with the OASIS stix2-validator
 from __future__ import annotations
 
 import requests
-import stix2validator
 from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
 
 from tests.taxii_helpers import (
+    assert_valid_stix,
     basic_credentials,
     minutes_ago,
     sample_items,
@@ -23,14 +23,6 @@ pytest_plugins = ("tests.taxii_fixtures",)
 def _client_collection(live_server: str, collection: dict, user) -> Collection:
     url = f"{live_server}/taxii2/api/collections/{collection['id']}/"
     return Collection(url, **basic_credentials(user))
-
-
-def _assert_valid_stix(objects: list[dict]) -> None:
-    for stix_object in objects:
-        results = stix2validator.validate_instance(
-            stix_object, stix2validator.ValidationOptions(version="2.1")
-        )
-        assert results.is_valid, (stix_object["id"], [str(e) for e in results.errors])
 
 
 def test_client_discovers_the_api_root_and_lists_readable_collections(
@@ -57,7 +49,7 @@ def test_client_pages_through_1000_objects_with_limit_100(app, live_server, coll
     assert len({o["id"] for o in objects}) == len(objects)
     assert len(pages) >= 10
     assert all(len(page["objects"]) == 100 for page in pages[:-1])
-    _assert_valid_stix(objects)
+    assert_valid_stix(objects)
 
 
 def test_added_after_returns_only_objects_added_later(app, live_server, collection, admin):

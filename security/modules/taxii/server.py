@@ -318,7 +318,7 @@ class TaxiiBackend:
         api_root = f"{base_url.rstrip('/')}/taxii2/{API_ROOT_NAME}/"
         return {
             "title": "SOC Incident API TAXII server",
-            "description": "Threat intelligence (IOCs) of the SOC, as STIX 2.1.",
+            "description": "Threat intelligence of the SOC and its partners, as STIX 2.1.",
             "default": api_root,
             "api_roots": [api_root],
         }
@@ -326,7 +326,8 @@ class TaxiiBackend:
     def api_root(self) -> dict:
         return {
             "title": "SOC threat intelligence",
-            "description": "Collections of IOCs, defined by the SOC's administrators.",
+            "description": "Collections of STIX 2.1 objects and of the SOC's IOCs, defined by "
+            "its administrators.",
             "versions": [TAXII_MEDIA_TYPE],
             "max_content_length": current_app.config["MAX_CONTENT_LENGTH"],
         }
@@ -494,19 +495,25 @@ class TaxiiBackend:
             failures=[],
             pendings=[],
         )
-        posting = _Posting(
-            collection=collection,
-            imported=imported,
-            known_markings={
-                **object_store.stored_tlp_markings(collection),
-                **tlp_markings_defined_in(objects),
-            },
-            own_ioc_ids=_ids_of_iocs(objects),
-            added_by_id=principal.user.id,
-            now=status.request_timestamp,
+        own_ioc_ids = _ids_of_iocs(objects)
+        outcomes = iter(
+            object_store.keep_objects(
+                collection,
+                [raw for raw in objects if _object_id(raw) not in own_ioc_ids],
+                {
+                    **object_store.stored_tlp_markings(collection),
+                    **tlp_markings_defined_in(objects),
+                },
+                principal.user.id,
+                status.request_timestamp,
+            )
         )
+        report = _Report(status, imported)
         for raw in objects:
-            posting.report(status, raw)
+            if _object_id(raw) in own_ioc_ids:
+                report.own_ioc(raw)
+            else:
+                report.outcome(raw, next(outcomes))
         db.session.add(status)
         db.session.flush()
         audit.record(
@@ -551,54 +558,48 @@ def _ids_of_iocs(objects: list[Any]) -> set[str]:
     return {uuids[stix_uuid] for stix_uuid in found}
 
 
-def _object_version(raw: dict) -> str:
-    return str(raw.get("modified") or raw.get("created") or "")
+def _object_id(raw: Any) -> str:
+    return str(raw.get("id", "")) if isinstance(raw, dict) else ""
 
 
 @dataclass
-class _Posting:
-    """One Add Objects request, filing each posted object under successes or failures."""
+class _Report:
+    """Files each posted object of one Add Objects request under successes or failures,
+    with what happened to its IOCs when it named some."""
 
-    collection: TaxiiCollection
+    status: TaxiiStatus
     imported: StixImport
-    known_markings: dict[str, str]
-    own_ioc_ids: set[str]
-    added_by_id: int
-    now: datetime
 
-    def report(self, status: TaxiiStatus, raw: Any) -> None:
-        if not isinstance(raw, dict):
-            status.failures.append({"id": "", "version": "", "message": "not a JSON object"})
+    def outcome(self, raw: Any, outcome: object_store.Outcome) -> None:
+        entry = self._entry(raw)
+        if not outcome.kept:
+            message = outcome.message or ""
+            if entry["id"] in self.imported.stored:
+                message = f"{message}; its IOCs were stored"
+            self.status.failures.append({**entry, "message": message})
             return
-        entry = {"id": str(raw.get("id", "")), "version": _object_version(raw)}
-        if entry["id"] in self.own_ioc_ids:
-            self._report_own_ioc(status, entry)
-            return
-        try:
-            message = object_store.keep_object(
-                self.collection, raw, self.known_markings, self.added_by_id, self.now
-            )
-        except object_store.ObjectRefused as refused:
-            status.failures.append({**entry, "message": self._with_iocs(entry["id"], str(refused))})
-            return
-        notes = [note for note in (message, self._ioc_failure(entry["id"])) if note]
-        status.successes.append({**entry, "message": "; ".join(notes)} if notes else entry)
+        notes = [note for note in (outcome.message, self._ioc_failure(entry["id"])) if note]
+        self.status.successes.append({**entry, "message": "; ".join(notes)} if notes else entry)
 
-    def _report_own_ioc(self, status: TaxiiStatus, entry: dict) -> None:
+    def own_ioc(self, raw: dict) -> None:
+        entry = self._entry(raw)
         failure = self._ioc_failure(entry["id"])
         if failure:
-            status.failures.append({**entry, "message": failure})
+            self.status.failures.append({**entry, "message": failure})
         else:
-            status.successes.append({**entry, "message": "one of this server's IOCs: merged"})
+            self.status.successes.append({**entry, "message": "one of this server's IOCs: merged"})
+
+    def _entry(self, raw: Any) -> dict:
+        if not isinstance(raw, dict):
+            return {"id": "", "version": ""}
+        return {
+            "id": _object_id(raw),
+            "version": str(raw.get("modified") or raw.get("created") or ""),
+        }
 
     def _ioc_failure(self, stix_id: str) -> str | None:
         reason = self.imported.failures.get(stix_id)
         return f"no IOC stored: {reason}" if reason else None
-
-    def _with_iocs(self, stix_id: str, message: str) -> str:
-        if stix_id in self.imported.stored:
-            return f"{message}; its IOCs were stored"
-        return message
 
 
 def status_resource(status: TaxiiStatus) -> dict:
