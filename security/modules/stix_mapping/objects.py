@@ -18,6 +18,7 @@ import stix2
 from stix2.exceptions import STIXError
 from stix2.utils import parse_into_datetime
 
+from security.modules.stix_mapping.patterns import UnmappablePattern, check_pattern_size
 from security.modules.stix_mapping.tlp import tlp_of_marking_definition, tlp_of_marking_refs
 
 STIX_ID = re.compile(
@@ -73,7 +74,16 @@ def _tlp(stix_object: Mapping[str, Any], known_markings: Mapping[str, str]) -> s
 
 
 def _validate(stix_object: Mapping[str, Any]) -> None:
-    """stix2's own checks of the object's properties (custom objects: only the common ones)."""
+    """stix2's own checks of the object's properties (custom objects: only the common ones).
+
+    A pattern too deep or too long for the grammar parser is refused before it gets there.
+    """
+    pattern = stix_object.get("pattern")
+    if isinstance(pattern, str):
+        try:
+            check_pattern_size(pattern)
+        except UnmappablePattern as error:
+            raise InvalidStixObject(str(error)) from None
     try:
         stix2.parse(dict(stix_object), allow_custom=True, version="2.1")
     # stix2 answers some malformed properties (extensions as a list...) with these, and a
