@@ -89,10 +89,10 @@ def cursor_of(values: list) -> str:
 
 @pytest.mark.parametrize("path", KEYSET_LIST_ENDPOINTS)
 @pytest.mark.parametrize("offset", ["+23:59", "-16:00", "+01:00"])
-def test_a_cursor_timestamp_not_in_utc_is_a_400_on_every_list(admin, path, offset):
+def test_a_cursor_timestamp_not_in_utc_is_a_422_on_every_list(admin, path, offset):
     cursor = cursor_of([f"2026-01-01T00:00:00{offset}", 1])
     response = admin.client.get(path, query_string={"cursor": cursor})
-    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.status_code == 422, response.get_data(as_text=True)
     assert response.mimetype == "application/problem+json"
     assert "cursor" in response.get_json()["detail"]
 
