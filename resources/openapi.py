@@ -26,10 +26,10 @@ lower-case HTTP method to an :class:`Operation`::
 - ``permission``: the ``area:action`` passed to ``authorize()``; :data:`AUTHENTICATED` when
   the method only calls ``authenticate()``; ``None`` for a public endpoint.
 - Error statuses implied by the declaration are added for you: 400/413/415 for a body,
-  400 for a query (422 too when it takes a paging cursor), 401 (and 403) for credentials
-  (and a permission), 404 for path parameters, 400/412 for ``if_match``, 400/409/422 for
-  ``idempotent``; 429 everywhere, and 414/431 (the server's limits on the request line
-  and the headers).
+  400 for a query (422 too when it takes a paging ``cursor`` or ``next``), 401 (and
+  403) for credentials (and a permission), 404 for path parameters, 400/412 for
+  ``if_match``, 400/409/422 for ``idempotent``; 429 everywhere, and 414/431 (the
+  server's limits on the request line and the headers).
   List any other error the method can answer (409, 422, 503, ...) in ``errors``; errors
   are problem+json unless ``error_media_type`` says otherwise (TAXII).
 
@@ -225,7 +225,7 @@ def implied_errors(operation: Operation, has_path_parameters: bool) -> set[int]:
         statuses.update({400, 413, 415})
     if operation.query is not None:
         statuses.add(400)
-        if "cursor" in operation.query._declared_fields:
+        if {"cursor", "next"} & set(operation.query._declared_fields):
             statuses.add(422)
     if operation.if_match:
         statuses.add(400)

@@ -86,7 +86,7 @@ class TaxiiPagingSchema(StrictSchema):
     """What every listing endpoint accepts; loads into :class:`ObjectQuery`."""
 
     limit = fields.Integer(strict=False, validate=validate.Range(min=1))
-    next = fields.String(validate=validate.Length(min=1, max=512))
+    next = fields.String(validate=[validate.Length(min=1, max=512), FullMatch(r"^[A-Za-z0-9_-]+$")])
     added_after = TaxiiTimestamp()
     spec_versions = CommaSeparated(
         _matching(SPEC_VERSION, "a spec version like 2.1"), data_key="match[spec_version]"
