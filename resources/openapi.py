@@ -297,7 +297,13 @@ def operation_object(operation: Operation, rule: Rule, method: str) -> dict[str,
 
 
 NO_NUL = "^[^\\u0000]*$"
-NOT_BLANK_NO_NUL = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+# A character that is neither NUL nor what Python's str.strip() removes, spelled out: ECMA
+# and Python read \\s differently.
+_VISIBLE = (
+    "[^\\u0000\\t-\\r\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000]"
+)
+NOT_BLANK_NO_NUL = f"^[^\\u0000]*{_VISIBLE}[^\\u0000]*$"
 STORABLE_JSON = "StorableJson"
 STORABLE_JSON_REF = {"$ref": f"#/components/schemas/{STORABLE_JSON}"}
 # Any JSON value whose strings (keys included) PostgreSQL can store: what a free-form
