@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+pytest_plugins = ("tests.taxii_fixtures",)
+
 SEED_RULE = {
     "name": "Seed",
     "severity": "low",
@@ -207,3 +209,18 @@ def test_the_taxii_add_objects_body_is_documented_as_an_envelope(document):
     assert validator.is_valid({"objects": [{"type": "indicator"}]})
     assert not validator.is_valid({"objects": None})
     assert not validator.is_valid({"objects": [{"type": "indicator"}], "more": 0})
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [("", 400), ("http://feed example/", 400), ("ftp://feed/", 400), ("http://[:::]/", 422)],
+)
+def test_a_feed_url_is_checked_by_the_pattern_the_document_shows(
+    document, admin, taxii_settings, url, status
+):
+    field = document["components"]["schemas"]["FeedCreate"]["properties"]["api_root_url"]
+    assert (re.search(field["pattern"], url) is not None) == (status == 422)
+    body = {"name": "partner", "api_root_url": url, "collection_id": "c1"}
+    response = admin.client.post("/taxii/feeds", json=body)
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
