@@ -28,6 +28,11 @@ STIX_ID = re.compile(
 STIX_TYPE = re.compile(r"[a-z0-9][a-z0-9-]{1,248}[a-z0-9]")
 SPEC_VERSION = re.compile(r"[0-9]+\.[0-9]+")
 MAX_MATCH_VALUES = 100
+# What str.strip() removes, spelled out for the document (ECMA and Python read \s apart).
+_SPACE = (
+    "[\\t-\\r\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000]"
+)
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 # An http(s) URL with a DNS name (ASCII labels), an IPv4 or a bracketed IPv6 host, an
 # optional port, then visible ASCII; what it cannot say (a resolvable, allowed host, a
@@ -47,6 +52,12 @@ def parse_taxii_timestamp(value: str) -> datetime:
 
 
 class TaxiiTimestamp(fields.Field):
+    """An RFC 3339 timestamp with an offset; documented as ``format: date-time``."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("metadata", {"type": "string", "format": "date-time"})
+        super().__init__(**kwargs)
+
     def _deserialize(self, value: Any, attr, data, **kwargs) -> datetime:
         try:
             return parse_taxii_timestamp(str(value))
@@ -55,9 +66,16 @@ class TaxiiTimestamp(fields.Field):
 
 
 class CommaSeparated(fields.Field):
-    """``match[...]`` values: comma-separated, each checked by ``parse``."""
+    """``match[...]`` values: comma-separated, each checked by ``parse``.
 
-    def __init__(self, parse, **kwargs) -> None:
+    ``item_pattern`` (the regex ``parse`` applies) documents the whole list as a pattern.
+    """
+
+    def __init__(self, parse, item_pattern: str | None = None, **kwargs) -> None:
+        if item_pattern is not None:
+            item = f"{_SPACE}*(?:{item_pattern}){_SPACE}*"
+            pattern = f"^{item}(?:,{item}){{0,{MAX_MATCH_VALUES - 1}}}$"
+            kwargs.setdefault("metadata", {"type": "string", "pattern": pattern})
         super().__init__(**kwargs)
         self.parse = parse
 
@@ -97,7 +115,9 @@ class TaxiiPagingSchema(StrictSchema):
     next = fields.String(validate=[validate.Length(min=1, max=512), FullMatch(r"^[A-Za-z0-9_-]+$")])
     added_after = TaxiiTimestamp()
     spec_versions = CommaSeparated(
-        _matching(SPEC_VERSION, "a spec version like 2.1"), data_key="match[spec_version]"
+        _matching(SPEC_VERSION, "a spec version like 2.1"),
+        SPEC_VERSION.pattern,
+        data_key="match[spec_version]",
     )
 
     @post_load
@@ -116,8 +136,10 @@ class TaxiiObjectQuerySchema(TaxiiPagingSchema):
 class TaxiiObjectsQuerySchema(TaxiiObjectQuerySchema):
     """Get Objects and Get Object Manifests."""
 
-    ids = CommaSeparated(_matching(STIX_ID, "a STIX id"), data_key="match[id]")
-    types = CommaSeparated(_matching(STIX_TYPE, "a STIX type"), data_key="match[type]")
+    ids = CommaSeparated(_matching(STIX_ID, "a STIX id"), STIX_ID.pattern, data_key="match[id]")
+    types = CommaSeparated(
+        _matching(STIX_TYPE, "a STIX type"), STIX_TYPE.pattern, data_key="match[type]"
+    )
 
 
 class TaxiiEnvelopeSchema(StrictSchema):

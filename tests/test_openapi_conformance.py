@@ -224,3 +224,16 @@ def test_a_feed_url_is_checked_by_the_pattern_the_document_shows(
     response = admin.client.post("/taxii/feeds", json=body)
     assert response.status_code == status
     assert response.mimetype == "application/problem+json"
+
+
+def test_taxii_filters_are_documented_as_the_server_reads_them(document):
+    operation = document["paths"]["/taxii2/api/collections/{collection_id}/objects/"]["get"]
+    schemas = {parameter["name"]: parameter["schema"] for parameter in operation["parameters"]}
+    assert schemas["added_after"] == {"type": "string", "format": "date-time"}
+    ids = schemas["match[id]"]["pattern"]
+    uuid = "0a2002df-23be-413c-803d-3bb622eb5451"
+    assert re.search(ids, f"indicator--{uuid}, vulnerability--{uuid}") is not None
+    for refused in ("", "x", f"indicator--{uuid},"):
+        assert re.search(ids, refused) is None, refused
+    assert re.search(schemas["match[spec_version]"]["pattern"], "2.1") is not None
+    assert re.search(schemas["match[spec_version]"]["pattern"], "two") is None
