@@ -28,6 +28,12 @@ STIX_ID = re.compile(
 STIX_TYPE = re.compile(r"[a-z0-9][a-z0-9-]{1,248}[a-z0-9]")
 SPEC_VERSION = re.compile(r"[0-9]+\.[0-9]+")
 MAX_MATCH_VALUES = 100
+# A match[version] item as documented: a keyword or an RFC 3339 timestamp with an offset.
+VERSION_ITEM = (
+    "first|last|all|[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    "T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?"
+    "(?:Z|[+-](?:0[0-9]|1[0-5]):[0-5][0-9])"
+)
 # What str.strip() removes, spelled out for the document (ECMA and Python read \s apart).
 _SPACE = (
     "[\\t-\\r\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a"
@@ -130,7 +136,7 @@ class TaxiiPagingSchema(StrictSchema):
 class TaxiiObjectQuerySchema(TaxiiPagingSchema):
     """Get an Object: one id, any of its versions."""
 
-    versions = CommaSeparated(_version, data_key="match[version]")
+    versions = CommaSeparated(_version, VERSION_ITEM, data_key="match[version]")
 
 
 class TaxiiObjectsQuerySchema(TaxiiObjectQuerySchema):
