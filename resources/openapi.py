@@ -338,6 +338,8 @@ def storable_text_pattern(self, field: fields.Field, ret: dict, **kwargs: Any) -
     """
     if isinstance(field, fields.Dict) and field.key_field is None and field.value_field is None:
         return {"propertyNames": {"pattern": NO_NUL}, "additionalProperties": STORABLE_JSON_REF}
+    if type(field) is fields.Raw:
+        return dict(STORABLE_JSON_REF)
     if not isinstance(field, fields.String) or "enum" in ret:
         return {}
     full = [validator for validator in field.validators if isinstance(validator, FullMatch)]

@@ -237,3 +237,19 @@ def test_taxii_filters_are_documented_as_the_server_reads_them(document):
         assert re.search(ids, refused) is None, refused
     assert re.search(schemas["match[spec_version]"]["pattern"], "2.1") is not None
     assert re.search(schemas["match[spec_version]"]["pattern"], "two") is None
+
+
+def test_a_bulk_item_that_is_no_object_is_documented_as_reported_by_index(document, admin):
+    body = {"items": [[None, None], {"value": "evil.example.com"}]}
+    assert _validator(document, "IocBulk").is_valid(body)
+    response = admin.client.post("/iocs/bulk", json=body)
+    assert response.status_code == 200
+    assert [error["index"] for error in response.get_json()["errors"]] == [0]
+
+
+def test_a_version_filter_documents_only_real_calendar_days(document):
+    operation = document["paths"]["/taxii2/api/collections/{collection_id}/objects/"]["get"]
+    versions = next(p for p in operation["parameters"] if p["name"] == "match[version]")
+    pattern = versions["schema"]["pattern"]
+    assert re.search(pattern, "last, 2026-01-31T00:00:00Z") is not None
+    assert re.search(pattern, "2026-11-31T00:00:00Z") is None
