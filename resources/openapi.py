@@ -26,10 +26,10 @@ lower-case HTTP method to an :class:`Operation`::
 - ``permission``: the ``area:action`` passed to ``authorize()``; :data:`AUTHENTICATED` when
   the method only calls ``authenticate()``; ``None`` for a public endpoint.
 - Error statuses implied by the declaration are added for you: 400/413/415 for a body,
-  400 for a query (422 too when it takes a paging cursor), 401 (and 403) for credentials
-  (and a permission), 404 for path parameters, 400/412 for ``if_match``, 400/409/422 for
-  ``idempotent``; 429 everywhere, and 414/431 (the server's limits on the request line
-  and the headers).
+  400 for a query (422 too when it takes a paging ``cursor`` or ``next``), 401 (and
+  403) for credentials (and a permission), 404 for path parameters, 400/412 for
+  ``if_match``, 400/409/422 for ``idempotent``; 429 everywhere, and 414/431 (the
+  server's limits on the request line and the headers).
   List any other error the method can answer (409, 422, 503, ...) in ``errors``; errors
   are problem+json unless ``error_media_type`` says otherwise (TAXII).
 
@@ -225,7 +225,7 @@ def implied_errors(operation: Operation, has_path_parameters: bool) -> set[int]:
         statuses.update({400, 413, 415})
     if operation.query is not None:
         statuses.add(400)
-        if "cursor" in operation.query._declared_fields:
+        if {"cursor", "next"} & set(operation.query._declared_fields):
             statuses.add(422)
     if operation.if_match:
         statuses.add(400)
@@ -297,7 +297,13 @@ def operation_object(operation: Operation, rule: Rule, method: str) -> dict[str,
 
 
 NO_NUL = "^[^\\u0000]*$"
-NOT_BLANK_NO_NUL = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+# A character that is neither NUL nor what Python's str.strip() removes, spelled out: ECMA
+# and Python read \\s differently.
+_VISIBLE = (
+    "[^\\u0000\\t-\\r\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000]"
+)
+NOT_BLANK_NO_NUL = f"^[^\\u0000]*{_VISIBLE}[^\\u0000]*$"
 STORABLE_JSON = "StorableJson"
 STORABLE_JSON_REF = {"$ref": f"#/components/schemas/{STORABLE_JSON}"}
 # Any JSON value whose strings (keys included) PostgreSQL can store: what a free-form
@@ -332,6 +338,8 @@ def storable_text_pattern(self, field: fields.Field, ret: dict, **kwargs: Any) -
     """
     if isinstance(field, fields.Dict) and field.key_field is None and field.value_field is None:
         return {"propertyNames": {"pattern": NO_NUL}, "additionalProperties": STORABLE_JSON_REF}
+    if type(field) is fields.Raw:
+        return dict(STORABLE_JSON_REF)
     if not isinstance(field, fields.String) or "enum" in ret:
         return {}
     full = [validator for validator in field.validators if isinstance(validator, FullMatch)]

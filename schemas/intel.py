@@ -169,10 +169,13 @@ class IocBulkSchema(StrictSchema):
     """Up to 10,000 IOCs; the other fields are defaults for items that leave them out."""
 
     items = ItemList(
-        fields.Dict(),
+        fields.Raw(),
         required=True,
         validate=validate.Length(min=1, max=MAX_BULK_ITEMS),
-        metadata={"description": "each item as in POST /iocs; errors are reported by index"},
+        metadata={
+            "description": "each item as in POST /iocs; an item that is not (a non-object "
+            "too) is reported by index in errors, the others are stored"
+        },
     )
     source = trimmed_string(max_length=255)
     confidence = JsonInteger(validate=validate.Range(min=0, max=100))

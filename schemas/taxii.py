@@ -28,6 +28,26 @@ STIX_ID = re.compile(
 STIX_TYPE = re.compile(r"[a-z0-9][a-z0-9-]{1,248}[a-z0-9]")
 SPEC_VERSION = re.compile(r"[0-9]+\.[0-9]+")
 MAX_MATCH_VALUES = 100
+# A match[version] item as documented: a keyword or an RFC 3339 timestamp with an offset.
+VERSION_ITEM = (
+    "first|last|all|[1-9][0-9]{3}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
+    "|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31|02-29)"
+    "T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?"
+    "(?:Z|[+-](?:0[0-9]|1[0-5]):[0-5][0-9])"
+)
+# What str.strip() removes, spelled out for the document (ECMA and Python read \s apart).
+_SPACE = (
+    "[\\t-\\r\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000]"
+)
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# An http(s) URL with a DNS name (ASCII labels), an IPv4 or a bracketed IPv6 host, an
+# optional port, then visible ASCII; what it cannot say (a resolvable, allowed host, a
+# port in range) is the SSRF guard's 422. One pattern for the document and the check.
+FEED_URL = (
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[0-9A-Fa-f:.]+\])"
+    r"(?::[0-9]{1,5})?(?:[/?#][!-~]*)?$"
+)
 
 
 def parse_taxii_timestamp(value: str) -> datetime:
@@ -39,6 +59,12 @@ def parse_taxii_timestamp(value: str) -> datetime:
 
 
 class TaxiiTimestamp(fields.Field):
+    """An RFC 3339 timestamp with an offset; documented as ``format: date-time``."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("metadata", {"type": "string", "format": "date-time"})
+        super().__init__(**kwargs)
+
     def _deserialize(self, value: Any, attr, data, **kwargs) -> datetime:
         try:
             return parse_taxii_timestamp(str(value))
@@ -47,9 +73,20 @@ class TaxiiTimestamp(fields.Field):
 
 
 class CommaSeparated(fields.Field):
-    """``match[...]`` values: comma-separated, each checked by ``parse``."""
+    """``match[...]`` values: comma-separated, each checked by ``parse``.
 
-    def __init__(self, parse, **kwargs) -> None:
+    ``item_pattern`` (the regex ``parse`` applies) documents the whole list as a pattern.
+    """
+
+    def __init__(self, parse, item_pattern: str | None = None, **kwargs) -> None:
+        if item_pattern is not None:
+            item = f"{_SPACE}*(?:{item_pattern}){_SPACE}*"
+            pattern = f"^{item}(?:,{item}){{0,{MAX_MATCH_VALUES - 1}}}$"
+            kwargs["metadata"] = {
+                "type": "string",
+                "pattern": pattern,
+                **kwargs.get("metadata", {}),
+            }
         super().__init__(**kwargs)
         self.parse = parse
 
@@ -91,10 +128,12 @@ class TaxiiPagingSchema(StrictSchema):
     """What every listing endpoint accepts; loads into :class:`ObjectQuery`."""
 
     limit = fields.Integer(strict=False, validate=validate.Range(min=1))
-    next = fields.String(validate=validate.Length(min=1, max=512))
+    next = fields.String(validate=[validate.Length(min=1, max=512), FullMatch(r"^[A-Za-z0-9_-]+$")])
     added_after = TaxiiTimestamp()
     spec_versions = CommaSeparated(
-        _matching(SPEC_VERSION, "a spec version like 2.1"), data_key="match[spec_version]"
+        _matching(SPEC_VERSION, "a spec version like 2.1"),
+        SPEC_VERSION.pattern,
+        data_key="match[spec_version]",
     )
 
     @post_load
@@ -107,15 +146,21 @@ class TaxiiPagingSchema(StrictSchema):
 class TaxiiObjectQuerySchema(TaxiiPagingSchema):
     """Get an Object: one id, any of its versions."""
 
-    versions = CommaSeparated(_version, data_key="match[version]", metadata=VERSIONS_HELP)
+    versions = CommaSeparated(
+        _version, VERSION_ITEM, data_key="match[version]", metadata=VERSIONS_HELP
+    )
 
 
 class TaxiiDeleteQuerySchema(StrictSchema):
     """Delete an Object: which versions (default: the last), of which spec version."""
 
-    versions = CommaSeparated(_version, data_key="match[version]", metadata=VERSIONS_HELP)
+    versions = CommaSeparated(
+        _version, VERSION_ITEM, data_key="match[version]", metadata=VERSIONS_HELP
+    )
     spec_versions = CommaSeparated(
-        _matching(SPEC_VERSION, "a spec version like 2.1"), data_key="match[spec_version]"
+        _matching(SPEC_VERSION, "a spec version like 2.1"),
+        SPEC_VERSION.pattern,
+        data_key="match[spec_version]",
     )
 
     @post_load
@@ -126,8 +171,10 @@ class TaxiiDeleteQuerySchema(StrictSchema):
 class TaxiiObjectsQuerySchema(TaxiiObjectQuerySchema):
     """Get Objects and Get Object Manifests."""
 
-    ids = CommaSeparated(_matching(STIX_ID, "a STIX id"), data_key="match[id]")
-    types = CommaSeparated(_matching(STIX_TYPE, "a STIX type"), data_key="match[type]")
+    ids = CommaSeparated(_matching(STIX_ID, "a STIX id"), STIX_ID.pattern, data_key="match[id]")
+    types = CommaSeparated(
+        _matching(STIX_TYPE, "a STIX type"), STIX_TYPE.pattern, data_key="match[type]"
+    )
 
 
 class TaxiiEnvelopeSchema(StrictSchema):
@@ -168,11 +215,9 @@ class CollectionCreateSchema(StrictSchema):
 
 class FeedCreateSchema(StrictSchema):
     name = trimmed_string(required=True, max_length=100)
-    api_root_url = fields.Url(
+    api_root_url = fields.String(
         required=True,
-        schemes={"http", "https"},
-        require_tld=False,
-        validate=validate.Length(max=2000),
+        validate=[validate.Length(max=2000), FullMatch(FEED_URL)],
         metadata={"description": "the remote TAXII 2.1 API root, e.g. https://host/api1/"},
     )
     collection_id = trimmed_string(required=True)

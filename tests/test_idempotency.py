@@ -48,7 +48,6 @@ class CreateEndpoint:
     path: Callable[[Any], str]
     body: dict[str, Any]
     other_body: dict[str, Any]
-    user: str = "admin"
 
 
 def _incident_path(admin) -> str:

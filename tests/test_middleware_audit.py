@@ -50,9 +50,9 @@ def test_time_window_filters_the_entries(admin):
     assert audit(admin, f"?until={tomorrow}") != []
 
 
-def test_a_window_ending_before_it_starts_is_400(admin):
+def test_a_window_ending_before_it_starts_is_422(admin):
     response = admin.client.get("/audit?since=2030-01-02T00:00:00Z&until=2030-01-01T00:00:00Z")
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "since" in response.get_json()["errors"]
 
 

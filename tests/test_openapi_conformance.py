@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+pytest_plugins = ("tests.taxii_fixtures",)
+
 SEED_RULE = {
     "name": "Seed",
     "severity": "low",
@@ -70,10 +72,11 @@ def test_every_documented_string_refuses_nul_like_the_server(document, admin):
 def test_a_field_that_must_not_be_blank_says_so_in_the_document(document, admin):
     sources = document["components"]["schemas"]["CollectionCreate"]["properties"]["sources"]
     pattern = sources["items"]["pattern"]
-    assert re.search(pattern, " ") is None
+    for blank in (" ", "\u00a0", "\u3000\t"):
+        assert re.search(pattern, blank) is None
+        response = admin.client.post("/taxii/collections", json={"title": "x", "sources": [blank]})
+        assert response.status_code == 400
     assert re.search(pattern, " feed ") is not None
-    response = admin.client.post("/taxii/collections", json={"title": "x", "sources": [" "]})
-    assert response.status_code == 400
 
 
 @pytest.mark.parametrize("component", ["IncidentUpdate", "IocUpdate", "RuleUpdate"])
@@ -206,3 +209,47 @@ def test_the_taxii_add_objects_body_is_documented_as_an_envelope(document):
     assert validator.is_valid({"objects": [{"type": "indicator"}]})
     assert not validator.is_valid({"objects": None})
     assert not validator.is_valid({"objects": [{"type": "indicator"}], "more": 0})
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [("", 400), ("http://feed example/", 400), ("ftp://feed/", 400), ("http://[:::]/", 422)],
+)
+def test_a_feed_url_is_checked_by_the_pattern_the_document_shows(
+    document, admin, taxii_settings, url, status
+):
+    field = document["components"]["schemas"]["FeedCreate"]["properties"]["api_root_url"]
+    assert (re.search(field["pattern"], url) is not None) == (status == 422)
+    body = {"name": "partner", "api_root_url": url, "collection_id": "c1"}
+    response = admin.client.post("/taxii/feeds", json=body)
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+
+
+def test_taxii_filters_are_documented_as_the_server_reads_them(document):
+    operation = document["paths"]["/taxii2/api/collections/{collection_id}/objects/"]["get"]
+    schemas = {parameter["name"]: parameter["schema"] for parameter in operation["parameters"]}
+    assert schemas["added_after"] == {"type": "string", "format": "date-time"}
+    ids = schemas["match[id]"]["pattern"]
+    uuid = "0a2002df-23be-413c-803d-3bb622eb5451"
+    assert re.search(ids, f"indicator--{uuid}, vulnerability--{uuid}") is not None
+    for refused in ("", "x", f"indicator--{uuid},"):
+        assert re.search(ids, refused) is None, refused
+    assert re.search(schemas["match[spec_version]"]["pattern"], "2.1") is not None
+    assert re.search(schemas["match[spec_version]"]["pattern"], "two") is None
+
+
+def test_a_bulk_item_that_is_no_object_is_documented_as_reported_by_index(document, admin):
+    body = {"items": [[None, None], {"value": "evil.example.com"}]}
+    assert _validator(document, "IocBulk").is_valid(body)
+    response = admin.client.post("/iocs/bulk", json=body)
+    assert response.status_code == 200
+    assert [error["index"] for error in response.get_json()["errors"]] == [0]
+
+
+def test_a_version_filter_documents_only_real_calendar_days(document):
+    operation = document["paths"]["/taxii2/api/collections/{collection_id}/objects/"]["get"]
+    versions = next(p for p in operation["parameters"] if p["name"] == "match[version]")
+    pattern = versions["schema"]["pattern"]
+    assert re.search(pattern, "last, 2026-01-31T00:00:00Z") is not None
+    assert re.search(pattern, "2026-11-31T00:00:00Z") is None

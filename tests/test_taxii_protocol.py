@@ -117,7 +117,7 @@ def test_errors_outside_taxii_stay_problem_json(admin):
     [
         "limit=0",
         "limit=ten",
-        "next=not-a-token",
+        "next=not%20a%20token",
         "added_after=yesterday",
         "match[id]=not-an-id",
         "match[version]=newest",
@@ -129,6 +129,11 @@ def test_errors_outside_taxii_stay_problem_json(admin):
 def test_malformed_parameters_are_400_not_500(admin, collection, query):
     response = taxii_get(admin, f"{_objects_path(collection)}?{query}")
     _assert_taxii_error(response, 400)
+
+
+def test_a_well_formed_next_this_server_did_not_issue_is_422(admin, collection):
+    response = taxii_get(admin, f"{_objects_path(collection)}?next=bm90LWEta2V5")
+    _assert_taxii_error(response, 422)
 
 
 def test_objects_are_ascending_by_date_added_with_microsecond_headers(app, admin, collection):

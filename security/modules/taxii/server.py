@@ -87,7 +87,8 @@ class PageKey:
 
     @classmethod
     def decode(cls, token: str) -> PageKey:
-        """400 for anything that is not a ``next`` this server made."""
+        """422 for a well-formed token that is not a ``next`` this server made (the
+        document can only say it is a base64url string)."""
         try:
             padded = token + "=" * (-len(token) % 4)
             moment, kind, number = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -96,7 +97,7 @@ class PageKey:
                 raise ValueError("not a key")
             return key
         except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-            raise ApiError(400, "next is not a value this server returned.") from None
+            raise ApiError(422, "next is not a value this server returned.") from None
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,10 @@ def _is_public(address: IpAddress) -> bool:
 
 def check_outbound_url(url: str, allowed_hosts: Sequence[str] = ()) -> None:
     """Raise :class:`OutboundUrlRefused` unless the server may send a request to ``url``."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:  # e.g. a bracketed host that is no IPv6 address
+        raise OutboundUrlRefused(f"the URL cannot be read: {error}") from None
     if parts.scheme.lower() not in ALLOWED_SCHEMES:
         raise OutboundUrlRefused(f"only http and https URLs are allowed, not {parts.scheme!r}")
     if parts.username is not None or parts.password is not None:
