@@ -7,13 +7,18 @@ process, so these tests start one with a controlled environment instead of calli
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import psutil
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STRONG_SECRET_KEY = "process-test-secret-key-0123456789-abcdefghij"
@@ -83,3 +88,34 @@ def wait_for_http_ok(url: str, deadline: float, process: subprocess.Popen) -> No
 
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+LAUNCHER_STARTUP_SECONDS = 90
+
+
+@contextmanager
+def launched_server(instance: Path, port: int, log_path: Path) -> Iterator[subprocess.Popen]:
+    """``launcher.py serve`` answering on ``port``; stopped (with its children) afterwards."""
+    env = process_env(SOC_INSTANCE_DIR=str(instance), GUNICORN_BIND=f"127.0.0.1:{port}")
+    with log_path.open("w") as log:
+        launcher = subprocess.Popen(
+            [sys.executable, "launcher.py", "serve"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    descendants: list[psutil.Process] = []
+    try:
+        wait_for_http_ok(
+            f"http://127.0.0.1:{port}/ready", time.monotonic() + LAUNCHER_STARTUP_SECONDS, launcher
+        )
+        descendants = psutil.Process(launcher.pid).children(recursive=True)
+        yield launcher
+    finally:
+        if launcher.poll() is None:
+            launcher.send_signal(signal.SIGTERM)
+            launcher.wait(timeout=60)
+        for process in descendants:
+            if process.is_running() and process.name() != "postgres":
+                process.kill()

@@ -8,52 +8,25 @@ from __future__ import annotations
 
 import http.client
 import json
-import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
 import pytest
 
 from tests.helpers import STRONG_PASSWORD
-from tests.processes import PROJECT_ROOT, free_port, process_env, run_in_project, wait_for_http_ok
+from tests.processes import (
+    LAUNCHER_STARTUP_SECONDS,
+    free_port,
+    launched_server,
+    process_env,
+    run_in_project,
+)
 
-STARTUP_SECONDS = 90
 CHILDREN_GONE_SECONDS = 10
 
 pytestmark = pytest.mark.slow
-
-
-@contextmanager
-def launched_server(instance: Path, port: int, log_path: Path) -> Iterator[subprocess.Popen]:
-    """``launcher.py serve`` answering on ``port``; stopped (with its children) afterwards."""
-    env = process_env(SOC_INSTANCE_DIR=str(instance), GUNICORN_BIND=f"127.0.0.1:{port}")
-    with log_path.open("w") as log:
-        launcher = subprocess.Popen(
-            [sys.executable, "launcher.py", "serve"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    descendants: list[psutil.Process] = []
-    try:
-        wait_for_http_ok(
-            f"http://127.0.0.1:{port}/ready", time.monotonic() + STARTUP_SECONDS, launcher
-        )
-        descendants = psutil.Process(launcher.pid).children(recursive=True)
-        yield launcher
-    finally:
-        if launcher.poll() is None:
-            launcher.send_signal(signal.SIGTERM)
-            launcher.wait(timeout=60)
-        for process in descendants:
-            if process.is_running() and process.name() != "postgres":
-                process.kill()
 
 
 def gunicorn_processes(launcher: subprocess.Popen) -> list[psutil.Process]:
@@ -107,7 +80,7 @@ def test_a_second_serve_refuses_and_the_first_keeps_serving(tmp_path):
         create_admin(instance, "first-server")
         env = process_env(SOC_INSTANCE_DIR=str(instance), GUNICORN_BIND=f"127.0.0.1:{second_port}")
         started = time.monotonic()
-        second = run_in_project(["launcher.py", "serve"], env, timeout=STARTUP_SECONDS)
+        second = run_in_project(["launcher.py", "serve"], env, timeout=LAUNCHER_STARTUP_SECONDS)
         refused_in = time.monotonic() - started
         status = login_status(first_port, "first-server")
     lines = second.stderr.strip().splitlines()

@@ -30,6 +30,7 @@ from tests.processes import (
     STRONG_SECRET_KEY,
     error_lines,
     free_port,
+    launched_server,
     process_env,
     run_in_project,
     wait_for_http_ok,
@@ -313,27 +314,12 @@ def postgres_processes_for(pgdata) -> list[psutil.Process]:
 def test_run_command_serves_on_embedded_postgres_and_stops_it_on_sigterm(tmp_path):
     instance = tmp_path / "instance"
     port = free_port()
-    env = process_env(SOC_INSTANCE_DIR=str(instance), GUNICORN_BIND=f"127.0.0.1:{port}")
-    log = (tmp_path / "launcher.log").open("w")
-    launcher = subprocess.Popen(
-        [sys.executable, "launcher.py", "serve"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        wait_for_http_ok(f"http://127.0.0.1:{port}/health", deadline, launcher)
-        wait_for_http_ok(f"http://127.0.0.1:{port}/ready", deadline, launcher)
+    with launched_server(instance, port, tmp_path / "launcher.log") as launcher:
+        wait_for_http_ok(f"http://127.0.0.1:{port}/health", time.monotonic() + 10, launcher)
         assert postgres_processes_for(instance / "pgdata")
 
         launcher.send_signal(signal.SIGTERM)
         assert launcher.wait(timeout=30) == 0
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
-        log.close()
 
     assert postgres_processes_for(instance / "pgdata") == []
     assert (instance / "secret_key").stat().st_mode & 0o777 == 0o600
@@ -366,18 +352,8 @@ def test_launcher_flask_help_starts_no_database(tmp_path):
 def test_launcher_flask_runs_admin_commands_beside_a_running_server(tmp_path):
     instance = tmp_path / "instance"
     port = free_port()
-    env = process_env(SOC_INSTANCE_DIR=str(instance), GUNICORN_BIND=f"127.0.0.1:{port}")
-    log = (tmp_path / "launcher.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "launcher.py", "serve"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_http_ok(f"http://127.0.0.1:{port}/ready", time.monotonic() + 60, server)
-
+    env = process_env(SOC_INSTANCE_DIR=str(instance))
+    with launched_server(instance, port, tmp_path / "launcher.log") as server:
         current = run_in_project(["launcher.py", "flask", "db", "current"], env)
         pruned = run_in_project(["launcher.py", "flask", "prune-usage"], env)
         polled = run_in_project(["launcher.py", "flask", "taxii-poll"], env)
@@ -390,10 +366,6 @@ def test_launcher_flask_runs_admin_commands_beside_a_running_server(tmp_path):
         wait_for_http_ok(f"http://127.0.0.1:{port}/ready", time.monotonic() + 10, server)
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
-    finally:
-        if server.poll() is None:
-            server.kill()
-        log.close()
 
     assert postgres_processes_for(instance / "pgdata") == []
     assert (instance / "encryption_key").stat().st_mode & 0o777 == 0o600
