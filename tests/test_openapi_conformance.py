@@ -253,3 +253,5 @@ def test_a_version_filter_documents_only_real_calendar_days(document):
     pattern = versions["schema"]["pattern"]
     assert re.search(pattern, "last, 2026-01-31T00:00:00Z") is not None
     assert re.search(pattern, "2026-11-31T00:00:00Z") is None
+    assert re.search(pattern, "2024-02-29T00:00:00Z") is not None
+    assert re.search(pattern, "2100-02-29T00:00:00Z") is None
