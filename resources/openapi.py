@@ -245,16 +245,14 @@ _ERROR_HEADERS = {
 # Answered by the server before the request reaches the app: a request line (method, path
 # and percent-encoded query) over 4094 bytes, or a header over 8190 bytes. The query's
 # maxLength values count characters, and one character can take up to 12 bytes encoded,
-# so a long enough schema-valid query can still meet the limit. Until the server answers
-# these as problem details, its own HTML page is declared too.
+# so a long enough schema-valid query can still meet the limit. The server (server_answers.py)
+# answers these as problem details on every path, TAXII's included.
 _SERVER_LIMITS = {414, 431}
 
 
 def _error_response(status: int, media_type: str) -> dict[str, Any]:
     if status in _SERVER_LIMITS:
-        response = _response(status, ProblemSchema, PROBLEM_JSON)
-        response["content"]["text/html"] = {"schema": {"type": "string"}}
-        return response
+        return _response(status, ProblemSchema, PROBLEM_JSON)
     body = ProblemSchema if media_type == PROBLEM_JSON else Content(media_type, {"type": "object"})
     response = _response(status, body, media_type)
     if status in _ERROR_HEADERS:

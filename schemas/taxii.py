@@ -8,7 +8,7 @@ A malformed TAXII parameter (``limit``, ``next``, ``added_after``, ``match[...]`
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate
@@ -38,6 +38,7 @@ VERSION_ITEM = (
     f"first|last|all|{_DATE}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{{1,6}})?"
     "(?:Z|[+-](?:0[0-9]|1[0-5]):[0-5][0-9])"
 )
+_VERSION_ITEM = re.compile(VERSION_ITEM)
 # What str.strip() removes, spelled out for the document (ECMA and Python read \s apart).
 _SPACE = (
     "[\\t-\\r\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a"
@@ -54,11 +55,18 @@ FEED_URL = (
 
 
 def parse_taxii_timestamp(value: str) -> datetime:
-    """RFC 3339 with an offset (``Z``); raises ValueError for anything else."""
+    """RFC 3339 with an offset (``Z``), in UTC; raises ValueError for anything else.
+
+    Converted here because Python accepts offsets up to +-23:59 and PostgreSQL only up to
+    +-15:59: left as given, such a moment would fail in the database.
+    """
     moment = datetime.fromisoformat(value)
     if moment.tzinfo is None:
         raise ValueError("timestamp without Z or offset")
-    return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp outside the supported range of dates") from None
 
 
 class TaxiiTimestamp(fields.Field):
@@ -115,6 +123,9 @@ VERSIONS_HELP = {
 
 
 def _version(item: str) -> str | datetime:
+    """One ``match[version]`` item, held to the pattern the document declares for it."""
+    if not _VERSION_ITEM.fullmatch(item):
+        raise ValidationError(f"{item!r} is not first, last, all or a timestamp")
     if item in VERSION_KEYWORDS:
         return item
     try:
@@ -127,17 +138,25 @@ def _next(value: str) -> PageKey:
     return PageKey.decode(value)
 
 
+def _versions_field() -> CommaSeparated:
+    return CommaSeparated(_version, VERSION_ITEM, data_key="match[version]", metadata=VERSIONS_HELP)
+
+
+def _spec_versions_field() -> CommaSeparated:
+    return CommaSeparated(
+        _matching(SPEC_VERSION, "a spec version like 2.1"),
+        SPEC_VERSION.pattern,
+        data_key="match[spec_version]",
+    )
+
+
 class TaxiiPagingSchema(StrictSchema):
     """What every listing endpoint accepts; loads into :class:`ObjectQuery`."""
 
     limit = fields.Integer(strict=False, validate=validate.Range(min=1))
     next = fields.String(validate=[validate.Length(min=1, max=512), FullMatch(r"^[A-Za-z0-9_-]+$")])
     added_after = TaxiiTimestamp()
-    spec_versions = CommaSeparated(
-        _matching(SPEC_VERSION, "a spec version like 2.1"),
-        SPEC_VERSION.pattern,
-        data_key="match[spec_version]",
-    )
+    spec_versions = _spec_versions_field()
 
     @post_load
     def _to_query(self, data: dict, **kwargs) -> ObjectQuery:
@@ -149,22 +168,14 @@ class TaxiiPagingSchema(StrictSchema):
 class TaxiiObjectQuerySchema(TaxiiPagingSchema):
     """Get an Object: one id, any of its versions."""
 
-    versions = CommaSeparated(
-        _version, VERSION_ITEM, data_key="match[version]", metadata=VERSIONS_HELP
-    )
+    versions = _versions_field()
 
 
 class TaxiiDeleteQuerySchema(StrictSchema):
     """Delete an Object: which versions (default: the last), of which spec version."""
 
-    versions = CommaSeparated(
-        _version, VERSION_ITEM, data_key="match[version]", metadata=VERSIONS_HELP
-    )
-    spec_versions = CommaSeparated(
-        _matching(SPEC_VERSION, "a spec version like 2.1"),
-        SPEC_VERSION.pattern,
-        data_key="match[spec_version]",
-    )
+    versions = _versions_field()
+    spec_versions = _spec_versions_field()
 
     @post_load
     def _to_query(self, data: dict, **kwargs) -> ObjectQuery:

@@ -190,6 +190,31 @@ def test_versions_are_compared_as_times_not_strings(app, admin, collection):
     assert [o["id"] for o in response.get_json()["objects"]] == [indicator["id"]]
 
 
+def test_added_after_with_an_offset_beyond_postgresqls_range_is_read_as_its_instant(
+    app, admin, collection
+):
+    store_iocs(app, [{"type": "domain", "value": "offset.example.com"}])
+    # 2000-01-02T23:00+23:00 is 2000-01-02T00:00Z: Python reads it, PostgreSQL would refuse it.
+    response = taxii_get(
+        admin,
+        _objects_path(collection),
+        query_string={"added_after": "2000-01-02T23:00:00+23:00", "match[type]": "indicator"},
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert [o["name"] for o in response.get_json()["objects"]] == ["offset.example.com"]
+
+
+def test_a_version_with_an_offset_the_document_does_not_allow_is_400(app, admin, collection):
+    store_iocs(app, [{"type": "domain", "value": "late.example.com"}])
+    body = taxii_get(admin, f"{_objects_path(collection)}?match[type]=indicator").get_json()
+    response = taxii_get(
+        admin,
+        f"{_objects_path(collection)}{body['objects'][0]['id']}/",
+        query_string={"match[version]": "2026-01-01T00:00:00+23:59"},
+    )
+    _assert_taxii_error(response, 400)
+
+
 def test_get_object_by_id_and_404_for_an_object_outside_the_collection(app, admin, collection):
     store_iocs(app, [{"type": "domain", "value": "one.example.com"}])
     body = taxii_get(admin, f"{_objects_path(collection)}?match[type]=indicator").get_json()
