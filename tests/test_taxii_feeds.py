@@ -106,10 +106,12 @@ def test_credentials_without_encryption_key_are_refused_clearly(
     )
 
 
-def test_credentials_must_match_the_auth_type(taxii_settings, live_server, collection, admin):
+def test_credentials_that_do_not_match_the_auth_type_are_422(
+    taxii_settings, live_server, collection, admin
+):
     body = _feed_body(live_server, collection, auth_type="basic", token=FEED_SECRET)
     response = admin.client.post("/taxii/feeds", json=body)
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert set(response.get_json()["errors"]) == {"token", "username", "password"}
 
 

@@ -57,7 +57,7 @@ def _set_credentials(feed: TaxiiFeed, auth_type: str, data: Mapping[str, Any]) -
     if unexpected or missing:
         errors = {name: [f"not used with auth_type {auth_type}"] for name in unexpected}
         errors.update({name: [f"required with auth_type {auth_type}"] for name in missing})
-        raise ApiError(400, "The credentials do not match the auth type.", errors=errors)
+        raise ApiError(422, "The credentials do not match the auth type.", errors=errors)
     feed.auth_type = auth_type
     if not needed:
         feed.credentials_encrypted = None
