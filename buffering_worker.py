@@ -19,9 +19,10 @@ each request without blocking until it is complete, and only then queues it for 
 Nothing here interprets HTTP beyond finding the blank line that ends a head: the bytes go
 to gunicorn's own parser, unchanged, through the connection's unreader, so every check it
 makes (request smuggling, limits, header policy) still applies. The body's framing is read
-by running gunicorn's parser on a copy of the head (and, for chunked bodies, its chunked
-reader on a copy of the body). Connections the server closes after an answer linger in the
-poller too (gunicorn would drain them for up to 2 s in the event loop itself).
+by running gunicorn's parser on a copy of the head; a chunked body's end is found by a
+one-pass scan (``chunked_framing.py``), and gunicorn's chunked reader parses it in the
+thread. Connections the server closes after an answer linger in the poller too (gunicorn
+would drain them for up to 2 s in the event loop itself).
 
 TLS is not supported by this worker: it serves behind a proxy or on loopback, plain HTTP.
 """
@@ -39,8 +40,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from gunicorn import http, util
-from gunicorn.http.body import Body, ChunkedReader, LengthReader
-from gunicorn.http.errors import NoMoreData, ParseException
+from gunicorn.http.body import ChunkedReader, LengthReader
 from gunicorn.http.message import (
     DEFAULT_MAX_HEADERFIELD_SIZE,
     MAX_HEADERS,
@@ -51,6 +51,7 @@ from gunicorn.http.unreader import IterUnreader, SocketUnreader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 from werkzeug.exceptions import RequestTimeout
 
+from chunked_framing import ChunkedScan, MalformedChunkedBody
 from server_answers import problem_answer, problem_writer
 
 HEAD_END = b"\r\n\r\n"
@@ -147,7 +148,7 @@ class UnfinishedRequest:
     searched: int = 0
     head_end: int | None = None
     body_end: int | None = None
-    chunked_request: Request | None = None
+    chunked: ChunkedScan | None = None
 
 
 class RequestBufferingWorker(ThreadWorker):
@@ -229,10 +230,10 @@ class RequestBufferingWorker(ThreadWorker):
         """Hand the request to a thread if it is complete (or will never be); True if so."""
         if pending.head_end is None and not self._find_head_end(conn, pending):
             return False
-        if pending.chunked_request is not None:
+        if pending.chunked is not None:
             try:
-                complete = _chunked_body_complete(pending)
-            except ParseException as error:
+                complete = pending.chunked.complete(pending.data)
+            except MalformedChunkedBody as error:
                 self._refuse(conn, 400, "Bad Request", str(error))
                 return True
         elif pending.body_end is not None:
@@ -264,10 +265,10 @@ class RequestBufferingWorker(ThreadWorker):
             # when the app reads the body, which RFC 9110 (15.2) allows.
             _send_quietly(conn.sock, CONTINUE)
         if isinstance(request.body.reader, ChunkedReader):
-            pending.chunked_request = request
+            pending.chunked = ChunkedScan(start=pending.head_end)
         elif isinstance(request.body.reader, LengthReader):
             pending.body_end = pending.head_end + request.body.reader.length
-        if pending.chunked_request or pending.body_end != pending.head_end:
+        if pending.chunked or pending.body_end != pending.head_end:
             pending.deadline = time.monotonic() + self.limits.body_timeout
         return True
 
@@ -359,20 +360,6 @@ def _send_quietly(sock: socket.socket, data: bytes) -> None:
     """A short write on a non-blocking socket; a client gone or not reading misses it."""
     with contextlib.suppress(OSError):
         sock.send(data)
-
-
-def _chunked_body_complete(pending: UnfinishedRequest) -> bool:
-    """Whether gunicorn's chunked reader finds the last chunk (and trailers) in what has
-    arrived; its ``ParseException`` when the body is malformed (answered 400 here: read by
-    the app, it would surface as an error of the app's)."""
-    body = bytes(pending.data[pending.head_end :])
-    copy = Body(ChunkedReader(pending.chunked_request, IterUnreader([body])))
-    try:
-        while copy.read(RECEIVE_SIZE):
-            pass
-    except NoMoreData:
-        return False
-    return True
 
 
 def _longest_head(cfg) -> int:

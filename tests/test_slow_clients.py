@@ -7,6 +7,7 @@ app sees a request. The attack is bounded: a fixed number of connections, for a 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -147,6 +148,47 @@ def test_a_malformed_chunked_body_is_answered_400_problem(server):
     )
     assert answer.status == 400
     assert_security_headers(answer)
+
+
+def test_a_body_cut_into_thousands_of_chunks_is_refused_while_the_server_keeps_answering(
+    database_url, pytestconfig
+):
+    """Finding the end of a finely chunked body once cost the event loop time that grew with
+    the square of what had arrived; now the scan refuses it after ``MAX_CHUNKS`` chunks, and
+    other clients are served meanwhile (one worker, the default body limit of 1 MiB)."""
+    whole_chunks = b"1\r\na\r\n" * 3_000  # each piece ends on a chunk boundary
+    log_directory = pytestconfig.stash[GUARDS_KEY].log_directory
+    with (
+        running_gunicorn(database_url, log_directory, workers=1) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock,
+    ):
+        sock.sendall(
+            b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        with contextlib.suppress(OSError):  # the server closes once it has answered
+            for _ in range(40):
+                sock.sendall(whole_chunks)
+                time.sleep(0.05)
+        status, seconds = timed(server, "/health", {})
+        answer = read_answer(sock)
+    assert (status, seconds < ANSWER_BUDGET) == (200, True), seconds
+    assert answer.status == 400
+    assert "more than" in answer.problem()["detail"]
+    assert_security_headers(answer)
+
+
+def test_a_chunk_whose_end_arrives_in_another_read_is_served(server):
+    body = json.dumps({"username": "nobody-here", "password": "wrong-password"}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r" % (len(body), body)
+        )
+        time.sleep(0.3)
+        sock.sendall(b"\n0\r\n\r\n")
+        answer = read_answer(sock)
+    assert answer.status == 401, answer.body
 
 
 def test_content_length_with_chunked_is_still_refused(server):
