@@ -29,20 +29,6 @@ def _names(bundle: dict, stix_type: str) -> list[str]:
     return sorted(o["name"] for o in bundle["objects"] if o["type"] == stix_type)
 
 
-def _indicator(stix_id: str, pattern: str, **fields) -> dict:
-    return {
-        "type": "indicator",
-        "spec_version": "2.1",
-        "id": stix_id,
-        "created": "2026-01-01T00:00:00.000Z",
-        "modified": "2026-01-01T00:00:00.000Z",
-        "pattern": pattern,
-        "pattern_type": "stix",
-        "valid_from": "2026-01-01T00:00:00Z",
-        **fields,
-    }
-
-
 def _bundle(*objects: dict) -> dict:
     return {
         "type": "bundle",
@@ -125,13 +111,13 @@ def test_incident_bundle_of_an_unknown_incident_is_404(viewer):
 
 def test_import_stores_indicators_and_reports_what_did_not_map(app, analyst):
     bundle = _bundle(
-        _indicator(
+        stix_indicator(
             "indicator--0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
             "[domain-name:value = 'imported.example.com']",
             confidence=85,
             object_marking_refs=[TLP_GREEN_2],
         ),
-        _indicator(
+        stix_indicator(
             "indicator--1b2c3d4e-5f6a-4b7c-9d8e-0f1a2b3c4d5e",
             "[process:name = 'evil.exe']",
         ),
@@ -164,7 +150,7 @@ def test_import_stores_indicators_and_reports_what_did_not_map(app, analyst):
 
 def test_import_applies_defaults_to_what_the_object_does_not_say(app, analyst):
     bundle = _bundle(
-        _indicator(
+        stix_indicator(
             "indicator--3d4e5f6a-7b8c-4d9e-8f0a-2b3c4d5e6f7a",
             "[ipv4-addr:value = '203.0.113.77']",
         )
