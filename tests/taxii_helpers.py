@@ -112,3 +112,19 @@ def stix_indicator(stix_id: str, pattern: str, **fields: Any) -> dict:
         "valid_from": "2026-01-01T00:00:00Z",
         **fields,
     }
+
+
+def feed_body(live_server: str, collection: dict, **fields) -> dict:
+    """A ``POST /taxii/feeds`` body reading ``collection`` of the server at ``live_server``."""
+    return {
+        "name": "primary",
+        "api_root_url": f"{live_server}/taxii2/api/",
+        "collection_id": collection["id"],
+        **fields,
+    }
+
+
+def poll_feed_body(live_server: str, collection: dict, producer_admin, **fields) -> dict:
+    """A feed on the consumer that reads the producer's collection as its admin (Basic)."""
+    credentials = {"username": producer_admin.username, "password": STRONG_PASSWORD}
+    return feed_body(live_server, collection, auth_type="basic", **credentials, **fields)

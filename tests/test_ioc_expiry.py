@@ -10,8 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from models import Indicator, db, utcnow
-from tests.helpers import STRONG_PASSWORD
-from tests.taxii_helpers import store_iocs
+from tests.taxii_helpers import poll_feed_body, store_iocs
 
 pytest_plugins = ("tests.taxii_fixtures",)
 
@@ -118,14 +117,7 @@ def test_a_feed_poll_keeps_the_expiry_the_feed_does_not_give(
     store_iocs(app, [{"type": "domain", "value": VALUE, "tlp": "green"}])
     expires_at = utcnow().replace(microsecond=0) + timedelta(days=10)
     store_iocs(consumer_app, [{"type": "domain", "value": VALUE, "expires_at": expires_at}])
-    feed = {
-        "name": "primary",
-        "api_root_url": f"{live_server}/taxii2/api/",
-        "collection_id": collection["id"],
-        "auth_type": "basic",
-        "username": admin.username,
-        "password": STRONG_PASSWORD,
-    }
+    feed = poll_feed_body(live_server, collection, admin)
     created = consumer_admin.client.post("/taxii/feeds", json=feed)
     assert created.status_code == 201, created.get_json()
     poll = consumer_admin.client.post(f"/taxii/feeds/{created.get_json()['id']}/poll")

@@ -13,11 +13,12 @@ from sqlalchemy.engine import make_url
 
 from embedded_db import embedded_client_binary
 from models import Indicator, TaxiiFeed, db, utcnow
-from tests.helpers import STRONG_PASSWORD
 from tests.scripted_taxii_server import COLLECTION_ID, Script, scripted_taxii_server
 from tests.taxii_helpers import (
     ENCRYPTION_KEY,
     PATTERN_BOMBS,
+    feed_body,
+    poll_feed_body,
     sample_items,
     stix_indicator,
     store_iocs,
@@ -29,15 +30,6 @@ pytestmark = pytest.mark.url_form
 pytest_plugins = ("tests.taxii_fixtures",)
 
 FEED_SECRET = "Feed-Secret-7f3c9a1e-Do-Not-Leak"
-
-
-def _feed_body(live_server: str, collection: dict, **fields) -> dict:
-    return {
-        "name": "primary",
-        "api_root_url": f"{live_server}/taxii2/api/",
-        "collection_id": collection["id"],
-        **fields,
-    }
 
 
 def _create_feed(user, body: dict) -> dict:
@@ -67,7 +59,7 @@ def _dump_of_feeds_table(database_url: str) -> str:
 
 
 def test_feed_credentials_are_never_returned(taxii_settings, live_server, collection, admin):
-    body = _feed_body(
+    body = feed_body(
         live_server, collection, auth_type="basic", username="reader", password=FEED_SECRET
     )
     created = _create_feed(admin, body)
@@ -82,7 +74,7 @@ def test_feed_credentials_are_never_returned(taxii_settings, live_server, collec
 def test_feed_secrets_are_unreadable_in_a_database_dump(
     app, database_url, taxii_settings, live_server, collection, admin
 ):
-    _create_feed(admin, _feed_body(live_server, collection, auth_type="bearer", token=FEED_SECRET))
+    _create_feed(admin, feed_body(live_server, collection, auth_type="bearer", token=FEED_SECRET))
     with app.app_context():
         dump = _dump_of_feeds_table(database_url)
         stored = db.session.scalar(select(TaxiiFeed.credentials_encrypted))
@@ -96,12 +88,12 @@ def test_credentials_without_encryption_key_are_refused_clearly(
     app, monkeypatch, taxii_settings, live_server, collection, admin
 ):
     monkeypatch.setitem(app.config, "ENCRYPTION_KEYS", ())
-    body = _feed_body(live_server, collection, auth_type="bearer", token=FEED_SECRET)
+    body = feed_body(live_server, collection, auth_type="bearer", token=FEED_SECRET)
     response = admin.client.post("/taxii/feeds", json=body)
     assert response.status_code == 422
     assert "ENCRYPTION_KEY" in response.get_json()["detail"]
     assert (
-        admin.client.post("/taxii/feeds", json=_feed_body(live_server, collection)).status_code
+        admin.client.post("/taxii/feeds", json=feed_body(live_server, collection)).status_code
         == 201
     )
 
@@ -109,7 +101,7 @@ def test_credentials_without_encryption_key_are_refused_clearly(
 def test_credentials_that_do_not_match_the_auth_type_are_422(
     taxii_settings, live_server, collection, admin
 ):
-    body = _feed_body(live_server, collection, auth_type="basic", token=FEED_SECRET)
+    body = feed_body(live_server, collection, auth_type="basic", token=FEED_SECRET)
     response = admin.client.post("/taxii/feeds", json=body)
     assert response.status_code == 422
     assert set(response.get_json()["errors"]) == {"token", "username", "password"}
@@ -135,7 +127,7 @@ def test_feed_at_a_private_address_is_refused_without_allowlisting(admin, url):
 def test_poll_is_refused_when_the_address_is_no_longer_allowed(
     app, monkeypatch, taxii_settings, live_server, collection, admin
 ):
-    feed = _create_feed(admin, _feed_body(live_server, collection))
+    feed = _create_feed(admin, feed_body(live_server, collection))
     monkeypatch.setitem(app.config, "TAXII_ALLOWED_HOSTS", ())
     response = admin.client.post(f"/taxii/feeds/{feed['id']}/poll")
     assert response.status_code == 502
@@ -150,19 +142,11 @@ def test_only_admins_manage_feeds(analyst):
     assert analyst.client.get("/taxii/feeds").status_code == 403
 
 
-def _poll_feed_body(live_server: str, collection: dict, producer_admin, **fields) -> dict:
-    """A feed on the consumer that reads the producer's collection as its admin (Basic)."""
-    credentials = {"username": producer_admin.username, "password": STRONG_PASSWORD}
-    return _feed_body(live_server, collection, auth_type="basic", **credentials, **fields)
-
-
 def test_second_poll_fetches_only_objects_added_since(
     app, live_server, collection, admin, consumer_admin
 ):
     store_iocs(app, sample_items(5))
-    feed = _create_feed(
-        consumer_admin, _poll_feed_body(live_server, collection, admin, page_size=2)
-    )
+    feed = _create_feed(consumer_admin, poll_feed_body(live_server, collection, admin, page_size=2))
     poll_path = f"/taxii/feeds/{feed['id']}/poll"
     first = consumer_admin.client.post(poll_path).get_json()["result"]
     store_iocs(app, [{"type": "domain", "value": "newer.example.com"}])
@@ -176,7 +160,7 @@ def test_second_poll_fetches_only_objects_added_since(
 def test_a_feed_held_by_another_poller_is_not_polled(
     consumer_app, live_server, collection, admin, consumer_admin
 ):
-    feed = _create_feed(consumer_admin, _poll_feed_body(live_server, collection, admin))
+    feed = _create_feed(consumer_admin, poll_feed_body(live_server, collection, admin))
     with consumer_app.app_context():
         db.session.execute(
             update(TaxiiFeed).where(TaxiiFeed.id == feed["id"]).values(poll_started_at=utcnow())
@@ -189,7 +173,7 @@ def test_flask_taxii_poll_polls_due_feeds(
     app, consumer_app, live_server, collection, admin, consumer_admin
 ):
     store_iocs(app, sample_items(3))
-    _create_feed(consumer_admin, _poll_feed_body(live_server, collection, admin))
+    _create_feed(consumer_admin, poll_feed_body(live_server, collection, admin))
     result = consumer_app.test_cli_runner().invoke(args=["taxii-poll"])
     assert result.exit_code == 0, result.output
     assert "primary: 6 objects in 1 pages, 3 IOCs created" in result.output
@@ -223,9 +207,7 @@ def test_round_trip_into_a_second_empty_database_keeps_the_iocs(
     app, consumer_app, live_server, collection, admin, consumer_admin
 ):
     store_iocs(app, ROUND_TRIP_IOCS)
-    feed = _create_feed(
-        consumer_admin, _poll_feed_body(live_server, collection, admin, page_size=5)
-    )
+    feed = _create_feed(consumer_admin, poll_feed_body(live_server, collection, admin, page_size=5))
     response = consumer_admin.client.post(f"/taxii/feeds/{feed['id']}/poll")
     assert response.status_code == 200, response.get_json()
     exported = {ioc for ioc in _stored_iocs(app) if ioc[3] != "red"}
@@ -242,7 +224,7 @@ def test_polling_a_collection_the_poll_itself_feeds_ends(
     app, taxii_settings, live_server, collection, admin
 ):
     store_iocs(app, sample_items(5))
-    feed = _create_feed(admin, _poll_feed_body(live_server, collection, admin, page_size=2))
+    feed = _create_feed(admin, poll_feed_body(live_server, collection, admin, page_size=2))
     response = admin.client.post(f"/taxii/feeds/{feed['id']}/poll")
     assert response.status_code == 200, response.get_json()
     result = response.get_json()["result"]
@@ -315,7 +297,7 @@ def test_reencrypt_secrets_moves_feed_credentials_to_the_new_key(
 ):
     from cryptography.fernet import Fernet, InvalidToken
 
-    _create_feed(admin, _feed_body(live_server, collection, auth_type="bearer", token=FEED_SECRET))
+    _create_feed(admin, feed_body(live_server, collection, auth_type="bearer", token=FEED_SECRET))
     new_key = Fernet.generate_key().decode()
     monkeypatch.setitem(app.config, "ENCRYPTION_KEYS", (new_key, ENCRYPTION_KEY))
     with pytest.raises(InvalidToken):
@@ -333,7 +315,7 @@ def test_reencrypt_secrets_without_the_old_key_changes_nothing(
 ):
     from cryptography.fernet import Fernet
 
-    _create_feed(admin, _feed_body(live_server, collection, auth_type="bearer", token=FEED_SECRET))
+    _create_feed(admin, feed_body(live_server, collection, auth_type="bearer", token=FEED_SECRET))
     stored = _stored_credentials(app)
     monkeypatch.setitem(app.config, "ENCRYPTION_KEYS", (Fernet.generate_key().decode(),))
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from tests.helpers import STRONG_PASSWORD
-from tests.taxii_helpers import sample_items, store_iocs
+from tests.taxii_helpers import poll_feed_body, sample_items, store_iocs
 from tests.test_openapi import assert_matches
 
 pytest_plugins = ("tests.taxii_fixtures",)
@@ -24,14 +23,7 @@ def test_feed_and_poll_responses_match_the_document(
     app, client, live_server, collection, admin, consumer_admin
 ):
     store_iocs(app, sample_items(2))
-    body = {
-        "name": "primary",
-        "api_root_url": f"{live_server}/taxii2/api/",
-        "collection_id": collection["id"],
-        "auth_type": "basic",
-        "username": admin.username,
-        "password": STRONG_PASSWORD,
-    }
+    body = poll_feed_body(live_server, collection, admin)
     feed = consumer_admin.client.post("/taxii/feeds", json=body).get_json()
     document = _document(client)
     assert_matches(document, "Feed", feed)
