@@ -10,8 +10,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import db, utcnow
 
-OUTCOMES = ("success", "failure", "denied")
-
 
 class AuditEntry(db.Model):
     __tablename__ = "audit_log"

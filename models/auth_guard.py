@@ -9,8 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import db, utcnow
 
-BLOCK_SCOPES = ("account", "ip")
-
 
 class LoginFailure(db.Model):
     __tablename__ = "login_failures"

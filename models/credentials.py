@@ -17,8 +17,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.base import db, utcnow
 from models.users import User
 
-USAGE_OUTCOMES = ("success", "failure", "denied")
-
 
 class ApiKey(db.Model):
     __tablename__ = "api_keys"

@@ -17,11 +17,9 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import IllegalTransition, db, utcnow
-from models.incidents import SEVERITIES
 from models.users import User
+from models.vocabulary import SEVERITIES
 
-RULE_KINDS = ("seed", "sigma")
-ALERT_STATUSES = ("open", "acknowledged", "dismissed", "escalated")
 ALERT_TRANSITIONS: dict[str, tuple[str, ...]] = {
     "open": ("acknowledged", "dismissed", "escalated"),
     "acknowledged": ("dismissed", "escalated"),

@@ -15,17 +15,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.base import IllegalTransition, db, utcnow
 from models.users import User
 
-SEVERITIES = ("low", "medium", "high", "critical")
-TLP_LEVELS = ("clear", "green", "amber", "amber+strict", "red")
-STATUSES = (
-    "new",
-    "triaged",
-    "investigating",
-    "contained",
-    "resolved",
-    "closed",
-    "false_positive",
-)
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "new": ("triaged", "false_positive"),
     "triaged": ("investigating", "false_positive"),
@@ -142,9 +131,6 @@ class Incident(db.Model):
             "allowed_transitions": list(self.allowed_transitions()),
             "sla": self.sla(),
         }
-
-
-TIMELINE_KINDS = ("created", "status_change", "edit", "comment")
 
 
 class TimelineEntry(db.Model):

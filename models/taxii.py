@@ -5,7 +5,7 @@ A collection serves two things (:mod:`security.modules.taxii.server` merges them
 of the IOC store through the filter an admin defines (minimum confidence, highest TLP,
 IOC types, sources, active only), and its own STIX object store (:class:`TaxiiObject`),
 every version of every object posted to it plus the TLP marking definitions. A feed's
-credentials are stored only encrypted (:mod:`security.modules.taxii.crypto`); nothing
+credentials are stored only encrypted (:mod:`security.outbound.secrets`); nothing
 here decrypts them.
 """
 
@@ -29,12 +29,10 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import db, utcnow
-from models.incidents import TLP_LEVELS
-from models.users import ROLES
+from models.vocabulary import ROLES, TLP_LEVELS
 
 # TLP red never leaves the platform, so no collection may reach it.
 SERVABLE_TLP_LEVELS = tuple(level for level in TLP_LEVELS if level != "red")
-FEED_AUTH_TYPES = ("none", "basic", "bearer")
 
 
 class TaxiiCollection(db.Model):

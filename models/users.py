@@ -9,8 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import db, utcnow
 
-ROLES = ("admin", "analyst", "viewer")
-
 
 class User(db.Model):
     __tablename__ = "users"

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from models.detection import ALERT_STATUSES, RULE_KINDS
-from models.incidents import SEVERITIES
+from models.vocabulary import ALERT_STATUSES, RULE_KINDS, SEVERITIES
 from schemas.common import (
     ChangeSchema,
     JsonBoolean,

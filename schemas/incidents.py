@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from models.incidents import SEVERITIES, STATUSES, TLP_LEVELS
+from models.vocabulary import INCIDENT_STATUSES, SEVERITIES, TLP_LEVELS
 from schemas.auth import USERNAME_PATTERN
 from schemas.common import (
     ChangeSchema,
@@ -42,7 +42,7 @@ class IncidentUpdateSchema(ChangeSchema):
 
 
 class StatusChangeSchema(StrictSchema):
-    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    status = fields.String(required=True, validate=validate.OneOf(INCIDENT_STATUSES))
     comment = fields.String(validate=validate.Length(max=DESCRIPTION_MAX))
 
 
@@ -51,7 +51,7 @@ class CommentSchema(StrictSchema):
 
 
 class IncidentListQuerySchema(TimeRangeQuerySchema):
-    status = fields.String(validate=validate.OneOf(STATUSES))
+    status = fields.String(validate=validate.OneOf(INCIDENT_STATUSES))
     severity = fields.String(validate=validate.OneOf(SEVERITIES))
     tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
     assignee = fields.String(validate=FullMatch(USERNAME_PATTERN))

@@ -22,7 +22,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from models.incidents import TLP_LEVELS
+from models.vocabulary import TLP_LEVELS
 from schemas.common import (
     ChangeSchema,
     JsonBoolean,

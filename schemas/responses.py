@@ -14,10 +14,15 @@ from collections.abc import Sequence
 
 from marshmallow import INCLUDE, Schema, fields, validate
 
-from models.audit import OUTCOMES
-from models.auth_guard import BLOCK_SCOPES
-from models.incidents import SEVERITIES, STATUSES, TIMELINE_KINDS, TLP_LEVELS
-from models.users import ROLES
+from models.vocabulary import (
+    BLOCK_SCOPES,
+    INCIDENT_STATUSES,
+    OUTCOMES,
+    ROLES,
+    SEVERITIES,
+    TIMELINE_KINDS,
+    TLP_LEVELS,
+)
 
 
 def text(nullable: bool = False, **kwargs) -> fields.String:
@@ -114,7 +119,7 @@ class IncidentSchema(Schema):
     title = text()
     description = text()
     severity = one_of(SEVERITIES)
-    status = one_of(STATUSES)
+    status = one_of(INCIDENT_STATUSES)
     tlp = one_of(TLP_LEVELS)
     reporter = text()
     assignee = text(nullable=True)
@@ -122,7 +127,7 @@ class IncidentSchema(Schema):
     created_at = timestamp()
     updated_at = timestamp()
     allowed_transitions = fields.List(
-        fields.String(validate=validate.OneOf(STATUSES)), required=True
+        fields.String(validate=validate.OneOf(INCIDENT_STATUSES)), required=True
     )
     sla = fields.Nested(SlaSchema, required=True)
 
@@ -132,8 +137,8 @@ class TimelineEntrySchema(Schema):
     incident_id = identifier()
     kind = one_of(TIMELINE_KINDS)
     actor = text(nullable=True)
-    from_status = one_of(STATUSES, nullable=True)
-    to_status = one_of(STATUSES, nullable=True)
+    from_status = one_of(INCIDENT_STATUSES, nullable=True)
+    to_status = one_of(INCIDENT_STATUSES, nullable=True)
     changes = fields.Dict(
         keys=fields.String(),
         required=True,

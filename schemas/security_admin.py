@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from models.audit import OUTCOMES
+from models.vocabulary import OUTCOMES
 from schemas.common import PageQuerySchema, QueryBoolean, trimmed_string, utc_datetime
 
 

@@ -13,9 +13,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
-from models.incidents import TLP_LEVELS
-from models.taxii import FEED_AUTH_TYPES, SERVABLE_TLP_LEVELS
-from models.users import ROLES
+from models.taxii import SERVABLE_TLP_LEVELS
+from models.vocabulary import FEED_AUTH_TYPES, ROLES, TLP_LEVELS
 from schemas.common import FullMatch, JsonBoolean, JsonInteger, StrictSchema, trimmed_string
 from schemas.intel import IocListQuerySchema
 from schemas.responses import identifier, one_of, page_of, text, timestamp

@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import func, select
 
 from models import AuditEntry, Incident, TimelineEntry, db
-from models.incidents import STATUSES, TRANSITIONS
+from models.incidents import TRANSITIONS
+from models.vocabulary import INCIDENT_STATUSES
 
 # A path from "new" to every status, so each transition can be tried from its source.
 PATH_TO = {
@@ -22,8 +23,8 @@ PATH_TO = {
 LEGAL = [(source, target) for source, targets in TRANSITIONS.items() for target in targets]
 ILLEGAL = [
     (source, target)
-    for source in STATUSES
-    for target in STATUSES
+    for source in INCIDENT_STATUSES
+    for target in INCIDENT_STATUSES
     if target not in TRANSITIONS[source]
 ]
 

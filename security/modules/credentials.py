@@ -55,7 +55,7 @@ from auth import credential_resolvers as bearer_resolvers
 from config import ENV_CREDENTIAL_NAMES, MAX_ROTATION_GRACE_SECONDS
 from errors import problem_response
 from models import ApiKey, CredentialUsage, User, db, utcnow
-from models.credentials import USAGE_OUTCOMES
+from models.vocabulary import OUTCOMES
 from security.modules import audit
 from security.modules.lookup import first_or_404
 from security.modules.utils import constant_time_equals
@@ -165,8 +165,8 @@ def log_credential_usage(
     ip: str | None = None,
 ) -> CredentialUsage:
     """Record one use of a credential (an environment name, an API key, or any name)."""
-    if outcome not in USAGE_OUTCOMES:
-        raise CredentialError(f"outcome must be one of {', '.join(USAGE_OUTCOMES)}")
+    if outcome not in OUTCOMES:
+        raise CredentialError(f"outcome must be one of {', '.join(OUTCOMES)}")
     ref = credential_ref(credential)
     entry = CredentialUsage(
         credential_kind=ref.kind,

@@ -41,7 +41,7 @@ from sqlalchemy.dialects.postgresql import INET, insert
 from auth import Principal
 from errors import ApiError
 from models import IncidentIndicator, Indicator, db, utcnow
-from models.incidents import TLP_LEVELS, Incident
+from models.incidents import Incident
 from models.intel import (
     ADDRESS_TYPES,
     EDITABLE_FIELDS,
@@ -49,6 +49,7 @@ from models.intel import (
     PREFIX_SEARCHED_SQL,
     SUBSTRING_SEARCHED_SQL,
 )
+from models.vocabulary import TLP_LEVELS
 from security.modules import audit, ioc_upsert, ioc_visibility
 from security.modules.extraction import extract_iocs
 from security.modules.indicators import (

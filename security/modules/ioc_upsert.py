@@ -49,8 +49,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from models import Indicator, db
-from models.incidents import TLP_LEVELS
 from models.intel import EDITABLE_FIELDS
+from models.vocabulary import TLP_LEVELS
 from security.modules import ioc_visibility
 from security.modules.ioc_visibility import Viewer
 

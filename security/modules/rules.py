@@ -33,8 +33,7 @@ from sqlalchemy import select
 
 from auth import Principal
 from models import DetectionRule, db, utcnow
-from models.detection import RULE_KINDS
-from models.incidents import SEVERITIES
+from models.vocabulary import RULE_KINDS, SEVERITIES
 from security.modules import audit
 from security.modules.ioc_rules import (
     Candidate,

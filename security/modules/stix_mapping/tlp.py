@@ -16,10 +16,9 @@ from typing import Any
 
 import stix2
 
-TLP_2_EXTENSION_ID = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
+from models.vocabulary import TLP_LEVELS
 
-# Least to most restrictive; the order decides which TLP wins when an object carries several.
-TLP_LEVELS = ("clear", "green", "amber", "amber+strict", "red")
+TLP_2_EXTENSION_ID = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
 
 _TLP_2_IDS = {
     "clear": "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487",

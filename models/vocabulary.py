@@ -1,0 +1,37 @@
+"""The product's vocabularies: the fixed words a field may hold, each defined once.
+
+Models, schemas (validation and the OpenAPI enums), settings (``config.py``) and the
+engine (STIX TLP markings, rule checks) import them from here. Rules *about* the words
+(which status may follow which, SLA targets per severity) belong to the model that
+enforces them, not here. This module imports nothing from the project, so anything may
+import it without a cycle.
+"""
+
+from __future__ import annotations
+
+# Least to most severe; the order ranks alerts and decides which severity opens an incident.
+SEVERITIES = ("low", "medium", "high", "critical")
+# Least to most restrictive (TLP 2.0); the order decides which TLP wins when several apply.
+TLP_LEVELS = ("clear", "green", "amber", "amber+strict", "red")
+
+INCIDENT_STATUSES = (
+    "new",
+    "triaged",
+    "investigating",
+    "contained",
+    "resolved",
+    "closed",
+    "false_positive",
+)
+TIMELINE_KINDS = ("created", "status_change", "edit", "comment")
+
+ALERT_STATUSES = ("open", "acknowledged", "dismissed", "escalated")
+RULE_KINDS = ("seed", "sigma")
+
+ROLES = ("admin", "analyst", "viewer")
+# The outcome of an audited action, and of one use of a credential.
+OUTCOMES = ("success", "failure", "denied")
+# What a login block holds back: one account, or one client address.
+BLOCK_SCOPES = ("account", "ip")
+
+FEED_AUTH_TYPES = ("none", "basic", "bearer")
