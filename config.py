@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 from limits import parse_many
 
+from models.vocabulary import SEVERITIES
+
 DEVELOPMENT_ENVIRONMENTS = frozenset({"development", "testing"})
 MIN_SECRET_KEY_BYTES = 32
 WEAK_SECRET_KEYS = frozenset({"changeme", "secret", "dev", "development", "please-change-me"})
@@ -56,7 +58,7 @@ class Settings:
     login_failure_window_seconds: int = 300
     login_block_seconds: int = 900
     encryption_keys: tuple[str, ...] = ()
-    taxii_allowed_hosts: tuple[str, ...] = ()
+    outbound_allowed_hosts: tuple[str, ...] = ()
     ratelimit_default: str = "300 per minute"
     ratelimit_per_ip: str = "600 per minute"
     ratelimit_login: str = "10 per minute"
@@ -99,7 +101,7 @@ class Settings:
             "LOGIN_FAILURE_WINDOW_SECONDS": self.login_failure_window_seconds,
             "LOGIN_BLOCK_SECONDS": self.login_block_seconds,
             "ENCRYPTION_KEYS": self.encryption_keys,
-            "TAXII_ALLOWED_HOSTS": self.taxii_allowed_hosts,
+            "OUTBOUND_ALLOWED_HOSTS": self.outbound_allowed_hosts,
             "RATELIMIT_DEFAULT": self.ratelimit_default,
             "RATELIMIT_PER_IP": self.ratelimit_per_ip,
             "RATELIMIT_LOGIN": self.ratelimit_login,
@@ -233,24 +235,30 @@ def _encryption_keys(env: Mapping[str, str]) -> tuple[str, ...]:
     return keys
 
 
+# The first name is the setting; the others are older names still read (every entry of
+# every one that is set is allowed).
+ALLOWED_HOSTS_SETTINGS = ("OUTBOUND_ALLOWED_HOSTS", "TAXII_ALLOWED_HOSTS")
+
+
 def _allowed_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
-    """``TAXII_ALLOWED_HOSTS``: host names, addresses or networks (comma-separated) that
-    outbound TAXII polling may reach even though they are private or loopback."""
-    entries = tuple(
-        entry.strip().lower()
-        for entry in env.get("TAXII_ALLOWED_HOSTS", "").split(",")
-        if entry.strip()
-    )
-    for entry in entries:
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            if not _HOSTNAME.match(entry):
-                raise ConfigError(
-                    f"TAXII_ALLOWED_HOSTS: {entry!r} is neither a host name, an address nor "
-                    "a network"
-                ) from None
-    return entries
+    """``OUTBOUND_ALLOWED_HOSTS`` (or its older name ``TAXII_ALLOWED_HOSTS``): host names,
+    addresses or networks (comma-separated) that outbound requests (TAXII polling, any
+    later integration) may reach even though they are private or loopback."""
+    entries: list[str] = []
+    for name in ALLOWED_HOSTS_SETTINGS:
+        for raw in env.get(name, "").split(","):
+            entry = raw.strip().lower()
+            if not entry or entry in entries:
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                if not _HOSTNAME.match(entry):
+                    raise ConfigError(
+                        f"{name}: {entry!r} is neither a host name, an address nor a network"
+                    ) from None
+            entries.append(entry)
+    return tuple(entries)
 
 
 def _rate_limit_setting(env: Mapping[str, str], name: str, default: str) -> str:
@@ -315,16 +323,13 @@ def _rotation_grace_seconds(env: Mapping[str, str]) -> int:
     return seconds
 
 
-ALERT_SEVERITIES = ("low", "medium", "high", "critical")
-
-
 def _alert_auto_incident_severity(env: Mapping[str, str]) -> str:
     """The lowest alert severity that opens an incident by itself; ``none`` turns it off."""
     value = env.get("ALERT_AUTO_INCIDENT_SEVERITY", "high").lower()
-    if value not in (*ALERT_SEVERITIES, "none"):
+    if value not in (*SEVERITIES, "none"):
         raise ConfigError(
             "ALERT_AUTO_INCIDENT_SEVERITY must be one of "
-            f"{', '.join(ALERT_SEVERITIES)} or none, got {value!r}"
+            f"{', '.join(SEVERITIES)} or none, got {value!r}"
         )
     return value
 
@@ -360,7 +365,7 @@ def load_settings(
         ),
         login_block_seconds=_int_setting(env, "LOGIN_BLOCK_SECONDS", 900, minimum=1),
         encryption_keys=_encryption_keys(env),
-        taxii_allowed_hosts=_allowed_hosts(env),
+        outbound_allowed_hosts=_allowed_hosts(env),
         ratelimit_default=_rate_limit_setting(env, "RATELIMIT_DEFAULT", "300 per minute"),
         ratelimit_per_ip=_rate_limit_setting(env, "RATELIMIT_PER_IP", "600 per minute"),
         ratelimit_login=_rate_limit_setting(env, "RATELIMIT_LOGIN", "10 per minute"),

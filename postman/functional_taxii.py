@@ -1,7 +1,7 @@
 """Functional folders for STIX 2.1 and TAXII 2.1: export, import, serve, and poll a feed.
 
 The feed polls this same server's TAXII collection, so the server must allow its own
-address (``TAXII_ALLOWED_HOSTS=127.0.0.1``) and hold an ``ENCRYPTION_KEY`` for the feed's
+address (``OUTBOUND_ALLOWED_HOSTS=127.0.0.1``) and hold an ``ENCRYPTION_KEY`` for the feed's
 token; ``scripts/run_newman.sh`` sets both.
 """
 

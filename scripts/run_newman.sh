@@ -24,7 +24,7 @@ export RATELIMIT_REGISTER="${RATELIMIT_REGISTER:-100 per minute}"
 # The OWASP collection checks that this origin gets a CORS grant and that others do not.
 export CORS_ORIGINS="${CORS_ORIGINS:-https://console.soc.example}"
 # The functional collection registers this server's own TAXII collection as a feed.
-export TAXII_ALLOWED_HOSTS="${TAXII_ALLOWED_HOSTS:-127.0.0.1}"
+export OUTBOUND_ALLOWED_HOSTS="${OUTBOUND_ALLOWED_HOSTS:-127.0.0.1}"
 export ENCRYPTION_KEY="${ENCRYPTION_KEY:-$("$PYTHON" -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')}"
 start_live_server
 

@@ -26,7 +26,7 @@ from tests.taxii_helpers import ENCRYPTION_KEY, create_collection
 def taxii_settings(app, monkeypatch):
     """What the TAXII tests need of the configuration: a key, and 127.0.0.1 allowlisted."""
     monkeypatch.setitem(app.config, "ENCRYPTION_KEYS", (ENCRYPTION_KEY,))
-    monkeypatch.setitem(app.config, "TAXII_ALLOWED_HOSTS", ("127.0.0.1",))
+    monkeypatch.setitem(app.config, "OUTBOUND_ALLOWED_HOSTS", ("127.0.0.1",))
     return app.config
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 
-from security.modules.taxii.crypto import UndecryptableSecret, decrypt_secret, encrypt_secret
+from security.outbound.secrets import UndecryptableSecret, decrypt_secret, encrypt_secret
 from tests.taxii_helpers import ENCRYPTION_KEY, create_collection, taxii_get
 
 pytest_plugins = ("tests.taxii_fixtures",)

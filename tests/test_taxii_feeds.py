@@ -128,7 +128,7 @@ def test_poll_is_refused_when_the_address_is_no_longer_allowed(
     app, monkeypatch, taxii_settings, live_server, collection, admin
 ):
     feed = _create_feed(admin, feed_body(live_server, collection))
-    monkeypatch.setitem(app.config, "TAXII_ALLOWED_HOSTS", ())
+    monkeypatch.setitem(app.config, "OUTBOUND_ALLOWED_HOSTS", ())
     response = admin.client.post(f"/taxii/feeds/{feed['id']}/poll")
     assert response.status_code == 502
     assert "TAXII_ALLOWED_HOSTS" in response.get_json()["detail"]

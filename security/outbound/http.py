@@ -1,5 +1,14 @@
-"""Time limits on the requests of a feed poll: a timeout on every read, and a deadline on
-every request (a page) and on the whole poll.
+"""Outbound HTTP for every integration: a ``requests`` session whose requests are checked.
+
+:func:`checked_session` prepares a session (one it makes, or one a client library made)
+so that each of its requests:
+
+- goes only where the SSRF guard allows (:func:`security.outbound.ssrf.check_outbound_url`),
+  checked before the request is sent and again before each redirect is followed, with
+  few redirects (:data:`MAX_REDIRECTS`);
+- ignores proxies and other settings from the environment (``trust_env``);
+- has a timeout on every read and a deadline on the request and on all the requests of
+  one job together (:class:`Deadlines`).
 
 A per-read timeout alone does not bound a request: a server sending one byte every few
 seconds never trips it, in its headers or in its body. So each request gets a watchdog
@@ -7,8 +16,8 @@ that shuts its socket down at the deadline (a read blocked in it then ends at on
 the body is read here, before the deadline, rather than later by ``requests``.
 
 The watchdog needs the request's socket, which ``requests`` does not show; the connection
-pools of the poll's adapter therefore use connection classes that hand their socket to the
-current request's watchdog when they wait for a response.
+pools of the session's adapter therefore use connection classes that hand their socket to
+the current request's watchdog when they wait for a response.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import requests
@@ -25,39 +35,39 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from security.outbound.ssrf import check_outbound_url
+
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 60
 READ_CHUNK_BYTES = 64 * 1024
+MAX_REDIRECTS = 3
 
 
-class FeedTooSlow(requests.exceptions.Timeout):
-    """The feed did not send a page, or the poll did not end, within its deadline."""
+class TooSlow(requests.exceptions.Timeout):
+    """A request, or the job it belongs to, did not end within its deadline."""
 
 
 @dataclass
-class PollClock:
-    """The deadlines of one poll and of each of its requests, on the monotonic clock."""
+class Deadlines:
+    """The deadlines of one job (a feed poll, a delivery run) and of each of its requests,
+    on the monotonic clock; the messages say which setting to raise."""
 
-    poll_seconds: float
-    page_seconds: float
+    total_seconds: float
+    request_seconds: float
+    total_exceeded: str
+    request_exceeded: str
     started: float = field(default_factory=time.monotonic)
 
     def request_deadline(self) -> float:
-        """When the next request must be done by; :class:`FeedTooSlow` if the poll is over."""
+        """When the next request must be done by; :class:`TooSlow` if the job is over."""
         now = time.monotonic()
-        poll_end = self.started + self.poll_seconds
-        if now >= poll_end:
-            raise FeedTooSlow(
-                f"the poll did not finish within {self.poll_seconds:g} s "
-                "(TAXII_POLL_DEADLINE_SECONDS); the pages stored so far are kept"
-            )
-        return min(now + self.page_seconds, poll_end)
+        job_end = self.started + self.total_seconds
+        if now >= job_end:
+            raise TooSlow(self.total_exceeded)
+        return min(now + self.request_seconds, job_end)
 
-    def too_slow(self) -> FeedTooSlow:
-        return FeedTooSlow(
-            f"the feed did not send a page within its deadline ({self.page_seconds:g} s a "
-            f"page, TAXII_PAGE_DEADLINE_SECONDS; {self.poll_seconds:g} s a poll)"
-        )
+    def too_slow(self) -> TooSlow:
+        return TooSlow(self.request_exceeded)
 
 
 class _Watchdog:
@@ -117,33 +127,34 @@ class _WatchedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
 
-def _read_body(response: requests.Response, clock: PollClock) -> bytes:
+def _read_body(response: requests.Response, deadlines: Deadlines) -> bytes:
     """The whole body, read now (the watchdog ends a read blocked past the deadline)."""
     body = bytearray()
     try:
         while chunk := response.raw.read1(READ_CHUNK_BYTES, decode_content=True):
             body += chunk
     except urllib3.exceptions.ReadTimeoutError:
-        raise clock.too_slow() from None
+        raise deadlines.too_slow() from None
     except urllib3.exceptions.HTTPError as error:
         raise requests.exceptions.ConnectionError(error) from None
     return bytes(body)
 
 
-class DeadlineAdapter(HTTPAdapter):
-    """An adapter holding every request of a poll to its read timeouts and deadlines.
+class CheckedAdapter(HTTPAdapter):
+    """An adapter that checks each request's URL, then holds it to its read timeouts and
+    deadlines. Redirects are sent through it too, so each target is checked before it is
+    connected to. Client libraries (taxii2-client) pass no timeout of their own; without
+    these a silent or a dripping server would hold the caller as long as it likes."""
 
-    taxii2-client passes no timeout of its own; without these a silent or a dripping
-    server would hold the poller (and its lease on the feed) for as long as it likes.
-    """
-
-    def __init__(self, clock: PollClock) -> None:
+    def __init__(self, allowed_hosts: Sequence[str], deadlines: Deadlines) -> None:
         super().__init__(max_retries=0)
-        self.clock = clock
+        self.allowed_hosts = tuple(allowed_hosts)
+        self.deadlines = deadlines
         self.poolmanager.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedHTTPSPool}
 
     def send(self, request, stream=False, timeout=None, **kwargs):
-        deadline = self.clock.request_deadline()
+        check_outbound_url(request.url or "", self.allowed_hosts)
+        deadline = self.deadlines.request_deadline()
         remaining = deadline - time.monotonic()
         timeout = (min(CONNECT_TIMEOUT_SECONDS, remaining), min(READ_TIMEOUT_SECONDS, remaining))
         watchdog = _current.watchdog = _Watchdog(deadline)
@@ -152,15 +163,33 @@ class DeadlineAdapter(HTTPAdapter):
             if not stream:
                 # What requests does itself when a body is not streamed, but before the
                 # deadline rather than after this method returns.
-                response._content = _read_body(response, self.clock)
+                response._content = _read_body(response, self.deadlines)
                 response._content_consumed = True
             if watchdog.expired:  # a body without a length just ends when its socket shuts
-                raise self.clock.too_slow()
+                raise self.deadlines.too_slow()
         except requests.RequestException:
             if watchdog.expired:
-                raise self.clock.too_slow() from None
+                raise self.deadlines.too_slow() from None
             raise
         finally:
             watchdog.cancel()
             _current.watchdog = None
         return response
+
+
+def checked_session(
+    allowed_hosts: Sequence[str],
+    deadlines: Deadlines,
+    session: requests.Session | None = None,
+) -> requests.Session:
+    """``session`` (a new one if none is given) prepared as the module docstring says:
+    every request and redirect checked against SSRF, no settings from the environment,
+    timeouts and deadlines. ``allowed_hosts`` is usually
+    :func:`security.outbound.ssrf.configured_allowed_hosts`."""
+    session = session if session is not None else requests.Session()
+    session.trust_env = False
+    session.max_redirects = MAX_REDIRECTS
+    adapter = CheckedAdapter(allowed_hosts, deadlines)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session

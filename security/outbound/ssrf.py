@@ -1,14 +1,16 @@
-"""Outbound URL checks for TAXII polling, against server-side request forgery (SSRF).
+"""Outbound URL checks against server-side request forgery (SSRF), for every integration.
 
-An admin-supplied feed URL makes the server send requests; without a check it could be
-aimed at the metadata service (169.254.169.254), the database, or anything else on the
-internal network. Only ``http``/``https`` URLs without embedded credentials pass, and
-every address the host resolves to must be public, unless ``TAXII_ALLOWED_HOSTS`` names
-the host, the address or a network containing it.
+An admin-supplied URL (a TAXII feed today; a webhook or an identity provider later) makes
+the server send requests; without a check it could be aimed at the metadata service
+(169.254.169.254), the database, or anything else on the internal network. Only
+``http``/``https`` URLs without embedded credentials pass, and every address the host
+resolves to must be public, unless ``OUTBOUND_ALLOWED_HOSTS`` (older name:
+``TAXII_ALLOWED_HOSTS``) names the host, the address or a network containing it.
 
-The check runs when a feed is saved, before every poll and on every redirect. What it
-cannot see: a DNS answer that changes between this check and the connection (rebinding);
-the allowlist and short-lived polls keep that window small.
+Callers check a URL when it is saved; the checked session (:mod:`security.outbound.http`)
+checks it again before every request and every redirect. What it cannot see: a DNS answer
+that changes between this check and the connection (rebinding); the allowlist and
+short-lived requests keep that window small.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import socket
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from flask import current_app
+
 ALLOWED_SCHEMES = ("http", "https")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -26,6 +30,11 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 class OutboundUrlRefused(ValueError):
     """The URL may not be fetched; the message says why and how to allow it."""
+
+
+def configured_allowed_hosts() -> tuple[str, ...]:
+    """The app's ``OUTBOUND_ALLOWED_HOSTS``: what may be reached although it is private."""
+    return tuple(current_app.config.get("OUTBOUND_ALLOWED_HOSTS") or ())
 
 
 def _networks(allowed_hosts: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -83,5 +92,6 @@ def check_outbound_url(url: str, allowed_hosts: Sequence[str] = ()) -> None:
             continue
         raise OutboundUrlRefused(
             f"{host} resolves to {address}, a private, loopback, link-local, multicast or "
-            "reserved address; add it to TAXII_ALLOWED_HOSTS if this server may reach it"
+            "reserved address; add it to OUTBOUND_ALLOWED_HOSTS (or its older name "
+            "TAXII_ALLOWED_HOSTS) if this server may reach it"
         )

@@ -1,10 +1,11 @@
-"""The outbound URL check that keeps feed polling from reaching internal addresses."""
+"""The outbound URL check that keeps integrations (feed polling) from reaching internal
+addresses."""
 
 from __future__ import annotations
 
 import pytest
 
-from security.modules.taxii.ssrf import OutboundUrlRefused, check_outbound_url
+from security.outbound.ssrf import OutboundUrlRefused, check_outbound_url
 
 
 @pytest.mark.parametrize(

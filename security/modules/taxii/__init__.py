@@ -4,8 +4,8 @@
   paging, posted objects and their status); :mod:`.media` its wire format and
   :mod:`.authentication` its callers (bearer or HTTP Basic).
 - :mod:`.collections` and :mod:`.feeds`: what admins define (served collections, polled
-  feeds); :mod:`.client` polls feeds; :mod:`.ssrf` checks outbound URLs;
-  :mod:`.crypto` keeps feed credentials encrypted.
+  feeds); :mod:`.client` polls feeds, through :mod:`security.outbound` (SSRF guard,
+  checked HTTP session, feed credentials encrypted at rest).
 - :mod:`.stix_exchange`: stored IOCs to STIX and parsed STIX into the store, shared by
   all of the above and by the STIX REST endpoints.
 

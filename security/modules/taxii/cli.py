@@ -16,11 +16,8 @@ from sqlalchemy import func, select
 
 from models import TaxiiFeed, db
 from security.modules.taxii.client import FeedBusy, FeedPollError, due_feeds, poll_feed
-from security.modules.taxii.crypto import (
-    EncryptionUnavailable,
-    UndecryptableSecret,
-    reencrypt_feed_credentials,
-)
+from security.modules.taxii.feeds import reencrypt_feed_credentials
+from security.outbound.secrets import EncryptionUnavailable, UndecryptableSecret
 
 
 def _feeds_to_poll(names: tuple[str, ...], poll_all: bool) -> list[TaxiiFeed]:

@@ -1,10 +1,10 @@
 """The TAXII client: poll a remote TAXII 2.1 collection (a feed) and store what it serves as IOCs.
 
 Requests go through the OASIS ``taxii2-client`` (pagination with ``limit``/``next``,
-``added_after``), over a connection we prepare: no proxies from the environment, a
-timeout on every read and a deadline on every page and on the whole poll (:mod:`.deadline`,
-``TAXII_PAGE_DEADLINE_SECONDS``, ``TAXII_POLL_DEADLINE_SECONDS``), few redirects, and
-every request URL and redirect target checked against SSRF (:mod:`.ssrf`). The watermark
+``added_after``), over its session prepared by :func:`security.outbound.http.checked_session`:
+no proxies from the environment, a timeout on every read and a deadline on every page and
+on the whole poll (``TAXII_PAGE_DEADLINE_SECONDS``, ``TAXII_POLL_DEADLINE_SECONDS``), few
+redirects, and every request URL and redirect target checked against SSRF. The watermark
 for the next poll is the remote server's ``X-TAXII-Date-Added-Last``, saved after every
 page together with that page's IOCs, so a poll that fails halfway resumes where it stopped.
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urljoin
 
 import requests
 from flask import current_app
@@ -35,12 +34,11 @@ from models import TaxiiFeed, db, utcnow
 from security.modules import audit
 from security.modules.indicators import InvalidIndicator
 from security.modules.stix_mapping import parse_bundle
-from security.modules.taxii.crypto import UndecryptableSecret, decrypt_secret
-from security.modules.taxii.deadline import DeadlineAdapter, PollClock
-from security.modules.taxii.ssrf import OutboundUrlRefused, check_outbound_url
 from security.modules.taxii.stix_exchange import store_imported
+from security.outbound.http import Deadlines, checked_session
+from security.outbound.secrets import UndecryptableSecret, decrypt_secret
+from security.outbound.ssrf import OutboundUrlRefused, configured_allowed_hosts
 
-MAX_REDIRECTS = 3
 LEASE = timedelta(minutes=15)
 MAX_REPORTED_FAILURES = 100
 # One poll stops after this many pages (the watermark is saved; the next poll continues),
@@ -67,14 +65,10 @@ class _BearerAuth(requests.auth.AuthBase):
 
 
 class _FeedAuth(requests.auth.AuthBase):
-    """Signs each request with the feed's credentials and watches each response.
+    """Signs each request with the feed's credentials and reads the TAXII header the
+    client library does not return (``X-TAXII-Date-Added-Last``) from each response."""
 
-    A response hook is where requests lets us see redirects before they are followed (to
-    refuse private targets) and the TAXII headers the client library does not return.
-    """
-
-    def __init__(self, feed: TaxiiFeed, allowed_hosts: tuple[str, ...]) -> None:
-        self.allowed_hosts = allowed_hosts
+    def __init__(self, feed: TaxiiFeed) -> None:
         self.date_added_last: str | None = None
         self.signer: requests.auth.AuthBase | None = None
         if feed.credentials_encrypted is not None:
@@ -85,30 +79,38 @@ class _FeedAuth(requests.auth.AuthBase):
                 self.signer = _BearerAuth(secret["token"])
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        check_outbound_url(request.url or "", self.allowed_hosts)
         if self.signer is not None:
             request = self.signer(request)
         request.register_hook("response", self._inspect)
         return request
 
     def _inspect(self, response: requests.Response, **kwargs: Any) -> requests.Response:
-        if response.is_redirect:
-            target = urljoin(response.url, response.headers.get("Location", ""))
-            check_outbound_url(target, self.allowed_hosts)
         last = response.headers.get("X-TAXII-Date-Added-Last")
         if last:
             self.date_added_last = last
         return response
 
 
-def _connection(auth: _FeedAuth, clock: PollClock) -> _HTTPConnection:
+def _deadlines() -> Deadlines:
+    poll_seconds = current_app.config["TAXII_POLL_DEADLINE_SECONDS"]
+    page_seconds = current_app.config["TAXII_PAGE_DEADLINE_SECONDS"]
+    return Deadlines(
+        total_seconds=poll_seconds,
+        request_seconds=page_seconds,
+        total_exceeded=(
+            f"the poll did not finish within {poll_seconds:g} s "
+            "(TAXII_POLL_DEADLINE_SECONDS); the pages stored so far are kept"
+        ),
+        request_exceeded=(
+            f"the feed did not send a page within its deadline ({page_seconds:g} s a "
+            f"page, TAXII_PAGE_DEADLINE_SECONDS; {poll_seconds:g} s a poll)"
+        ),
+    )
+
+
+def _connection(auth: _FeedAuth) -> _HTTPConnection:
     connection = _HTTPConnection(auth=auth, version="2.1", user_agent=USER_AGENT)
-    session = connection.session
-    session.trust_env = False
-    session.max_redirects = MAX_REDIRECTS
-    adapter = DeadlineAdapter(clock)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
+    checked_session(configured_allowed_hosts(), _deadlines(), session=connection.session)
     return connection
 
 
@@ -186,15 +188,9 @@ def _parse_watermark(value: str) -> datetime | None:
 
 
 def _poll_pages(feed: TaxiiFeed, result: PollResult) -> None:
-    allowed_hosts = tuple(current_app.config.get("TAXII_ALLOWED_HOSTS") or ())
-    check_outbound_url(feed.collection_url, allowed_hosts)
-    auth = _FeedAuth(feed, allowed_hosts)
-    clock = PollClock(
-        current_app.config["TAXII_POLL_DEADLINE_SECONDS"],
-        current_app.config["TAXII_PAGE_DEADLINE_SECONDS"],
-    )
+    auth = _FeedAuth(feed)
     filters = {"added_after": feed.added_after} if feed.added_after else {}
-    with Collection(feed.collection_url, conn=_connection(auth, clock)) as collection:
+    with Collection(feed.collection_url, conn=_connection(auth)) as collection:
         pages = as_pages(collection.get_objects, per_request=feed.page_size, **filters)
         received: set[str] = set()
         for envelope in pages:

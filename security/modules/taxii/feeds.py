@@ -1,9 +1,9 @@
 """Registering remote TAXII servers (feeds): checked URLs, credentials encrypted at rest.
 
 What a feed may be is decided here, once, for create and edit alike: the URL must pass
-the SSRF check (:mod:`.ssrf`) when it is saved (and again at every poll), and the
-credentials must match the auth type and are stored only as a Fernet token
-(:mod:`.crypto`). Polling lives in :mod:`.client`.
+the SSRF check (:mod:`security.outbound.ssrf`) when it is saved (and again at every
+poll), and the credentials must match the auth type and are stored only as a Fernet token
+(:mod:`security.outbound.secrets`). Polling lives in :mod:`.client`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import func, select
 
 from auth import Principal
 from errors import ApiError
 from models import TaxiiFeed, db
 from security.modules import audit
-from security.modules.taxii.crypto import EncryptionUnavailable, encrypt_secret
-from security.modules.taxii.ssrf import OutboundUrlRefused, check_outbound_url
+from security.outbound.secrets import EncryptionUnavailable, encrypt_secret, reencrypt_tokens
+from security.outbound.ssrf import (
+    OutboundUrlRefused,
+    check_outbound_url,
+    configured_allowed_hosts,
+)
 
 # auth type -> the secret fields it needs; other secret fields are refused.
 CREDENTIAL_FIELDS: dict[str, tuple[str, ...]] = {
@@ -43,7 +46,7 @@ SETTINGS = (
 def check_feed_url(url: str) -> None:
     """422 naming the reason when the server may not send requests to ``url``."""
     try:
-        check_outbound_url(url, tuple(current_app.config.get("TAXII_ALLOWED_HOSTS") or ()))
+        check_outbound_url(url, configured_allowed_hosts())
     except OutboundUrlRefused as error:
         raise ApiError(
             422, f"The feed URL is refused: {error}", errors={"api_root_url": [str(error)]}
@@ -133,3 +136,19 @@ def delete_feed(feed: TaxiiFeed) -> None:
         details={"name": feed.name},
     )
     db.session.delete(feed)
+
+
+def reencrypt_feed_credentials() -> int:
+    """Encrypt every feed's stored credentials again under the first key (the caller
+    commits); returns how many. A token no configured key opens raises
+    :class:`~security.outbound.secrets.UndecryptableSecret` naming the feed, before
+    anything is written."""
+    feeds = db.session.scalars(
+        select(TaxiiFeed).where(TaxiiFeed.credentials_encrypted.is_not(None)).with_for_update()
+    ).all()
+    tokens = reencrypt_tokens(
+        {feed: feed.credentials_encrypted for feed in feeds}, lambda feed: f"feed {feed.name!r}"
+    )
+    for feed, token in tokens.items():
+        feed.credentials_encrypted = token
+    return len(tokens)
