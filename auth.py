@@ -2,7 +2,8 @@
 
 Passwords are argon2id via passlib; bearer tokens are 256-bit random strings of which only
 the SHA-256 is stored. Permissions are ``area:action`` strings derived from the role
-(DESIGN.md); :func:`authorize` is the one gate every resource passes through.
+(:data:`ROLE_PERMISSIONS`, the one table of who may do what); :func:`authorize` is the one
+gate every resource passes through (ARCHITECTURE.md, "Request flow").
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from sqlalchemy import Computed, ForeignKey, Index, String, Text, UniqueConstrai
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import IllegalTransition, db, utcnow
+from models.base import IllegalTransition, Model, utcnow
 from models.users import User
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -26,7 +26,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 # Statuses that stop the resolution clock.
 RESOLVED_STATUSES = frozenset({"resolved", "closed", "false_positive"})
-# (time to first response, time to resolution) per severity, from DESIGN.md.
+# (time to first response, time to resolution) per severity: the product's SLA targets,
+# shown on every incident as ``sla`` (README: the incident example).
 SLA_TARGETS: dict[str, tuple[timedelta, timedelta]] = {
     "critical": (timedelta(minutes=15), timedelta(hours=1)),
     "high": (timedelta(hours=1), timedelta(hours=4)),
@@ -35,7 +36,7 @@ SLA_TARGETS: dict[str, tuple[timedelta, timedelta]] = {
 }
 
 
-class Incident(db.Model):
+class Incident(Model):
     __tablename__ = "incidents"
     __table_args__ = (
         Index("ix_incidents_created_id", "created_at", "id"),
@@ -133,7 +134,7 @@ class Incident(db.Model):
         }
 
 
-class TimelineEntry(db.Model):
+class TimelineEntry(Model):
     __tablename__ = "incident_timeline"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -164,7 +165,7 @@ class TimelineEntry(db.Model):
         }
 
 
-class IdempotencyRecord(db.Model):
+class IdempotencyRecord(Model):
     """The first answer to a create request, replayed when a client retries with the same key."""
 
     __tablename__ = "idempotency_records"

@@ -88,7 +88,9 @@ def _limit_auth_endpoint(setting: str) -> RouteLimit:
     )
 
 
-# For Flask-RESTful resources, as class-level ``decorators = [...]`` (DESIGN.md: Known traps).
+# For Flask-RESTful resources, as class-level ``decorators = [...]``: Flask-RESTful wraps
+# the view it registers with those, so the limit holds for every method of the resource
+# (ARCHITECTURE.md, "Conventions").
 login_rate_limit = _limit_auth_endpoint("RATELIMIT_LOGIN")
 register_rate_limit = _limit_auth_endpoint("RATELIMIT_REGISTER")
 
