@@ -14,6 +14,7 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeGuard
 
 from flask import current_app, g, request
 from passlib.context import CryptContext
@@ -93,9 +94,9 @@ def hash_password(password: str) -> str:
     return password_context.hash(password)
 
 
-def verify_password(user: User | None, password: str) -> bool:
+def verify_password(user: User | None, password: str) -> TypeGuard[User]:
     """Check a password in constant-ish time whether or not the user exists; rehash if the
-    stored hash uses outdated parameters."""
+    stored hash uses outdated parameters. True means ``user`` is a (active) user."""
     if user is None or len(password) > PASSWORD_MAX_LENGTH:
         password_context.verify(password[:PASSWORD_MAX_LENGTH], _UNKNOWN_USER_HASH)
         return False

@@ -40,6 +40,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from errors import ApiError
 from models import IdempotencyRecord, db, utcnow
+from models.base import Model
 from security.modules.utils import json_default
 
 HEADER = "Idempotency-Key"
@@ -58,7 +59,7 @@ class Creation:
     """
 
     scope: str
-    model: type[db.Model]
+    model: type[Model]
     locate: Callable[[dict], Any] = operator.itemgetter("id")
     shown_once: str | None = None
 

@@ -7,10 +7,10 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import db, utcnow
+from models.base import Model, utcnow
 
 
-class LoginFailure(db.Model):
+class LoginFailure(Model):
     __tablename__ = "login_failures"
     __table_args__ = (
         Index("ix_login_failures_username_time", "username", "occurred_at"),
@@ -23,7 +23,7 @@ class LoginFailure(db.Model):
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class AuthBlock(db.Model):
+class AuthBlock(Model):
     __tablename__ = "auth_blocks"
     __table_args__ = (Index("ix_auth_blocks_subject", "scope", "subject", "blocked_until"),)
 

@@ -1,11 +1,11 @@
-"""What every model module shares: the SQLAlchemy handle, the time helper, and the error
-a status workflow (incidents, alerts) raises for a step it lacks."""
+"""What every model module shares: the SQLAlchemy handle and the models' base class, the
+time helper, and the error a status workflow (incidents, alerts) raises for a step it lacks."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime
@@ -18,6 +18,13 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# The base class of every table. Flask-SQLAlchemy builds ``db.Model`` from :class:`Base` at
+# run time, which a type checker cannot follow; to it, the models derive from ``Base``.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 
 
 def utcnow() -> datetime:

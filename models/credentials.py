@@ -14,11 +14,11 @@ from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import db, utcnow
+from models.base import Model, utcnow
 from models.users import User
 
 
-class ApiKey(db.Model):
+class ApiKey(Model):
     __tablename__ = "api_keys"
     __table_args__ = (Index("ix_api_keys_user_created", "user_id", "created_at", "id"),)
 
@@ -67,7 +67,7 @@ class ApiKey(db.Model):
         }
 
 
-class CredentialUsage(db.Model):
+class CredentialUsage(Model):
     """One use (or attempted use) of a credential: an environment secret or an API key."""
 
     __tablename__ = "credential_usage"

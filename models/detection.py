@@ -16,7 +16,7 @@ from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, Text, tex
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import IllegalTransition, db, utcnow
+from models.base import IllegalTransition, Model, utcnow
 from models.users import User
 from models.vocabulary import SEVERITIES
 
@@ -32,7 +32,7 @@ GROUPING_STATUSES = frozenset({"open", "acknowledged", "escalated"})
 SEVERITY_RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}
 
 
-class DetectionRule(db.Model):
+class DetectionRule(Model):
     """A threat rule. ``source`` holds a Sigma rule's YAML as given; ``detection`` a seed
     rule's detection object. ``group_by`` names the event fields whose values group
     repeated matches into one alert (None: the default host, user and source IP)."""
@@ -83,7 +83,7 @@ class DetectionRule(db.Model):
         }
 
 
-class Alert(db.Model):
+class Alert(Model):
     """Matches of one rule on one group key, counted.
 
     ``grouping`` is true while the alert absorbs new matches of its group; the partial

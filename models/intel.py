@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, INET, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import db, utcnow
+from models.base import Model, utcnow
 from models.users import User
 
 # IOC types whose value is an address or a network, mirrored into the ``address`` column.
@@ -68,7 +68,7 @@ HAS_DESCRIPTION_SQL = "description <> ''"
 TRIGRAM_PENDING_LIST_KB = 32 * 1024
 
 
-class Indicator(db.Model):
+class Indicator(Model):
     """One indicator of compromise. ``version`` counts edits of the analyst-set fields;
     sightings (``sighting_count``, ``last_sighted_at``) are observations, not edits."""
 
@@ -187,7 +187,7 @@ class Indicator(db.Model):
         }
 
 
-class IncidentIndicator(db.Model):
+class IncidentIndicator(Model):
     """An IOC observed in, or relevant to, an incident."""
 
     __tablename__ = "incident_iocs"

@@ -28,14 +28,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import db, utcnow
+from models.base import Model, utcnow
 from models.vocabulary import ROLES, TLP_LEVELS
 
 # TLP red never leaves the platform, so no collection may reach it.
 SERVABLE_TLP_LEVELS = tuple(level for level in TLP_LEVELS if level != "red")
 
 
-class TaxiiCollection(db.Model):
+class TaxiiCollection(Model):
     """A TAXII collection: which IOCs it serves, and which roles may read or write it.
 
     Empty ``ioc_types`` / ``sources`` mean "any". Admins may always read and write.
@@ -101,7 +101,7 @@ class TaxiiCollection(db.Model):
         }
 
 
-class TaxiiStatus(db.Model):
+class TaxiiStatus(Model):
     """The outcome of one POST of objects to a collection (TAXII's status resource).
 
     Objects are processed while the request waits, so a status is always complete; it is
@@ -124,7 +124,7 @@ class TaxiiStatus(db.Model):
     pendings: Mapped[list[dict]] = mapped_column(JSONB, default=list)
 
 
-class TaxiiObject(db.Model):
+class TaxiiObject(Model):
     """One version of one STIX 2.1 object kept in a collection, exactly as it was posted.
 
     ``body`` is the object's JSON (JSONB keeps every string as sent, so timestamps come
@@ -158,7 +158,7 @@ class TaxiiObject(db.Model):
         return self.body.get("modified") or self.body.get("created")
 
 
-class TaxiiFeed(db.Model):
+class TaxiiFeed(Model):
     """A remote TAXII 2.1 collection we poll for IOCs.
 
     ``added_after`` is the watermark: the remote server's date_added of the last object

@@ -7,10 +7,10 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import db, utcnow
+from models.base import Model, utcnow
 
 
-class User(db.Model):
+class User(Model):
     __tablename__ = "users"
     # Usernames are unique regardless of case, enforced by the database, not only by a check.
     __table_args__ = (Index("uq_users_username_lower", func.lower(text("username")), unique=True),)
@@ -37,7 +37,7 @@ class User(db.Model):
         }
 
 
-class AuthToken(db.Model):
+class AuthToken(Model):
     __tablename__ = "auth_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -104,7 +104,7 @@ def load_json(schema: Schema) -> dict:
         raise validation_error(error) from None
 
 
-def load_query(schema: Schema) -> dict:
+def load_query(schema: Schema) -> Any:
     """Validate query parameters; a parameter given twice is an error, not a silent pick."""
     repeated = sorted(key for key in request.args if len(request.args.getlist(key)) > 1)
     if repeated:

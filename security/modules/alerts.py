@@ -293,7 +293,7 @@ def ingest_events(events: Sequence[Any], principal: Principal) -> dict[str, Any]
     alert_ids = {(row.rule_id, row.group_key): row.id for row in written}
     incidents = {
         row.id: _escalate(
-            db.session.get(Alert, row.id, populate_existing=True), principal, {}, True
+            db.session.get_one(Alert, row.id, populate_existing=True), principal, {}, True
         )
         for row in written
         if row.incident_id is None and _meets_auto_incident_threshold(row.severity)

@@ -38,10 +38,11 @@ import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import Response, current_app, g, has_request_context, request
 from sqlalchemy import Select, and_, delete, distinct, extract, func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import SQLAlchemyError
 
 from auth import (
@@ -217,7 +218,7 @@ def prune_credential_usage(now: datetime | None = None) -> int:
     days = current_app.config["CREDENTIAL_USAGE_RETENTION_DAYS"]
     cutoff = (now or utcnow()) - timedelta(days=days)
     pruned = db.session.execute(delete(CredentialUsage).where(CredentialUsage.occurred_at < cutoff))
-    return pruned.rowcount
+    return cast(CursorResult, pruned).rowcount  # a DELETE's result is a CursorResult
 
 
 # --- API keys -----------------------------------------------------------------------------

@@ -178,7 +178,7 @@ def upsert_ioc(
     row = prepare_indicator(item, now)
     viewer = ioc_visibility.viewer_of(principal)
     ioc_id, created = ioc_upsert.upsert_row(row, call_values(principal, now), viewer)
-    indicator = db.session.get(Indicator, ioc_id, populate_existing=True)
+    indicator = db.session.get_one(Indicator, ioc_id, populate_existing=True)
     _audit(
         "ioc.create" if created else "ioc.merge",
         principal,

@@ -397,7 +397,7 @@ class BulkWriter:
     ) -> list:
         cursor = self._connection.connection.cursor()
         try:
-            returned: list[list] = []
+            returned: list[Sequence[Any]] = []
             for import_round, lines, clears_expiry in rounds:
                 # One read of the whole buffer: each read needs the GIL, which the
                 # preparing thread may hold for a switch interval (5 ms) at a time.

@@ -1,8 +1,8 @@
 """Threat analysis on text: IOC extraction.
 
 :func:`extract_iocs` is implemented in :mod:`security.modules.extraction` (with the rules
-for what is and is not reported); it is re-exported here because ``security.modules.threat`` is where the package's public
-API has always offered it (ARCHITECTURE.md, "Areas").
+for what is and is not reported); it is re-exported here because this module is where
+the package's public API has always offered it (ARCHITECTURE.md, "Areas").
 """
 
 from security.modules.extraction import extract_iocs

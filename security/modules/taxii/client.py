@@ -155,7 +155,7 @@ def _claim(feed_id: int) -> TaxiiFeed:
     db.session.commit()
     if claimed is None:
         raise FeedBusy(f"feed {feed_id} is being polled already")
-    return db.session.get(TaxiiFeed, feed_id, populate_existing=True)
+    return db.session.get_one(TaxiiFeed, feed_id, populate_existing=True)
 
 
 def _store_page(feed: TaxiiFeed, objects: list[Any], result: PollResult) -> None:
@@ -232,7 +232,7 @@ def poll_feed(feed_id: int) -> PollResult:
     except _POLL_FAILURES as error:
         db.session.rollback()
         error_message = f"{type(error).__name__}: {error}"[:2000]
-    feed = db.session.get(TaxiiFeed, feed_id, populate_existing=True)
+    feed = db.session.get_one(TaxiiFeed, feed_id, populate_existing=True)
     now = utcnow()
     feed.poll_started_at = None
     feed.last_polled_at = now

@@ -146,9 +146,8 @@ def reencrypt_feed_credentials() -> int:
     feeds = db.session.scalars(
         select(TaxiiFeed).where(TaxiiFeed.credentials_encrypted.is_not(None)).with_for_update()
     ).all()
-    tokens = reencrypt_tokens(
-        {feed: feed.credentials_encrypted for feed in feeds}, lambda feed: f"feed {feed.name!r}"
-    )
+    stored = {feed: token for feed in feeds if (token := feed.credentials_encrypted) is not None}
+    tokens = reencrypt_tokens(stored, lambda feed: f"feed {feed.name!r}")
     for feed, token in tokens.items():
         feed.credentials_encrypted = token
     return len(tokens)
