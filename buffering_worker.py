@@ -240,6 +240,7 @@ class RequestBufferingWorker(ThreadWorker):
             complete = len(pending.data) >= pending.body_end
         else:
             complete = True
+        assert pending.head_end is not None  # _find_head_end sets it when it returns True
         buffered_body = len(pending.data) - pending.head_end
         if complete or buffered_body > self.max_buffered_body:
             self._dispatch(conn, pending, complete)

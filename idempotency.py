@@ -142,6 +142,7 @@ def _replay(record: IdempotencyRecord, creation: Creation) -> Answer:
             extra={"id": object_id},
         )
     headers = {**(record.response_headers or {}), "Idempotent-Replayed": "true"}
+    assert record.status_code is not None  # only a record with a stored answer is replayed
     return body, record.status_code, headers
 
 

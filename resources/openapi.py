@@ -84,7 +84,7 @@ class Content:
 
 
 ResponseBody = type[Schema] | Content | None
-RequestBody = type[Schema] | Content | tuple[Content, ...]
+RequestBody = type[Schema] | Content | tuple[type[Schema] | Content, ...]
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ IDEMPOTENCY_PARAMETER = {
 
 
 def documented_methods(rule: Rule) -> list[str]:
-    return sorted(method.lower() for method in (rule.methods or ()) - UNDOCUMENTED_METHODS)
+    return sorted(method.lower() for method in (rule.methods or set()) - UNDOCUMENTED_METHODS)
 
 
 def declarations_for(app: Flask, rule: Rule) -> Mapping[str, Operation]:
@@ -390,6 +390,7 @@ def build_document(app: Flask) -> dict[str, Any]:
     for name, header in RESPONSE_HEADERS.items():
         spec.components.header(name, header)
     spec.components.schema(STORABLE_JSON, STORABLE_JSON_SCHEMA)
+    assert plugin.converter is not None  # the plugin made it when the spec registered it
     plugin.converter.add_attribute_function(storable_text_pattern)
     _register_extras(spec, plugin, app)
     for rule in documented_rules(app):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -41,7 +43,10 @@ class FullMatch(validate.Regexp):
     ECMA-compatible for the OpenAPI document.
     """
 
-    def __call__(self, value: str) -> str:
+    regex: re.Pattern[str]  # built from a str pattern: these fields hold text
+
+    # Narrower than Regexp's (str | bytes): the fields it validates are strings.
+    def __call__(self, value: str) -> str:  # type: ignore[override]
         if self.regex.fullmatch(value) is None:
             raise ValidationError(self._format_error(value))
         return value
@@ -91,7 +96,7 @@ def not_blank(value: str) -> None:
 def trimmed_string(min_length: int = 1, max_length: int = 255, **kwargs) -> fields.String:
     """A string with a length range; when it is required to be non-empty, whitespace alone
     does not count (it would be stored as an empty title or name)."""
-    validators = [validate.Length(min=min_length, max=max_length)]
+    validators: list[Callable[[str], Any]] = [validate.Length(min=min_length, max=max_length)]
     if min_length > 0:
         validators.append(not_blank)
     return fields.String(validate=validators, **kwargs)
@@ -129,8 +134,8 @@ class JsonInteger(fields.Integer):
 class QueryBoolean(fields.Boolean):
     """A query parameter's boolean: the words ``true`` or ``false``, as OpenAPI writes them."""
 
-    truthy = frozenset({"true"})
-    falsy = frozenset({"false"})
+    truthy = {"true"}
+    falsy = {"false"}
 
 
 class UtcDateTime(fields.AwareDateTime):

@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, literal_column, select, text, tuple_, update
+from sqlalchemy import Boolean, Select, literal_column, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
 import incident_service
@@ -246,13 +246,13 @@ def _upsert_alerts(groups: Sequence[_Group], batch: EventBatch, now: datetime) -
         }
         for group in groups
     ]
-    statement = insert(Alert)
-    statement = statement.on_conflict_do_update(
+    upsert = insert(Alert)
+    statement = upsert.on_conflict_do_update(
         index_elements=[Alert.rule_id, Alert.group_key],
         index_where=text("grouping"),
         set_={
-            "count": Alert.count + statement.excluded.count,
-            "last_seen": statement.excluded.last_seen,
+            "count": Alert.count + upsert.excluded.count,
+            "last_seen": upsert.excluded.last_seen,
         },
     ).returning(
         Alert.id,
@@ -262,7 +262,7 @@ def _upsert_alerts(groups: Sequence[_Group], batch: EventBatch, now: datetime) -
         Alert.severity,
         Alert.status,
         Alert.incident_id,
-        literal_column("(xmax = 0)").label("created"),
+        literal_column("(xmax = 0)", Boolean).label("created"),
     )
     return list(db.session.execute(statement, rows))
 

@@ -79,11 +79,11 @@ def ensure_login_allowed(username: str, ip: str) -> None:
 
 
 def _count_failures(column, subject: str, since: datetime) -> int:
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count())
         .select_from(LoginFailure)
         .where(column == subject, LoginFailure.occurred_at > since)
-    )
+    ).scalar_one()
 
 
 def record_failed_login(username: str, ip: str) -> list[AuthBlock]:

@@ -41,7 +41,18 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from flask import Response, current_app, g, has_request_context, request
-from sqlalchemy import Select, and_, delete, distinct, extract, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    delete,
+    distinct,
+    extract,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -548,7 +559,7 @@ def _off_hours(policy: SuspicionPolicy) -> Any:
 
 def _usage_summary(condition: Any, since: datetime, policy: SuspicionPolicy) -> list[Any]:
     success = CredentialUsage.outcome == "success"
-    counted = {
+    counted: dict[str, ColumnElement[Any]] = {
         "ips": func.count(distinct(CredentialUsage.ip)).filter(success),
         "ip_list": func.array_agg(distinct(CredentialUsage.ip)).filter(success),
         "wrong_secret": func.count().filter(CredentialUsage.reason == "wrong_secret"),

@@ -271,7 +271,7 @@ def _nested_in(rest_of_url: str) -> Found:
     """Return the indicators written in a URL's path, query and fragment, decoded."""
     found: Found = []
     for match in _NESTED_IN_URL.finditer(unquote(rest_of_url)):
-        found += _judge(match.lastgroup, match.group())
+        found += _judge(_kind(match), match.group())
     return found
 
 
@@ -378,6 +378,13 @@ def _names_a_signature(text: str, start: int) -> bool:
     return _SIGNATURE_PLATFORM.search(text, max(0, start - 12), start) is not None
 
 
+def _kind(match: re.Match[str]) -> str:
+    """The name of the alternative that matched: every alternative is a named group."""
+    kind = match.lastgroup
+    assert kind is not None  # the patterns are built of named groups only
+    return kind
+
+
 def _judge(kind: str, raw: str) -> Found:
     try:
         return _HANDLERS[kind](raw)
@@ -396,7 +403,7 @@ def extract_iocs(text: str) -> dict[str, list[str]]:
     # Logs repeat the same addresses and hosts; each distinct candidate is judged once.
     judged: dict[tuple[str, str], Found] = {}
     for match in _CANDIDATES.finditer(text):
-        candidate = (match.lastgroup, match.group())
+        candidate = (_kind(match), match.group())
         if candidate[0] == "domain" and _names_a_signature(text, match.start()):
             continue
         if candidate not in judged:

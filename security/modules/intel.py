@@ -122,7 +122,8 @@ def prepare_indicator(item: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     unknown = set(item) - OPTIONAL_FIELDS - {"type", "value"}
     if unknown:
         raise InvalidIndicator(f"unknown fields: {', '.join(sorted(unknown))}")
-    value = item.get("value")
+    # Unchecked input (a library caller's): the normaliser refuses what is not a string.
+    value: Any = item.get("value")
     ioc_type = item.get("type") or detect_ioc_type(value)
     normalized = normalize_ioc(ioc_type, value)
     first_seen = item.get("first_seen") or now

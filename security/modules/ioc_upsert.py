@@ -47,6 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
 from models import Indicator, db
 from models.intel import EDITABLE_FIELDS
@@ -62,6 +63,9 @@ CALL_COLUMNS = ("sighting_count", "created_by_id", "created_at", "updated_at", "
 CLEARS_EXPIRY = "clears_expiry"
 # ``(type, value) -> (id, created)`` for each distinct value written.
 Outcome = dict[tuple[str, str], tuple[int, bool]]
+# The reported values a statement reads: one row's bound parameters, or the columns of
+# the unnested arrays of many.
+Reported = Mapping[str, Any] | ReadOnlyColumnCollection[str, Any]
 
 # Rank of each TLP level in SQL, for "the stricter one wins" (a constant, not user input).
 _TLP_RANK_SQL = "ARRAY[{}]".format(", ".join(f"'{level}'" for level in TLP_LEVELS))
@@ -119,7 +123,7 @@ def _typed_parameter(name: str) -> Any:
     return cast(bindparam(name), _STORED[name].type)
 
 
-def _target(viewer: Viewer, reported: Mapping[str, Any]) -> Any:
+def _target(viewer: Viewer, reported: Reported) -> Any:
     """The ``separate_for_id`` of the record a report goes to: one the viewer may see, also
     once the merge has made its TLP the stricter of the two."""
     return ioc_visibility.separate_for(
@@ -141,13 +145,13 @@ def _merge_reported(
         *(_typed_parameter(name).label(name) for name in CALL_COLUMNS),
         target.label("separate_for_id"),
     ).where(*conditions)
-    statement = insert(Indicator.__table__).from_select(
+    statement = insert(Indicator.__table__).from_select(  # type: ignore[arg-type]  # a Table
         [*ITEM_COLUMNS, *CALL_COLUMNS, "separate_for_id"], rows, include_defaults=False
     )
     return _merge_on_conflict(statement, clears_expiry)
 
 
-def _target_records(viewer: Viewer, reported: Mapping[str, Any]) -> Any:
+def _target_records(viewer: Viewer, reported: Reported) -> Any:
     """The records reports (``type``, ``value``, ``tlp``) by the viewer went to, as
     RETURNING gives them: a merge that changed nothing returns no row, so its id is
     looked up."""

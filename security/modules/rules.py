@@ -88,8 +88,11 @@ class Detector(Protocol):
     ``needs_store``: the batch must also look them up in the IOC store.
     """
 
-    needs_candidates: bool
-    needs_store: bool
+    @property
+    def needs_candidates(self) -> bool: ...
+
+    @property
+    def needs_store(self) -> bool: ...
 
     def event_test(self, batch: EventBatch) -> EventTest: ...
 
@@ -235,7 +238,9 @@ def check_severity(severity: Any) -> str:
     return severity
 
 
-def seed_definition(name: str, description: str, detection: Any, severity: str) -> RuleDefinition:
+def seed_definition(
+    name: str, description: str, detection: Any, severity: str | None
+) -> RuleDefinition:
     """Validate a seed-form rule (see :mod:`security.modules.ioc_rules`)."""
     try:
         compile_ioc_detection(detection)
@@ -517,7 +522,7 @@ def delete_rule(rule: DetectionRule, principal: Principal | None) -> None:
 def _audit(
     action: str, principal: Principal | None, rule: DetectionRule, details: dict[str, Any]
 ) -> None:
-    actor = {"actor": "system"}
+    actor: dict[str, Any] = {"actor": "system"}
     if principal is not None:
         actor = {"actor_id": principal.user.id, "actor": principal.user.username}
     audit.record(action, object_type="rule", object_id=rule.id, details=details, **actor)

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 import urllib3
@@ -108,7 +109,7 @@ _current = threading.local()
 class _WatchedConnection(HTTPConnection):
     """Hands its socket to the current request's watchdog before waiting for the answer."""
 
-    def getresponse(self, *args, **kwargs):
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         watchdog: _Watchdog | None = getattr(_current, "watchdog", None)
         if watchdog is not None and self.sock is not None:
             watchdog.watch(self.sock)
@@ -152,14 +153,24 @@ class CheckedAdapter(HTTPAdapter):
         self.deadlines = deadlines
         self.poolmanager.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedHTTPSPool}
 
-    def send(self, request, stream=False, timeout=None, **kwargs):
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float | None, float | None] | None = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
         check_outbound_url(request.url or "", self.allowed_hosts)
         deadline = self.deadlines.request_deadline()
         remaining = deadline - time.monotonic()
         timeout = (min(CONNECT_TIMEOUT_SECONDS, remaining), min(READ_TIMEOUT_SECONDS, remaining))
         watchdog = _current.watchdog = _Watchdog(deadline)
         try:
-            response = super().send(request, stream=True, timeout=timeout, **kwargs)
+            response = super().send(
+                request, stream=True, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+            )
             if not stream:
                 # What requests does itself when a body is not streamed, but before the
                 # deadline rather than after this method returns.

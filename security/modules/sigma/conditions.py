@@ -55,7 +55,9 @@ def compile_condition(node: object) -> Predicate:
     raise SigmaRuleError(f"condition element {type(node).__name__} is not supported")
 
 
-def _members(node: ConditionAND | ConditionOR, kind: type) -> Iterator[object]:
+def _members(
+    node: ConditionAND | ConditionOR, kind: type[ConditionAND] | type[ConditionOR]
+) -> Iterator[object]:
     """Operands of an AND/OR, with nested operators of the same kind flattened into it."""
     for member in node.args:
         if isinstance(member, kind):

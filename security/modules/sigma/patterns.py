@@ -56,7 +56,7 @@ def compile_string_patterns(patterns: Sequence[SigmaString], *, lower: bool) -> 
             substrings.append(literal)
         else:
             globs.append(_glob_regex(parts))
-    tests = []
+    tests: list[Callable[[str], bool]] = []
     if exact:
         tests.append(frozenset(exact).__contains__)
     if prefixes:

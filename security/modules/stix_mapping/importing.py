@@ -10,7 +10,7 @@ listed as skipped.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -119,7 +119,11 @@ def _vulnerability_iocs(
     return [vulnerability_to_ioc(vulnerability, bundle_markings)]
 
 
-_CONVERTERS = {"indicator": indicator_to_iocs, "vulnerability": _vulnerability_iocs}
+# STIX type -> the IOCs a parsed object of that type names (given the bundle's markings).
+_CONVERTERS: dict[str, Callable[[Any, Mapping[str, str]], list[ImportedIoc]]] = {
+    "indicator": indicator_to_iocs,
+    "vulnerability": _vulnerability_iocs,
+}
 
 
 def _bundle_objects(bundle_json: str | bytes | Mapping[str, Any]) -> list[Any]:
@@ -150,7 +154,7 @@ def parse_bundle(bundle_json: str | bytes | Mapping[str, Any]) -> ImportResult:
             result.unmapped.append(("<not an object>", "bundle entry is not a JSON object"))
             continue
         object_id, object_type = str(raw.get("id", "<no id>")), raw.get("type")
-        converter = _CONVERTERS.get(object_type)
+        converter = _CONVERTERS.get(str(object_type))
         if converter is None:
             if object_type != "marking-definition":
                 result.skipped.append((object_id, str(object_type)))

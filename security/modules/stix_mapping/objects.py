@@ -49,7 +49,7 @@ def tlp_markings_defined_in(objects: list[Any]) -> dict[str, str]:
         if isinstance(candidate, Mapping) and candidate.get("type") == "marking-definition":
             tlp = tlp_of_marking_definition(candidate)
             if tlp is not None:
-                markings[candidate.get("id")] = tlp
+                markings[str(candidate.get("id"))] = tlp
     return markings
 
 
@@ -112,4 +112,6 @@ def stix_object_facts(
         )
     version = _version(stix_object)
     _validate(stix_object)
-    return StixObjectFacts(stix_id, found["type"], version, _tlp(stix_object, known_markings or {}))
+    return StixObjectFacts(
+        found[0], found["type"], version, _tlp(stix_object, known_markings or {})
+    )

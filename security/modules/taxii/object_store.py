@@ -79,7 +79,7 @@ def stored_tlp_markings(collection: TaxiiCollection) -> dict[str, str]:
         TaxiiObject.stix_type == "marking-definition",
         TaxiiObject.tlp.is_not(None),
     )
-    return {stix_id: tlp for stix_id, tlp in db.session.execute(statement)}
+    return {stix_id: tlp for stix_id, tlp in db.session.execute(statement) if tlp is not None}
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, and_, delete, false, func, or_, select, true, tuple_
+from sqlalchemy import ColumnElement, Select, and_, delete, false, func, or_, select, true, tuple_
 from sqlalchemy.orm import aliased
 
 from auth import Principal
@@ -274,7 +274,7 @@ def _stored_versions(collection: TaxiiCollection, versions: Sequence[str | datet
     collection serves of the same object, ``all``, or exact instants."""
     if "all" in versions:
         return true()
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     exact = [version for version in versions if isinstance(version, datetime)]
     if exact:
         conditions.append(TaxiiObject.version_at.in_(exact))
@@ -373,7 +373,7 @@ class TaxiiBackend:
         except ValueError:
             collection = None
         access = self.access(principal, collection) if collection else (False, False)
-        if not any(access):
+        if collection is None or not any(access):
             raise ApiError(404, f"Collection {collection_id} does not exist.")
         can_read, can_write = access
         needs_read = need in ("read", "delete")
