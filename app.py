@@ -29,7 +29,6 @@ from security.modules.utils import json_default
 
 logger = logging.getLogger("soc.app")
 
-EXIT_OK = 0
 EXIT_USER_EXISTS = 1
 EXIT_PASSWORD_REJECTED = 3
 EXIT_DATABASE_UNAVAILABLE = 4

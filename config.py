@@ -79,10 +79,6 @@ class Settings:
     env_credentials: dict[str, str] = field(default_factory=dict, repr=False)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    @property
-    def is_development(self) -> bool:
-        return self.environment in DEVELOPMENT_ENVIRONMENTS
-
     def to_flask(self) -> dict[str, Any]:
         """The Flask config mapping; extension settings keep their documented names."""
         return {

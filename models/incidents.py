@@ -110,12 +110,6 @@ class Incident(Model):
             "resolution_breached": (self.resolved_at or now) > resolution_due,
         }
 
-    def is_visible_to_user(self, user_id: int, is_admin: bool) -> bool:
-        """TLP red incidents are need-to-know: admins, the reporter and the assignee."""
-        if self.tlp != "red" or is_admin:
-            return True
-        return user_id in (self.reporter_id, self.assignee_id)
-
     def to_dict(self) -> dict:
         return {
             "id": self.id,
