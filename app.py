@@ -1,7 +1,9 @@
 """The application factory and the CLI commands (``flask create-admin``).
 
 ``create_app()`` validates the configuration, makes sure the database exists and is
-migrated (under an advisory lock), plugs in the security middleware and the resources.
+migrated (under an advisory lock), then registers, in one place, everything the app uses:
+the error handlers, the security middleware, the credential kinds it accepts (login
+tokens, API keys), the resources and the CLI commands.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from flask.cli import with_appcontext
 from flask.json.provider import DefaultJSONProvider
 from flask_migrate import Migrate
 
+from auth import TOKEN_PREFIX, register_credential_resolver, resolve_login_token
 from config import ConfigError, load_settings
 from database import MIGRATIONS_DIRECTORY, DatabaseUnavailable, ensure_database_exists
 from errors import ProblemApi, register_error_handlers
 from models import db
 from resources import register_resources
+from security.modules.credentials import API_KEY_PREFIX, resolve_api_key
 from security.modules.taxii.cli import reencrypt_secrets_command, taxii_poll_command
 from security.modules.utils import json_default
 
@@ -87,10 +91,13 @@ def _build_app(overrides: Mapping[str, Any] | None) -> Flask:
 
         ensure_database_exists(settings.database_url)
         upgrade_schema(app)
+    # Everything the app answers with is registered here, and nowhere by importing a module.
     register_error_handlers(app)
     from security.modules.middleware import create_security_middleware
 
     create_security_middleware(app)
+    register_credential_resolver(app, TOKEN_PREFIX, resolve_login_token)
+    register_credential_resolver(app, API_KEY_PREFIX, resolve_api_key)
     api = ProblemApi(app, catch_all_404s=True)
     register_resources(api)
     register_commands(app)
@@ -140,11 +147,14 @@ def create_admin_command(username: str, password_stdin: bool) -> None:
 
 
 def _create_admin(username: str, password_stdin: bool) -> None:
-    from auth import password_policy_violations
-    from errors import ApiError
-    from resources.auth import create_user, username_taken_message
     from schemas.auth import RegisterSchema
+    from security.errors import Conflict
     from security.modules import audit
+    from security.modules.users import (
+        create_user,
+        password_policy_violations,
+        username_taken_message,
+    )
 
     problems = RegisterSchema().validate({"username": username, "password": "x", "role": "admin"})
     if problems:
@@ -160,9 +170,9 @@ def _create_admin(username: str, password_stdin: bool) -> None:
         sys.exit(EXIT_PASSWORD_REJECTED)
     try:
         user = create_user(username, password, "admin")
-    except ApiError as error:
+    except Conflict as error:
         db.session.rollback()
-        click.echo(f"error: {error.description}", err=True)
+        click.echo(f"error: {error.detail}", err=True)
         sys.exit(EXIT_USER_EXISTS)
     audit.record(
         "user.create",

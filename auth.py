@@ -1,109 +1,37 @@
-"""Who is calling and what they may do: passwords and logins, bearer tokens, roles and permissions.
+"""Who is calling the API and what they may do: logins, bearer tokens, the credential
+resolvers, and the :func:`authorize` gate every resource passes through.
 
-Passwords are argon2id via passlib; bearer tokens are 256-bit random strings of which only
-the SHA-256 is stored. Permissions are ``area:action`` strings derived from the role
-(:data:`ROLE_PERMISSIONS`, the one table of who may do what); :func:`authorize` is the one
-gate every resource passes through (ARCHITECTURE.md, "Request flow").
+Bearer tokens are 256-bit random strings of which only the SHA-256 is stored. The
+principal, roles and permissions (``area:action`` strings derived from the role) are the
+engine's vocabulary (:mod:`security.modules.principals`); passwords are
+:mod:`security.modules.users`'. Which credential kinds an app accepts is what its
+``create_app()`` registers with :func:`register_credential_resolver`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-import string
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeGuard
 
-from flask import current_app, g, request
-from passlib.context import CryptContext
+from flask import Flask, current_app, g, request
 from sqlalchemy import func, select
 
 from errors import ApiError
 from models import AuthToken, User, db, utcnow
 from security.modules import audit, brute_force
-
-PASSWORD_MIN_LENGTH = 12
-PASSWORD_MAX_LENGTH = 1024
-TOKEN_PREFIX = "sat_"  # noqa: S105 - a public marker telling tokens from API keys, not a secret
-# Refreshing last_used_at on every request would turn every read into a write.
-LAST_USED_RESOLUTION = timedelta(seconds=60)
-
-password_context = CryptContext(
-    schemes=["argon2"],
-    argon2__type="ID",
-    argon2__memory_cost=19456,
-    argon2__time_cost=2,
-    argon2__parallelism=1,
+from security.modules.principals import (
+    LAST_USED_RESOLUTION,
+    Principal,
+    bearer_credential,
+    hash_secret,
+    permissions_for_role,
 )
-# Verified against when the username is unknown, so both failures take the same time.
-_UNKNOWN_USER_HASH = password_context.hash(secrets.token_urlsafe(16))
+from security.modules.users import verify_password
 
-ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"*:*"}),
-    "analyst": frozenset(
-        {
-            "*:read",
-            "incidents:write",
-            "iocs:write",
-            "rules:write",
-            "comments:write",
-            "apikeys:write",
-            "events:write",
-            "alerts:write",
-        }
-    ),
-    "viewer": frozenset({"*:read"}),
-}
-
-
-def permissions_for_role(role: str) -> frozenset[str]:
-    return ROLE_PERMISSIONS.get(role, frozenset())
-
-
-def permission_granted(granted: frozenset[str] | set[str], permission: str) -> bool:
-    """Whether ``permission`` (``area:action``) is covered, wildcards included.
-
-    ``*:read`` does not cover ``area:admin``: admin-only areas use the ``admin`` action.
-    """
-    area, _, action = permission.partition(":")
-    candidates = {permission, f"{area}:*", f"*:{action}", "*:*"}
-    return not candidates.isdisjoint(granted)
-
-
-def password_policy_violations(password: str) -> list[str]:
-    """Every rule the password breaks (empty when it is acceptable); nothing is truncated."""
-    problems = []
-    if len(password) < PASSWORD_MIN_LENGTH:
-        problems.append(f"must be at least {PASSWORD_MIN_LENGTH} characters")
-    if len(password) > PASSWORD_MAX_LENGTH:
-        problems.append(f"must be at most {PASSWORD_MAX_LENGTH} characters")
-    if not any(c.islower() for c in password):
-        problems.append("must contain a lower-case letter")
-    if not any(c.isupper() for c in password):
-        problems.append("must contain an upper-case letter")
-    if not any(c.isdigit() for c in password):
-        problems.append("must contain a digit")
-    if not any(c in string.punctuation or not c.isalnum() for c in password):
-        problems.append("must contain a special character")
-    return problems
-
-
-def hash_password(password: str) -> str:
-    return password_context.hash(password)
-
-
-def verify_password(user: User | None, password: str) -> TypeGuard[User]:
-    """Check a password in constant-ish time whether or not the user exists; rehash if the
-    stored hash uses outdated parameters. True means ``user`` is a (active) user."""
-    if user is None or len(password) > PASSWORD_MAX_LENGTH:
-        password_context.verify(password[:PASSWORD_MAX_LENGTH], _UNKNOWN_USER_HASH)
-        return False
-    valid, new_hash = password_context.verify_and_update(password, user.password_hash)
-    if valid and new_hash:
-        user.password_hash = new_hash
-    return valid and user.is_active
+TOKEN_PREFIX = "sat_"  # noqa: S105 - a public marker telling tokens from API keys, not a secret
+CredentialResolver = Callable[[str], "Principal | None"]
+_RESOLVERS = "soc.credential_resolvers"
 
 
 def verify_login(username: str, password: str, ip: str, *, action: str = "auth.login") -> User:
@@ -132,11 +60,6 @@ def verify_login(username: str, password: str, ip: str, *, action: str = "auth.l
     return user
 
 
-def hash_secret(secret: str) -> str:
-    """SHA-256 of a high-entropy secret; fine for tokens (not for passwords)."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def issue_token(user: User, ip: str | None) -> tuple[str, AuthToken]:
     """Create a bearer token; the raw value is returned once and never stored."""
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -152,40 +75,19 @@ def issue_token(user: User, ip: str | None) -> tuple[str, AuthToken]:
     return raw, token
 
 
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller: a user acting through a login token or an API key.
-
-    ``user_id`` and ``username`` are read once, when the principal is made: the error path
-    (logging, auditing) reads them after a failed write, when touching ``user`` would load
-    it from a session that must first be rolled back, and fail again.
-    """
-
-    user: User
-    permissions: frozenset[str]
-    credential_type: str
-    credential_id: int
-    user_id: int = field(init=False)
-    username: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "user_id", self.user.id)
-        object.__setattr__(self, "username", self.user.username)
-
-    @property
-    def is_admin(self) -> bool:
-        return self.user.role == "admin"
-
-    def can(self, permission: str) -> bool:
-        return permission_granted(self.permissions, permission)
+def register_credential_resolver(app: Flask, prefix: str, resolver: CredentialResolver) -> None:
+    """Let ``app`` accept bearer credentials starting with ``prefix``: ``resolver`` turns
+    one into its principal (None when it is not valid)."""
+    app.extensions.setdefault(_RESOLVERS, {})[prefix] = resolver
 
 
-# Other credential kinds (API keys) register a resolver for their prefix here.
-CredentialResolver = Callable[[str], "Principal | None"]
-credential_resolvers: dict[str, CredentialResolver] = {}
+def _resolver_for(raw: str) -> CredentialResolver | None:
+    resolvers: dict[str, CredentialResolver] = current_app.extensions.get(_RESOLVERS, {})
+    return next((resolve for prefix, resolve in resolvers.items() if raw.startswith(prefix)), None)
 
 
-def _resolve_login_token(raw: str) -> Principal | None:
+def resolve_login_token(raw: str) -> Principal | None:
+    """Bearer resolver for the ``sat_`` login tokens :func:`issue_token` hands out."""
     token = db.session.scalars(
         select(AuthToken).where(AuthToken.token_hash == hash_secret(raw))
     ).first()
@@ -200,17 +102,6 @@ def _resolve_login_token(raw: str) -> Principal | None:
     return Principal(token.user, permissions_for_role(token.user.role), "token", token.id)
 
 
-credential_resolvers[TOKEN_PREFIX] = _resolve_login_token
-
-
-def bearer_credential() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return None
-    return value.strip()
-
-
 def authenticate() -> Principal:
     """The request's principal, or 401 (audited) when the credential is missing or invalid."""
     if g.get("principal") is not None:
@@ -218,10 +109,7 @@ def authenticate() -> Principal:
     raw = bearer_credential()
     principal = None
     if raw is not None and len(raw) <= 512:
-        resolver = next(
-            (resolve for prefix, resolve in credential_resolvers.items() if raw.startswith(prefix)),
-            None,
-        )
+        resolver = _resolver_for(raw)
         principal = resolver(raw) if resolver else None
     if principal is None:
         if raw is not None:

@@ -1,8 +1,9 @@
 """The one error format: RFC 9457 problem details (``application/problem+json``).
 
-Every error, whether raised by our code (:class:`ApiError`), by Werkzeug (404, 405, 413),
-by Flask-RESTful, or unexpected (500), leaves through :func:`problem_response`, so clients
-parse one shape and no stack trace ever reaches them.
+Every error, whether raised by the HTTP layer (:class:`ApiError`), by the engine (a
+:class:`security.errors.DomainError`, given its status by :data:`DOMAIN_ERROR_STATUS`), by
+Werkzeug (404, 405, 413), by Flask-RESTful, or unexpected (500), leaves through
+:func:`problem_response`, so clients parse one shape and no stack trace ever reaches them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Any
 from flask import Flask, Response, g, has_request_context, json, request
 from flask_restful import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
+
+from models.base import IllegalTransition
+from security import errors as domain
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 logger = logging.getLogger("soc.errors")
@@ -80,6 +84,40 @@ def problem_response(
     return response
 
 
+# The one place that knows which HTTP status each refusal of the engine (or of a model's
+# workflow) becomes; a subclass answers as the nearest class listed here.
+DOMAIN_ERROR_STATUS: dict[type[Exception], int] = {
+    domain.Invalid: 422,
+    domain.NotFound: 404,
+    domain.Conflict: 409,
+    IllegalTransition: 409,
+    domain.Unauthenticated: 401,
+    domain.Forbidden: 403,
+    domain.NotAcceptable: 406,
+    domain.TooLarge: 413,
+    domain.UnsupportedMediaType: 415,
+    domain.TooManyAttempts: 429,
+    domain.Unavailable: 503,
+    domain.DomainError: 400,
+}
+DomainRefusal = domain.DomainError | IllegalTransition
+
+
+def domain_error_status(error: DomainRefusal) -> int:
+    """The status :data:`DOMAIN_ERROR_STATUS` gives ``error``'s nearest listed class."""
+    return next(
+        DOMAIN_ERROR_STATUS[kind] for kind in type(error).__mro__ if kind in DOMAIN_ERROR_STATUS
+    )
+
+
+def _render_domain_error(render: ErrorRenderer, error: DomainRefusal) -> Response:
+    status = domain_error_status(error)
+    if isinstance(error, IllegalTransition):
+        return render(status, str(error), extra=error.details)
+    headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
+    return render(status, error.detail, errors=error.errors, headers=headers, extra=error.extra)
+
+
 def _http_exception_headers(error: HTTPException) -> dict[str, str]:
     """Keep the headers Werkzeug attaches (``Allow`` on 405, ``Retry-After`` on 429)."""
     wanted = {"allow", "retry-after", "www-authenticate"}
@@ -110,6 +148,8 @@ def _renderer() -> ErrorRenderer:
 def handle_exception(error: Exception) -> Response:
     """Turn any exception into a problem response; unexpected ones are logged, not shown."""
     render = _renderer()
+    if isinstance(error, DomainRefusal):
+        return _render_domain_error(render, error)
     if isinstance(error, ApiError):
         return render(
             error.code,

@@ -12,12 +12,11 @@ from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 
-from auth import Principal
-from errors import ApiError
 from models import Incident, TimelineEntry, User, db, utcnow
-from models.base import IllegalTransition
+from security.errors import Invalid
 from security.modules import audit, metrics
 from security.modules.lookup import first_or_404
+from security.modules.principals import Principal
 
 EDITABLE_FIELDS = ("title", "description", "severity", "tlp", "assignee")
 
@@ -50,7 +49,7 @@ def resolve_assignee(username: str | None) -> User | None:
         select(User).where(func.lower(User.username) == username.lower())
     ).first()
     if user is None or not user.is_active:
-        raise ApiError(422, "The assignee does not exist.", errors={"assignee": ["unknown user"]})
+        raise Invalid("The assignee does not exist.", errors={"assignee": ["unknown user"]})
     return user
 
 
@@ -117,10 +116,7 @@ def change_status(
 ) -> None:
     """Move along the workflow; 409 with the allowed next states otherwise (nothing written)."""
     now = utcnow()
-    try:
-        previous = incident.transition_to(status, now)
-    except IllegalTransition as error:
-        raise ApiError(409, str(error), extra=error.details) from None
+    previous = incident.transition_to(status, now)
     _add_timeline(
         incident,
         principal,

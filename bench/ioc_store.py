@@ -138,7 +138,7 @@ def run(server_url: str, total: int, checks: int, searches: int) -> None:
     from app import create_app
     from auth import issue_token
     from models import db
-    from resources.auth import create_user
+    from security.modules.users import create_user
     from tests.conftest import drop_database
 
     database_url = (

@@ -7,8 +7,6 @@ Thin edge over :mod:`security.modules.credentials`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 from flask import request
@@ -16,7 +14,6 @@ from flask_restful import Resource
 
 import idempotency
 from auth import authorize
-from errors import ApiError
 from models import ApiKey, db
 from resources.common import load_json, load_query, page_response
 from resources.openapi import Operation
@@ -35,14 +32,6 @@ from security.modules import credentials
 
 SECRET_HEADERS = {"Cache-Control": "no-store"}
 API_KEY_CREATION = idempotency.Creation("apikeys.create", ApiKey, shown_once="key")
-
-
-@contextmanager
-def credential_error_is_422(field: str) -> Iterator[None]:
-    try:
-        yield
-    except credentials.CredentialError as error:
-        raise ApiError(422, str(error), errors={field: [str(error)]}) from None
 
 
 class ApiKeyList(Resource):
@@ -80,14 +69,13 @@ class ApiKeyList(Resource):
         data = load_json(ApiKeyCreateSchema())
 
         def issue():
-            with credential_error_is_422("scopes"):
-                issued = credentials.create_api_key(
-                    principal.user,
-                    data["name"],
-                    data["scopes"],
-                    expires_at=data.get("expires_at"),
-                    principal=principal,
-                )
+            issued = credentials.create_api_key(
+                principal.user,
+                data["name"],
+                data["scopes"],
+                expires_at=data.get("expires_at"),
+                principal=principal,
+            )
             headers = {**SECRET_HEADERS, "Location": f"/api-keys/{issued.key.id}"}
             return issued.to_dict(), 201, headers
 
@@ -137,10 +125,9 @@ class ApiKeyRotation(Resource):
         data = load_json(ApiKeyRotateSchema()) if request.content_length else {}
         key = credentials.get_visible_api_key(principal, key_id, lock=True)
         grace = data.get("grace_seconds")
-        with credential_error_is_422("key"):
-            issued = credentials.rotate_credential(
-                key, grace=None if grace is None else timedelta(seconds=grace)
-            )
+        issued = credentials.rotate_credential(
+            key, grace=None if grace is None else timedelta(seconds=grace)
+        )
         db.session.commit()
         return issued.to_dict(), 200, SECRET_HEADERS
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import request
 from flask_restful import Resource
-from sqlalchemy import func, select
 
 import auth
 import idempotency
@@ -16,6 +15,7 @@ from schemas.auth import LoginSchema, RegisterSchema
 from schemas.responses import LoginResponseSchema, MeSchema, UserSchema
 from security.modules import audit
 from security.modules.ratelimit import login_rate_limit, register_rate_limit
+from security.modules.users import create_user, password_policy_violations
 
 USER_CREATION = idempotency.Creation("users.create", User)
 
@@ -99,7 +99,7 @@ class Register(Resource):
     def post(self):
         principal = auth.authorize("users:admin")
         data = load_json(RegisterSchema())
-        problems = auth.password_policy_violations(data["password"])
+        problems = password_policy_violations(data["password"])
         if problems:
             raise ApiError(
                 422, "The password does not meet the policy.", errors={"password": problems}
@@ -116,23 +116,6 @@ class Register(Resource):
             return user.to_dict(), 201, {"Location": f"/users/{user.id}"}
 
         return idempotency.answer_once(principal.user.id, USER_CREATION, create)
-
-
-def username_taken_message(username: str) -> str | None:
-    """Why ``username`` cannot be used (taken, case-insensitively), or None if it can."""
-    taken = db.session.scalar(select(User.id).where(func.lower(User.username) == username.lower()))
-    return None if taken is None else f"The username {username!r} is already taken."
-
-
-def create_user(username: str, password: str, role: str) -> User:
-    """Add a user (the caller commits); 409 if the name is taken, case-insensitively."""
-    taken = username_taken_message(username)
-    if taken is not None:
-        raise ApiError(409, taken)
-    user = User(username=username, password_hash=auth.hash_password(password), role=role)
-    db.session.add(user)
-    db.session.flush()
-    return user
 
 
 def register(api) -> None:

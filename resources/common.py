@@ -22,26 +22,15 @@ from sqlalchemy import Select, tuple_
 
 from errors import ApiError
 from models import db
+from security.modules.hygiene import require_json_content_type
 from security.modules.storable import number_problem, unstorable_values
 from security.modules.utils import isoformat_z
 
-JSON_MEDIA_TYPES = ("application/json",)
 IF_MATCH_MAX_LENGTH = 1024
 ENTITY_TAG = re.compile(r'(W/)?"([\x21\x23-\x7e]*)"')
 IF_MATCH_LIST = re.compile(
     r'[ \t]*(W/)?"[\x21\x23-\x7e]*"(?:[ \t]*,[ \t]*(W/)?"[\x21\x23-\x7e]*")*[ \t]*'
 )
-
-
-def require_json_content_type(accepted: Sequence[str] = JSON_MEDIA_TYPES) -> None:
-    """415 unless the body is declared as one of ``accepted`` (``+json`` suffixes allowed)."""
-    mimetype = request.mimetype or ""
-    if mimetype in accepted or (mimetype.endswith("+json") and "application/json" in accepted):
-        return
-    raise ApiError(
-        415,
-        f"Send the body as {' or '.join(accepted)} (got {mimetype or 'no Content-Type'}).",
-    )
 
 
 def _parse_json(raw: bytes) -> tuple[Any, bool]:

@@ -16,7 +16,6 @@ from auth import authorize
 from errors import ApiError
 from models import Alert, DetectionRule, Incident, db
 from resources.common import (
-    JSON_MEDIA_TYPES,
     ensure_version_matches,
     load_json,
     load_query,
@@ -45,6 +44,7 @@ from schemas.detection import (
 )
 from security.modules import alerts, rules
 from security.modules.gc_pause import garbage_collection_paused
+from security.modules.hygiene import JSON_MEDIA_TYPES
 from security.modules.lookup import first_or_404
 
 YAML_MEDIA_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
@@ -53,10 +53,6 @@ RULE_CREATION = idempotency.Creation("rules.create", DetectionRule)
 ESCALATION = idempotency.Creation(
     "alerts.escalate", Incident, locate=lambda body: body["incident"]["id"]
 )
-
-
-def _invalid_rule(error: rules.InvalidRule, field: str) -> ApiError:
-    return ApiError(422, f"The rule cannot be used: {error}", errors={field: [str(error)]})
 
 
 def _get_rule(rule_id: int, *, lock: bool = False) -> DetectionRule:
@@ -126,22 +122,16 @@ class RuleList(Resource):
     def _create(principal):
         if request.mimetype in YAML_MEDIA_TYPES:
             options = load_query(SigmaRuleQuerySchema())
-            try:
-                definition = rules.sigma_definition(_read_yaml_text(), options.get("severity"))
-            except rules.InvalidRule as error:
-                raise _invalid_rule(error, "source") from None
+            definition = rules.sigma_definition(_read_yaml_text(), options.get("severity"))
             rule = rules.create_rule(definition, principal, enabled=options["enabled"])
         else:
             if request.args:
                 # 422: the document cannot tie the query to the body's media type.
                 raise ApiError(422, "Query parameters apply to YAML (Sigma) uploads only.")
             data = load_json(RuleCreateSchema())
-            try:
-                definition = rules.seed_definition(
-                    data["name"], data["description"], data["detection"], data["severity"]
-                )
-            except rules.InvalidRule as error:
-                raise _invalid_rule(error, "detection") from None
+            definition = rules.seed_definition(
+                data["name"], data["description"], data["detection"], data["severity"]
+            )
             rule = rules.create_rule(
                 definition, principal, enabled=data["enabled"], group_by=data["group_by"]
             )

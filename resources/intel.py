@@ -1,13 +1,12 @@
 """``/iocs``: the IOC store over HTTP, and ``/incidents/<id>/iocs`` links.
 
 Thin edge over :mod:`security.modules.intel`: validate, call one operation, commit, answer.
-An indicator the engine refuses (``InvalidIndicator``) is a 422 naming the reason.
+An indicator the engine refuses (``InvalidIndicator``, a ``security.errors.Invalid``) is a
+422 naming the reason, by the table in ``errors.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from flask_restful import Resource
@@ -15,7 +14,6 @@ from flask_restful import Resource
 import idempotency
 import incident_service
 from auth import authorize
-from errors import ApiError
 from models import Indicator, db
 from resources.common import (
     ensure_version_matches,
@@ -46,21 +44,12 @@ from schemas.intel import (
 )
 from security.modules import intel
 from security.modules.gc_pause import garbage_collection_paused
-from security.modules.indicators import InvalidIndicator
 
 # Bulk imports carry up to 10,000 IOCs; at a few hundred bytes each that needs more than
 # the default 1 MiB body cap, so this endpoint (only) allows 16 MiB.
 BULK_MAX_CONTENT_LENGTH = 16 * 1024 * 1024
 ITEM_DEFAULT_FIELDS = ("source", "confidence", "tlp", "tags")
 IOC_CREATION = idempotency.Creation("iocs.create", Indicator)
-
-
-@contextmanager
-def invalid_indicator_is_422(field: str = "value") -> Iterator[None]:
-    try:
-        yield
-    except InvalidIndicator as error:
-        raise ApiError(422, str(error), errors={field: [str(error)]}) from None
 
 
 class IocList(Resource):
@@ -93,8 +82,7 @@ class IocList(Resource):
         data = load_json(IocCreateSchema())
 
         def upsert():
-            with invalid_indicator_is_422():
-                indicator, created = intel.upsert_ioc(data, principal)
+            indicator, created = intel.upsert_ioc(data, principal)
             status = 201 if created else 200
             return with_etag(indicator.to_dict(), status, Location=f"/iocs/{indicator.id}")
 
@@ -152,8 +140,7 @@ class IocItem(Resource):
         data = load_json(IocUpdateSchema())
         indicator = intel.get_visible_ioc(principal, ioc_id, lock=True)
         ensure_version_matches(indicator.version)
-        with invalid_indicator_is_422("_schema"):
-            intel.update_ioc(indicator, principal, data)
+        intel.update_ioc(indicator, principal, data)
         db.session.commit()
         return with_etag(indicator.to_dict())
 
@@ -185,8 +172,7 @@ class IocCheck(Resource):
     def get(self):
         principal = authorize("iocs:read")
         query = load_query(IocCheckQuerySchema())
-        with invalid_indicator_is_422():
-            result = intel.check_threat_intelligence(query["value"], principal=principal)
+        result = intel.check_threat_intelligence(query["value"], principal=principal)
         db.session.commit()
         return result, 200
 

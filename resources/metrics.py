@@ -8,9 +8,10 @@ from __future__ import annotations
 from flask import current_app
 from flask_restful import Resource
 
-from auth import authorize, bearer_credential
+from auth import authorize
 from resources.openapi import Content, Operation
 from security.modules.metrics import render_latest
+from security.modules.principals import bearer_credential
 from security.modules.utils import constant_time_equals
 
 

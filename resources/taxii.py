@@ -3,8 +3,8 @@
 ``/taxii2/``: discovery, the API root ``api``, collections, objects (get, add), one
 object (get, delete), its versions, the manifest, status. These views authenticate
 (bearer or Basic), negotiate the TAXII media type and hand over to
-:mod:`security.modules.taxii.server`; their errors are TAXII error messages (registered
-with the app's error handler here).
+:mod:`security.modules.taxii.server`; their errors are TAXII error messages
+(``resources/taxii_wire.py``, registered with the app's error handler here).
 
 ``/taxii/collections`` and ``/taxii/feeds`` are ordinary JSON API endpoints for admins
 (``taxii:admin``): define the collections served, register and poll remote feeds.
@@ -31,6 +31,14 @@ from resources.common import (
     with_etag,
 )
 from resources.openapi import Content, Operation
+from resources.taxii_wire import (
+    TAXII_PATH_PREFIX,
+    authorize_taxii,
+    negotiate_accept,
+    require_taxii_content_type,
+    taxii_error_response,
+    taxii_response,
+)
 from schemas.common import PageQuerySchema
 from schemas.taxii import (
     CollectionCreateSchema,
@@ -47,15 +55,7 @@ from schemas.taxii import (
     TaxiiPagingSchema,
 )
 from security.modules.taxii import client, collections, feeds
-from security.modules.taxii.authentication import authorize_taxii
-from security.modules.taxii.media import (
-    TAXII_MEDIA_TYPE,
-    TAXII_PATH_PREFIX,
-    negotiate_accept,
-    require_taxii_content_type,
-    taxii_error_response,
-    taxii_response,
-)
+from security.modules.taxii.media import TAXII_MEDIA_TYPE
 from security.modules.taxii.server import backend, status_resource
 
 ADMIN_PERMISSION = "taxii:admin"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from auth import PASSWORD_MAX_LENGTH
 from models.vocabulary import ROLES
 from schemas.common import FullMatch, StrictSchema
+from security.modules.users import PASSWORD_MAX_LENGTH
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{2,63}$"
 

@@ -53,7 +53,7 @@ class TestUser:
 
 def create_user_row(app, username: str, role: str, password: str = STRONG_PASSWORD) -> int:
     from models import db
-    from resources.auth import create_user
+    from security.modules.users import create_user
 
     with app.app_context():
         user = create_user(username, password, role)

@@ -136,7 +136,7 @@ def test_register_rejects_unknown_role(admin):
 def test_long_password_is_not_truncated(app, client):
     long_password = "Aa1!" + "x" * 200
     with app.app_context():
-        from resources.auth import create_user
+        from security.modules.users import create_user
 
         create_user("longpw", long_password, "viewer")
         db.session.commit()

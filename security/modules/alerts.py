@@ -40,13 +40,12 @@ from sqlalchemy import Boolean, Select, literal_column, select, text, tuple_, up
 from sqlalchemy.dialects.postgresql import insert
 
 import incident_service
-from auth import Principal
-from errors import ApiError
 from models import Alert, DetectionRule, Incident, db, utcnow
-from models.base import IllegalTransition
 from models.detection import SEVERITY_RANK
+from security.errors import Conflict
 from security.modules import audit
 from security.modules.lookup import first_or_404
+from security.modules.principals import Principal
 from security.modules.rules import (
     Detector,
     EventBatch,
@@ -400,18 +399,11 @@ def get_alert(alert_id: int, *, lock: bool = False) -> Alert:
     return first_or_404(statement, f"Alert {alert_id} does not exist.", lock=lock)
 
 
-def _transition(alert: Alert, status: str) -> str:
-    try:
-        return alert.transition_to(status)
-    except IllegalTransition as error:
-        raise ApiError(409, str(error), extra=error.details) from None
-
-
 def change_alert_status(
     alert: Alert, principal: Principal, status: str, comment: str | None = None
 ) -> None:
     """Acknowledge or dismiss (409 listing the allowed steps otherwise); audited."""
-    previous = _transition(alert, status)
+    previous = alert.transition_to(status)
     details = {"from": previous, "to": status}
     if comment:
         details["comment"] = comment[:1000]
@@ -425,8 +417,7 @@ def escalate_alert(alert: Alert, principal: Principal, overrides: Mapping[str, A
     and ``assignee``; by default they come from the alert.
     """
     if alert.incident_id is not None:
-        raise ApiError(
-            409,
+        raise Conflict(
             f"Alert {alert.id} is already escalated to incident {alert.incident_id}.",
             extra={"incident_id": alert.incident_id},
         )
@@ -436,7 +427,7 @@ def escalate_alert(alert: Alert, principal: Principal, overrides: Mapping[str, A
 def _escalate(
     alert: Alert, principal: Principal, overrides: Mapping[str, Any], automatic: bool
 ) -> Incident:
-    _transition(alert, "escalated")
+    alert.transition_to("escalated")
     incident = incident_service.create_incident(principal, {**_incident_fields(alert), **overrides})
     alert.incident_id = incident.id
     audit.record(

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import Select, delete, func, select, text
 
-from errors import ApiError
 from models import AuthBlock, LoginFailure, db, utcnow
+from security.errors import TooManyAttempts
 from security.modules import audit
 
 
@@ -55,14 +55,11 @@ def active_block(username: str, ip: str, now: datetime | None = None) -> AuthBlo
     ).first()
 
 
-def blocked_error(block: AuthBlock, now: datetime | None = None) -> ApiError:
-    """429 with Retry-After; the body does not say which subject is blocked, to avoid probing."""
+def blocked_error(block: AuthBlock, now: datetime | None = None) -> TooManyAttempts:
+    """Refused until the block ends (429 with Retry-After); the detail does not say which
+    subject is blocked, to avoid probing."""
     seconds = max(1, math.ceil((block.blocked_until - (now or utcnow())).total_seconds()))
-    return ApiError(
-        429,
-        "Too many failed logins; try again later.",
-        headers={"Retry-After": str(seconds)},
-    )
+    return TooManyAttempts("Too many failed logins; try again later.", retry_after=seconds)
 
 
 def ensure_login_allowed(username: str, ip: str) -> None:

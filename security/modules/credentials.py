@@ -20,8 +20,9 @@ Lives here:
   the log stays bounded even where keys rarely change;
 - :func:`require_api_key`, a decorator for any Flask view.
 
-Does not live here: login tokens and roles (:mod:`auth`, which this module plugs API keys
-into via ``auth.credential_resolvers``), HTTP resources.
+Does not live here: login tokens (:mod:`auth`; ``create_app()`` registers
+:func:`resolve_api_key` beside the token resolver), roles (:mod:`.principals`), HTTP
+resources.
 
 Functions add to the caller's transaction and leave the commit to it, except the bearer
 resolver and the decorator, which run before any other work of the request and commit the
@@ -56,20 +57,20 @@ from sqlalchemy import (
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import SQLAlchemyError
 
-from auth import (
+from config import ENV_CREDENTIAL_NAMES, MAX_ROTATION_GRACE_SECONDS
+from models import ApiKey, CredentialUsage, User, db, utcnow
+from models.vocabulary import OUTCOMES
+from security.errors import Forbidden, Invalid, Unauthenticated
+from security.modules import audit
+from security.modules.lookup import first_or_404
+from security.modules.principals import (
     LAST_USED_RESOLUTION,
     Principal,
+    bearer_credential,
     hash_secret,
     permission_granted,
     permissions_for_role,
 )
-from auth import credential_resolvers as bearer_resolvers
-from config import ENV_CREDENTIAL_NAMES, MAX_ROTATION_GRACE_SECONDS
-from errors import problem_response
-from models import ApiKey, CredentialUsage, User, db, utcnow
-from models.vocabulary import OUTCOMES
-from security.modules import audit
-from security.modules.lookup import first_or_404
 from security.modules.utils import constant_time_equals
 
 ENV_CREDENTIALS = ENV_CREDENTIAL_NAMES
@@ -90,8 +91,9 @@ WITHDRAWN_REASONS = {
 }
 
 
-class CredentialError(ValueError):
-    """A credential operation that cannot be done as asked; the message says why."""
+class CredentialError(Invalid, ValueError):
+    """A credential operation that cannot be done as asked; the message says why and
+    ``field`` which input of an API-key request it concerns."""
 
 
 # --- environment credentials --------------------------------------------------------------
@@ -257,10 +259,12 @@ def validate_scopes(
     principal acts, within its own: a key cannot mint a more powerful key)."""
     wanted = sorted(set(scopes))
     if not wanted or len(wanted) > MAX_SCOPES:
-        raise CredentialError(f"give 1 to {MAX_SCOPES} scopes")
+        raise CredentialError(f"give 1 to {MAX_SCOPES} scopes", field="scopes")
     malformed = [scope for scope in wanted if not SCOPE_PATTERN.match(scope)]
     if malformed:
-        raise CredentialError(f"scopes must look like 'area:action': {', '.join(malformed)}")
+        raise CredentialError(
+            f"scopes must look like 'area:action': {', '.join(malformed)}", field="scopes"
+        )
     granted = permissions_for_role(owner.role)
     excess = [
         scope
@@ -269,7 +273,9 @@ def validate_scopes(
         or (principal is not None and not principal.can(scope))
     ]
     if excess:
-        raise CredentialError(f"scopes exceed the owner's permissions: {', '.join(excess)}")
+        raise CredentialError(
+            f"scopes exceed the owner's permissions: {', '.join(excess)}", field="scopes"
+        )
     return wanted
 
 
@@ -285,7 +291,7 @@ def create_api_key(
     checked = validate_scopes(scopes, owner, principal)
     now = utcnow()
     if expires_at is not None and expires_at <= now:
-        raise CredentialError("expires_at must be in the future")
+        raise CredentialError("expires_at must be in the future", field="scopes")
     prefix = API_KEY_PREFIX + "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(8))
     secret = _new_secret()
     key = ApiKey(
@@ -318,7 +324,7 @@ def visible_api_keys(principal: Principal) -> Select:
 
 
 def get_visible_api_key(principal: Principal, key_id: int, *, lock: bool = False) -> ApiKey:
-    """The key, or a 404 :class:`errors.ApiError` whether it is missing or someone else's."""
+    """The key, or :class:`security.errors.NotFound` whether it is missing or someone else's."""
     statement = visible_api_keys(principal).where(ApiKey.id == key_id)
     return first_or_404(statement, f"API key {key_id} does not exist.", lock=lock)
 
@@ -347,17 +353,22 @@ def rotate_credential(
     if isinstance(credential, str):
         raise CredentialError(
             f"{credential!r} is not an API key; environment credentials are rotated by "
-            "changing the environment and restarting"
+            "changing the environment and restarting",
+            field="key",
         )
     key = credential if isinstance(credential, ApiKey) else db.session.get(ApiKey, credential)
     if key is None:
-        raise CredentialError(f"API key {credential} does not exist")
+        raise CredentialError(f"API key {credential} does not exist", field="key")
     now = utcnow()
     if key.state(now) != "active":
-        raise CredentialError(f"API key {key.prefix} is {key.state(now)} and cannot be rotated")
+        raise CredentialError(
+            f"API key {key.prefix} is {key.state(now)} and cannot be rotated", field="key"
+        )
     grace = rotation_grace() if grace is None else grace
     if not timedelta(0) <= grace <= MAX_ROTATION_GRACE:
-        raise CredentialError(f"the grace period must be between 0 and {MAX_ROTATION_GRACE}")
+        raise CredentialError(
+            f"the grace period must be between 0 and {MAX_ROTATION_GRACE}", field="key"
+        )
     secret = _new_secret()
     key.previous_secret_hash = key.secret_hash
     key.previous_valid_until = now + grace
@@ -443,7 +454,8 @@ def key_permissions(key: ApiKey) -> frozenset[str]:
 
 
 def resolve_api_key(raw: str) -> Principal | None:
-    """Bearer resolver for ``sak_`` keys (registered in ``auth.credential_resolvers``)."""
+    """Bearer resolver for ``sak_`` keys (``create_app()`` registers it with
+    ``auth.register_credential_resolver``)."""
     key = authenticate_api_key(
         raw, component="http", operation=f"{request.method} {request.path}"[:128]
     )
@@ -451,9 +463,6 @@ def resolve_api_key(raw: str) -> Principal | None:
     if key is None:
         return None
     return Principal(key.user, key_permissions(key), "api_key", key.id)
-
-
-bearer_resolvers[API_KEY_PREFIX] = resolve_api_key
 
 
 def record_refused_api_key_use(response: Response) -> Response:
@@ -481,17 +490,14 @@ def record_refused_api_key_use(response: Response) -> Response:
 
 
 def _presented_key() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.headers.get("X-API-Key") or None
+    return bearer_credential() or request.headers.get("X-API-Key") or None
 
 
 def require_api_key(view: Callable | None = None, *, scope: str | None = None) -> Callable:
     """Decorator for any Flask view: a valid API key (``Authorization: Bearer`` or
-    ``X-API-Key``: a stored key, or the ``API_KEY`` environment secret) or a 401
-    problem+json answer. With ``scope``, a stored key must also grant it (403 otherwise);
+    ``X-API-Key``: a stored key, or the ``API_KEY`` environment secret), or
+    :class:`~security.errors.Unauthenticated` (the app answers it 401). With ``scope``, a
+    stored key must also grant it (:class:`~security.errors.Forbidden`, 403, otherwise);
     the environment secret is all-powerful, like the seed's. A stored key's principal is
     put in ``flask.g.principal``."""
 
@@ -510,11 +516,11 @@ def require_api_key(view: Callable | None = None, *, scope: str | None = None) -
             else:
                 valid = False
             if not valid:
-                return problem_response(401, "A valid API key is required.")
+                raise Unauthenticated("A valid API key is required.")
             if principal is not None:
                 g.principal = principal
                 if scope is not None and not principal.can(scope):
-                    return problem_response(403, f"This API key lacks the {scope!r} scope.")
+                    raise Forbidden(f"This API key lacks the {scope!r} scope.")
             return function(*args, **kwargs)
 
         return guarded

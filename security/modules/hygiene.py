@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from flask import Flask, Response, current_app, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from errors import ApiError
-from resources.common import JSON_MEDIA_TYPES, require_json_content_type
+from security.errors import TooLarge, UnsupportedMediaType
 
+JSON_MEDIA_TYPES = ("application/json",)
 REQUEST_ID_HEADER = "X-Request-ID"
 SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 
@@ -45,6 +45,16 @@ def _has_body() -> bool:
     )
 
 
+def require_json_content_type(accepted: Sequence[str] = JSON_MEDIA_TYPES) -> None:
+    """415 unless the body is declared as one of ``accepted`` (``+json`` suffixes allowed)."""
+    mimetype = request.mimetype or ""
+    if mimetype in accepted or (mimetype.endswith("+json") and "application/json" in accepted):
+        return
+    raise UnsupportedMediaType(
+        f"Send the body as {' or '.join(accepted)} (got {mimetype or 'no Content-Type'})."
+    )
+
+
 def check_body() -> None:
     """413 from ``Content-Length`` alone, before a byte is read; 415 for non-JSON bodies.
 
@@ -58,7 +68,7 @@ def check_body() -> None:
     limit = getattr(view_class, "max_content_length", None) or request.max_content_length
     request.max_content_length = limit
     if limit is not None and (request.content_length or 0) > limit:
-        raise ApiError(413, f"The request body is larger than {limit} bytes.")
+        raise TooLarge(f"The request body is larger than {limit} bytes.")
     if request.method == "OPTIONS" or request.endpoint is None:
         return
     accepted: Sequence[str] = getattr(view_class, "body_media_types", JSON_MEDIA_TYPES)

@@ -47,6 +47,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from security.errors import Invalid
+
 IOC_TYPES = (
     "ipv4",
     "ipv6",
@@ -106,8 +108,12 @@ _IPV6_CHARACTERS = _HEX_DIGITS | {":", "."}
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "ftps": 990, "sftp": 22}
 
 
-class InvalidIndicator(ValueError):
-    """A value that is not a valid indicator of the type asked for (or of any type)."""
+class InvalidIndicator(Invalid, ValueError):
+    """A value that is not a valid indicator of the type asked for (or of any type);
+    ``field`` names the input at fault (the value, unless said otherwise)."""
+
+    def __init__(self, detail: str, *, field: str = "value") -> None:
+        super().__init__(detail, field=field)
 
 
 @functools.cache

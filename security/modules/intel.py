@@ -38,8 +38,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import INET, insert
 
-from auth import Principal
-from errors import ApiError
 from models import IncidentIndicator, Indicator, db, utcnow
 from models.incidents import Incident
 from models.intel import (
@@ -50,6 +48,7 @@ from models.intel import (
     SUBSTRING_SEARCHED_SQL,
 )
 from models.vocabulary import TLP_LEVELS
+from security.errors import Invalid
 from security.modules import audit, ioc_upsert, ioc_visibility
 from security.modules.extraction import extract_iocs
 from security.modules.indicators import (
@@ -60,6 +59,7 @@ from security.modules.indicators import (
     refang,
 )
 from security.modules.lookup import first_or_404
+from security.modules.principals import Principal
 
 MAX_BULK_ITEMS = 10_000
 # An address inside many nested stored networks reports the most confident ones.
@@ -326,8 +326,14 @@ def bulk_add_iocs(
 def update_ioc(indicator: Indicator, principal: Principal | None, data: Mapping[str, Any]) -> dict:
     """Apply an edit of the analyst-set fields; returns ``{field: [old, new]}`` of changes."""
     values = {name: data.get(name, getattr(indicator, name)) for name in EDITABLE_FIELDS}
-    values["tags"] = _clean_tags(values["tags"])
-    _check_fields(values["confidence"], values["tlp"], values["first_seen"], values["last_seen"])
+    try:
+        values["tags"] = _clean_tags(values["tags"])
+        _check_fields(
+            values["confidence"], values["tlp"], values["first_seen"], values["last_seen"]
+        )
+    except InvalidIndicator as error:
+        # An edit is checked as a whole: the fault may lie in how two fields combine.
+        raise InvalidIndicator(error.detail, field="_schema") from None
     changes: dict[str, list[Any]] = {}
     for name, new_value in values.items():
         old_value = getattr(indicator, name)
@@ -596,7 +602,7 @@ def link_iocs(incident: Incident, ioc_ids: Sequence[int], principal: Principal |
     missing = [ioc_id for ioc_id in wanted if ioc_id not in visible]
     if missing:
         # 422, not 404: the incident (the target) exists; the body names unknown objects.
-        raise ApiError(422, f"IOCs {missing} do not exist.", extra={"missing_ioc_ids": missing})
+        raise Invalid(f"IOCs {missing} do not exist.", extra={"missing_ioc_ids": missing})
     rows = [
         {
             "incident_id": incident.id,

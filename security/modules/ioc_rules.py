@@ -38,6 +38,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
 from models import Indicator, db
+from security.errors import Invalid
 from security.modules.indicators import (
     HASH_TYPES_BY_LENGTH,
     IOC_TYPES,
@@ -95,7 +96,7 @@ _STORE_QUERY = text(
 )
 
 
-class InvalidIocDetection(ValueError):
+class InvalidIocDetection(Invalid, ValueError):
     """A seed-form detection that cannot be evaluated; the message says what is wrong."""
 
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from sqlalchemy import FromClause, case, exists, literal, or_
 
-from auth import Principal
 from models import Indicator
+from security.modules.principals import Principal
 
 SHARED = 0
 """``separate_for_id`` of the one record of a value everyone who may see it writes to."""

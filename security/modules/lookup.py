@@ -1,4 +1,4 @@
-"""Reading the one object a request names: found, optionally row-locked, or a 404.
+"""Reading the one object a request names: found, optionally row-locked, or NotFound (404).
 
 The areas' ``get_…(id, lock=...)`` functions share :func:`first_or_404`, so a missing and
 a hidden object answer alike and an edit locks exactly the row it changes. Which rows a
@@ -11,12 +11,12 @@ from typing import Any
 
 from sqlalchemy import Select
 
-from errors import ApiError
 from models import db
+from security.errors import NotFound
 
 
 def first_or_404(statement: Select, missing: str, *, lock: bool = False) -> Any:
-    """The statement's first object, or 404 with the detail ``missing``.
+    """The statement's first object, or :class:`NotFound` with the detail ``missing``.
 
     ``lock`` takes ``FOR UPDATE OF`` the selected object's table only: PostgreSQL refuses
     a plain ``FOR UPDATE`` across the outer joins of eager-loaded relationships, and an
@@ -26,5 +26,5 @@ def first_or_404(statement: Select, missing: str, *, lock: bool = False) -> Any:
         statement = statement.with_for_update(of=statement.column_descriptions[0]["entity"])
     found = db.session.scalars(statement).first()
     if found is None:
-        raise ApiError(404, missing)
+        raise NotFound(missing)
     return found

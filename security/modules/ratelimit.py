@@ -23,8 +23,8 @@ from collections.abc import Callable
 from flask import Flask, Response, current_app, request
 from flask_limiter import ApplicationLimit, Limiter, RequestLimit, RouteLimit
 
-from auth import bearer_credential, hash_secret
 from security.modules import metrics
+from security.modules.principals import bearer_credential, hash_secret
 
 # Liveness and readiness probes must answer even when a client floods the API.
 EXEMPT_PATHS = frozenset({"/health", "/ready"})

@@ -22,7 +22,8 @@ another process, and a stale entry is impossible because the version is part of 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
@@ -31,9 +32,9 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 import yaml
 from sqlalchemy import select
 
-from auth import Principal
 from models import DetectionRule, db, utcnow
 from models.vocabulary import RULE_KINDS, SEVERITIES
+from security.errors import Invalid
 from security.modules import audit
 from security.modules.ioc_rules import (
     Candidate,
@@ -42,6 +43,7 @@ from security.modules.ioc_rules import (
     find_candidates,
     stored_confidences,
 )
+from security.modules.principals import Principal
 from security.modules.sigma import (
     CompiledSigmaRule,
     FlatEvent,
@@ -77,8 +79,24 @@ EventTest = Callable[[int, FlatEvent], bool]
 """Does event ``index`` (its field index given too) of the batch match."""
 
 
-class InvalidRule(ValueError):
-    """A rule that cannot be evaluated as given; the message names the reason."""
+class InvalidRule(Invalid, ValueError):
+    """A rule that cannot be evaluated as given: ``reason`` says why, ``field`` names the
+    input it is in (``source`` for a Sigma rule's YAML, ``detection`` for the seed form)."""
+
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
+        super().__init__(
+            f"The rule cannot be used: {reason}", errors={field: [reason]} if field else None
+        )
+        self.reason = reason
+
+
+@contextmanager
+def _refused_in(field: str) -> Iterator[None]:
+    """Name ``field`` as the input of any :class:`InvalidRule` raised inside."""
+    try:
+        yield
+    except InvalidRule as error:
+        raise InvalidRule(error.reason, field=field) from None
 
 
 class Detector(Protocol):
@@ -242,13 +260,14 @@ def seed_definition(
     name: str, description: str, detection: Any, severity: str | None
 ) -> RuleDefinition:
     """Validate a seed-form rule (see :mod:`security.modules.ioc_rules`)."""
-    try:
-        compile_ioc_detection(detection)
-    except InvalidIocDetection as error:
-        raise InvalidRule(str(error)) from None
-    return RuleDefinition(
-        "seed", _check_name(name), description or "", check_severity(severity), None, detection
-    )
+    with _refused_in("detection"):
+        try:
+            compile_ioc_detection(detection)
+        except InvalidIocDetection as error:
+            raise InvalidRule(str(error)) from None
+        return RuleDefinition(
+            "seed", _check_name(name), description or "", check_severity(severity), None, detection
+        )
 
 
 def sigma_definition(yaml_text: str, severity: str | None = None) -> RuleDefinition:
@@ -257,6 +276,11 @@ def sigma_definition(yaml_text: str, severity: str | None = None) -> RuleDefinit
     The text is size-capped and read with ``yaml.safe_load`` (and refused if its aliases
     blow it up past :data:`MAX_YAML_NODES`) before the Sigma engine sees it.
     """
+    with _refused_in("source"):
+        return _sigma_definition(yaml_text, severity)
+
+
+def _sigma_definition(yaml_text: str, severity: str | None) -> RuleDefinition:
     if not isinstance(_load_yaml(yaml_text), dict):
         raise InvalidRule("a Sigma rule must be a YAML mapping")
     try:

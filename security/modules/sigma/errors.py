@@ -1,7 +1,9 @@
 """The one exception the Sigma engine raises for a rule it will not evaluate."""
 
+from security.errors import Invalid
 
-class SigmaRuleError(ValueError):
+
+class SigmaRuleError(Invalid, ValueError):
     """A Sigma rule is malformed or uses something this engine does not evaluate.
 
     Raised at compile time only, so that an unsupported construct (a modifier,

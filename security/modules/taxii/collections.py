@@ -11,10 +11,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from auth import Principal
-from errors import ApiError
 from models import TaxiiCollection, db, utcnow
+from security.errors import NotFound
 from security.modules import audit
+from security.modules.principals import Principal
 from security.modules.taxii.object_store import add_tlp_markings
 
 EDITABLE_FIELDS = (
@@ -33,7 +33,7 @@ EDITABLE_FIELDS = (
 def get_collection(collection_id: uuid.UUID, *, lock: bool = False) -> TaxiiCollection:
     collection = db.session.get(TaxiiCollection, collection_id, with_for_update=lock)
     if collection is None:
-        raise ApiError(404, f"Collection {collection_id} does not exist.")
+        raise NotFound(f"Collection {collection_id} does not exist.")
     return collection
 
 

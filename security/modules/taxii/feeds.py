@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from auth import Principal
-from errors import ApiError
 from models import TaxiiFeed, db
+from security.errors import Conflict, Invalid
 from security.modules import audit
+from security.modules.principals import Principal
 from security.outbound.secrets import EncryptionUnavailable, encrypt_secret, reencrypt_tokens
 from security.outbound.ssrf import (
     OutboundUrlRefused,
@@ -48,8 +48,8 @@ def check_feed_url(url: str) -> None:
     try:
         check_outbound_url(url, configured_allowed_hosts())
     except OutboundUrlRefused as error:
-        raise ApiError(
-            422, f"The feed URL is refused: {error}", errors={"api_root_url": [str(error)]}
+        raise Invalid(
+            f"The feed URL is refused: {error}", errors={"api_root_url": [str(error)]}
         ) from None
 
 
@@ -60,7 +60,7 @@ def _set_credentials(feed: TaxiiFeed, auth_type: str, data: Mapping[str, Any]) -
     if unexpected or missing:
         errors = {name: [f"not used with auth_type {auth_type}"] for name in unexpected}
         errors.update({name: [f"required with auth_type {auth_type}"] for name in missing})
-        raise ApiError(422, "The credentials do not match the auth type.", errors=errors)
+        raise Invalid("The credentials do not match the auth type.", errors=errors)
     feed.auth_type = auth_type
     if not needed:
         feed.credentials_encrypted = None
@@ -68,7 +68,7 @@ def _set_credentials(feed: TaxiiFeed, auth_type: str, data: Mapping[str, Any]) -
     try:
         feed.credentials_encrypted = encrypt_secret({name: data[name] for name in needed})
     except EncryptionUnavailable as error:
-        raise ApiError(422, f"Cannot store the credentials: {error}.") from None
+        raise Invalid(f"Cannot store the credentials: {error}.") from None
 
 
 def _ensure_name_free(name: str, feed_id: int | None = None) -> None:
@@ -76,7 +76,7 @@ def _ensure_name_free(name: str, feed_id: int | None = None) -> None:
         select(TaxiiFeed.id).where(func.lower(TaxiiFeed.name) == name.lower())
     )
     if taken is not None and taken != feed_id:
-        raise ApiError(409, f"A feed named {name!r} exists already.")
+        raise Conflict(f"A feed named {name!r} exists already.")
 
 
 def create_feed(principal: Principal, data: Mapping[str, Any]) -> TaxiiFeed:

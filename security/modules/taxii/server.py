@@ -40,11 +40,11 @@ from flask import current_app
 from sqlalchemy import ColumnElement, Select, and_, delete, false, func, or_, select, true, tuple_
 from sqlalchemy.orm import aliased
 
-from auth import Principal
-from errors import ApiError
 from models import Indicator, TaxiiCollection, TaxiiObject, TaxiiStatus, db, utcnow
+from security.errors import Forbidden, Invalid, NotFound, TooLarge
 from security.modules import audit
 from security.modules.indicators import InvalidIndicator
+from security.modules.principals import Principal
 from security.modules.stix_mapping import (
     EXPORTABLE_IOC_TYPES,
     TLP_2_MARKINGS,
@@ -97,7 +97,7 @@ class PageKey:
                 raise ValueError("not a key")
             return key
         except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-            raise ApiError(422, "next is not a value this server returned.") from None
+            raise Invalid("next is not a value this server returned.") from None
 
 
 @dataclass(frozen=True)
@@ -374,13 +374,13 @@ class TaxiiBackend:
             collection = None
         access = self.access(principal, collection) if collection else (False, False)
         if collection is None or not any(access):
-            raise ApiError(404, f"Collection {collection_id} does not exist.")
+            raise NotFound(f"Collection {collection_id} does not exist.")
         can_read, can_write = access
         needs_read = need in ("read", "delete")
         needs_write = need in ("write", "delete")
         if (needs_read and not can_read) or (needs_write and not can_write):
             what = "delete objects of" if need == "delete" else need
-            raise ApiError(403, f"You may not {what} collection {collection_id}.")
+            raise Forbidden(f"You may not {what} collection {collection_id}.")
         return collection
 
     # --- objects ----------------------------------------------------------------------
@@ -421,7 +421,7 @@ class TaxiiBackend:
     def _one_object(self, collection: TaxiiCollection, object_id: str, query: ObjectQuery) -> Page:
         page = self.page(collection, replace(query, ids=(object_id,)))
         if not page.objects and query.next is None:
-            raise ApiError(404, f"Object {object_id} is not in this collection.")
+            raise NotFound(f"Object {object_id} is not in this collection.")
         return page
 
     def object(
@@ -444,8 +444,8 @@ class TaxiiBackend:
         the last); returns how many. 404 if none matches, 403 for the TLP markings and the
         IOC view, which the collection does not own."""
         if object_id in _COLLECTION_MARKING_IDS:
-            raise ApiError(
-                403, f"{object_id} is a TLP marking definition the collection's IOCs refer to."
+            raise Forbidden(
+                f"{object_id} is a TLP marking definition the collection's IOCs refer to."
             )
         statement = _filtered_stored(
             collection, replace(query, ids=(object_id,), next=None, added_after=None)
@@ -453,7 +453,7 @@ class TaxiiBackend:
         row_ids = list(db.session.scalars(statement.with_only_columns(TaxiiObject.id)))
         if not row_ids:
             self._refuse_ioc_view(collection, object_id)
-            raise ApiError(404, f"Object {object_id} has no such version in this collection.")
+            raise NotFound(f"Object {object_id} has no such version in this collection.")
         db.session.execute(delete(TaxiiObject).where(TaxiiObject.id.in_(row_ids)))
         audit.record(
             "taxii.object_delete",
@@ -467,8 +467,7 @@ class TaxiiBackend:
         query = ObjectQuery(ids=(object_id,), versions=("all",))
         served = db.session.scalar(_filtered_iocs(collection, query))
         if served is not None:
-            raise ApiError(
-                403,
+            raise Forbidden(
                 f"{object_id} is IOC {served.id} of the IOC store: retire or delete it "
                 f"with /iocs/{served.id}.",
             )
@@ -487,7 +486,7 @@ class TaxiiBackend:
         try:
             imported = store_imported(parsed, principal, source=f"taxii:{principal.user.username}")
         except InvalidIndicator as error:
-            raise ApiError(413, f"Too many indicators in one envelope: {error}") from None
+            raise TooLarge(f"Too many indicators in one envelope: {error}") from None
         status = TaxiiStatus(
             collection_id=collection.id,
             created_by_id=principal.user.id,
@@ -538,7 +537,7 @@ class TaxiiBackend:
         except ValueError:
             status = None
         if status is None or not (principal.is_admin or status.created_by_id == principal.user.id):
-            raise ApiError(404, f"Status {status_id} does not exist.")
+            raise NotFound(f"Status {status_id} does not exist.")
         return status
 
 

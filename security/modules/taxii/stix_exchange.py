@@ -16,9 +16,9 @@ from typing import Any
 
 import stix2
 
-from auth import Principal
 from models import Indicator
 from security.modules import intel
+from security.modules.principals import Principal
 from security.modules.stix_mapping import (
     EXPORTABLE_IOC_TYPES,
     ImportedIoc,

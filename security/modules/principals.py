@@ -1,0 +1,92 @@
+"""Who is calling, in the engine's terms: the principal, roles and their permissions.
+
+The engine decides with these (which IOCs a principal sees, whether a key may be given a
+scope); the HTTP edge (``auth.py``) finds the principal of a request with them. Also here,
+because tokens and API keys share them: how a presented bearer credential is read and how
+a high-entropy secret is hashed for storage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from flask import request
+
+from models import User
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "admin": frozenset({"*:*"}),
+    "analyst": frozenset(
+        {
+            "*:read",
+            "incidents:write",
+            "iocs:write",
+            "rules:write",
+            "comments:write",
+            "apikeys:write",
+            "events:write",
+            "alerts:write",
+        }
+    ),
+    "viewer": frozenset({"*:read"}),
+}
+# Refreshing a credential's last_used_at on every request would turn every read into a write.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+def permissions_for_role(role: str) -> frozenset[str]:
+    return ROLE_PERMISSIONS.get(role, frozenset())
+
+
+def permission_granted(granted: frozenset[str] | set[str], permission: str) -> bool:
+    """Whether ``permission`` (``area:action``) is covered, wildcards included.
+
+    ``*:read`` does not cover ``area:admin``: admin-only areas use the ``admin`` action.
+    """
+    area, _, action = permission.partition(":")
+    candidates = {permission, f"{area}:*", f"*:{action}", "*:*"}
+    return not candidates.isdisjoint(granted)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: a user acting through a login token or an API key.
+
+    ``user_id`` and ``username`` are read once, when the principal is made: the error path
+    (logging, auditing) reads them after a failed write, when touching ``user`` would load
+    it from a session that must first be rolled back, and fail again.
+    """
+
+    user: User
+    permissions: frozenset[str]
+    credential_type: str
+    credential_id: int
+    user_id: int = field(init=False)
+    username: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "user_id", self.user.id)
+        object.__setattr__(self, "username", self.user.username)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user.role == "admin"
+
+    def can(self, permission: str) -> bool:
+        return permission_granted(self.permissions, permission)
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 of a high-entropy secret; fine for tokens and keys (not for passwords)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def bearer_credential() -> str | None:
+    """The credential of the request's ``Authorization: Bearer`` header, if any."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
