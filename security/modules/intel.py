@@ -217,15 +217,6 @@ class BulkResult:
     def count(self, status: str) -> int:
         return sum(1 for result in self.results if result["status"] == status)
 
-    def to_dict(self) -> dict:
-        return {
-            "created": self.count("created"),
-            "merged": self.count("merged"),
-            "failed": len(self.errors),
-            "results": self.results,
-            "errors": self.errors,
-        }
-
 
 class RejectedItem(ValueError):
     """A bulk item its loader refused, with the reasons by field (as a schema gives them)."""
@@ -405,7 +396,7 @@ def _describe_match(indicator: Indicator, ioc_type: str, value: str, now: dateti
         "active": indicator.is_active(now),
         "confidence": indicator.confidence,
         "tlp": indicator.tlp,
-        "ioc": indicator.to_dict(),
+        "ioc": indicator,
     }
 
 
@@ -576,7 +567,7 @@ def extract_and_check(
         if incident is not None:
             link_iocs(incident, ids, principal)
         stored = db.session.scalars(select(Indicator).where(Indicator.id.in_(ids))).unique()
-        body["stored"] = [indicator.to_dict() for indicator in stored]
+        body["stored"] = list(stored)
     return body
 
 
