@@ -410,8 +410,9 @@ def check_ioc(
     """Is ``value`` known bad? Matches the principal may see, each saying why.
 
     ``ioc_type=None`` detects the type. An expired IOC is reported (``active: false``) but
-    does not make the value known bad. Raises :class:`InvalidIndicator` for a value that is
-    not an indicator.
+    does not make the value known bad. Each match carries the matched ``Indicator`` row
+    (``ioc``); ``schemas.intel.IocCheckSchema`` is the result's JSON shape. Raises
+    :class:`InvalidIndicator` for a value that is not an indicator.
     """
     ioc_type = ioc_type or detect_ioc_type(value)
     normalized = normalize_ioc(ioc_type, value)
@@ -550,8 +551,8 @@ def extract_and_check(
     incident: Incident | None = None,
 ) -> dict:
     """IOCs in a text: what was found, which are already known (with the stored records
-    the principal may see), and, with ``save``, what was stored (and linked to
-    ``incident``). Reading a report is not a sighting, so no sighting is recorded."""
+    the principal may see), and, with ``save``, the ``Indicator`` rows stored (and linked
+    to ``incident``). Reading a report is not a sighting, so no sighting is recorded."""
     found = extract_iocs(text_body)
     pairs = [(ioc_type, value) for ioc_type, values in found.items() for value in values]
     known = []
