@@ -25,18 +25,3 @@ class AuditEntry(Model):
     ip: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict] = mapped_column(JSONB, default=dict)
-
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "occurred_at": self.occurred_at,
-            "actor_id": self.actor_id,
-            "actor": self.actor,
-            "action": self.action,
-            "object_type": self.object_type,
-            "object_id": self.object_id,
-            "outcome": self.outcome,
-            "ip": self.ip,
-            "request_id": self.request_id,
-            "details": self.details,
-        }

@@ -39,15 +39,3 @@ class AuthBlock(Model):
 
     def is_active(self, now: datetime) -> bool:
         return self.lifted_at is None and self.blocked_until > now
-
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "scope": self.scope,
-            "subject": self.subject,
-            "reason": self.reason,
-            "failure_count": self.failure_count,
-            "created_at": self.created_at,
-            "blocked_until": self.blocked_until,
-            "lifted_at": self.lifted_at,
-        }

@@ -49,23 +49,6 @@ class ApiKey(Model):
             return "expired"
         return "active"
 
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "prefix": self.prefix,
-            "owner": self.user.username,
-            "scopes": sorted(self.scopes),
-            "state": self.state(),
-            "created_at": self.created_at,
-            "expires_at": self.expires_at,
-            "revoked_at": self.revoked_at,
-            "rotated_at": self.rotated_at,
-            "previous_valid_until": self.previous_valid_until,
-            "last_used_at": self.last_used_at,
-            "last_used_ip": self.last_used_ip,
-        }
-
 
 class CredentialUsage(Model):
     """One use (or attempted use) of a credential: an environment secret or an API key."""
@@ -89,17 +72,3 @@ class CredentialUsage(Model):
     # "forbidden" (the key opened but the request was refused with 403).
     reason: Mapped[str | None] = mapped_column(String(32))
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "credential_kind": self.credential_kind,
-            "credential_name": self.credential_name,
-            "api_key_id": self.api_key_id,
-            "component": self.component,
-            "operation": self.operation,
-            "ip": self.ip,
-            "outcome": self.outcome,
-            "reason": self.reason,
-            "occurred_at": self.occurred_at,
-        }

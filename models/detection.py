@@ -63,25 +63,6 @@ class DetectionRule(Model):
         self.version += 1
         self.updated_at = now or utcnow()
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "name": self.name,
-            "description": self.description,
-            "severity": self.severity,
-            "enabled": self.enabled,
-            "source": self.source,
-            "detection": self.detection,
-            "sigma_id": self.sigma_id,
-            "tags": list(self.tags or []),
-            "group_by": self.group_by,
-            "version": self.version,
-            "created_by": self.created_by.username if self.created_by else None,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
-
 
 class Alert(Model):
     """Matches of one rule on one group key, counted.
@@ -142,25 +123,3 @@ class Alert(Model):
         self.version += 1
         self.updated_at = now or utcnow()
         return previous
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "rule_id": self.rule_id,
-            "rule_name": self.rule_name,
-            "severity": self.severity,
-            "status": self.status,
-            "grouping": self.grouping,
-            "group_key": self.group_key,
-            "group_values": self.group_values,
-            "count": self.count,
-            "first_seen": self.first_seen,
-            "last_seen": self.last_seen,
-            "sample_event": self.sample_event,
-            "matched": self.matched,
-            "incident_id": self.incident_id,
-            "allowed_transitions": list(self.allowed_transitions()),
-            "version": self.version,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }

@@ -110,22 +110,6 @@ class Incident(Model):
             "resolution_breached": (self.resolved_at or now) > resolution_due,
         }
 
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "description": self.description,
-            "severity": self.severity,
-            "status": self.status,
-            "tlp": self.tlp,
-            "reporter": self.reporter.username,
-            "assignee": self.assignee.username if self.assignee else None,
-            "version": self.version,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "allowed_transitions": list(self.allowed_transitions()),
-            "sla": self.sla(),
-        }
 
 
 class TimelineEntry(Model):
@@ -144,19 +128,6 @@ class TimelineEntry(Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     actor: Mapped[User | None] = relationship(lazy="joined")
-
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "incident_id": self.incident_id,
-            "kind": self.kind,
-            "actor": self.actor.username if self.actor else None,
-            "from_status": self.from_status,
-            "to_status": self.to_status,
-            "changes": self.changes,
-            "comment": self.comment,
-            "created_at": self.created_at,
-        }
 
 
 class IdempotencyRecord(Model):

@@ -163,29 +163,6 @@ class Indicator(Model):
         self.version += 1
         self.updated_at = now or utcnow()
 
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "type": self.type,
-            "value": self.value,
-            "confidence": self.confidence,
-            "source": self.source,
-            "description": self.description,
-            "tags": list(self.tags or []),
-            "tlp": self.tlp,
-            "first_seen": self.first_seen,
-            "last_seen": self.last_seen,
-            "expires_at": self.expires_at,
-            "active": self.is_active(),
-            "sighting_count": self.sighting_count,
-            "last_sighted_at": self.last_sighted_at,
-            "stix_id": f"indicator--{self.stix_id}",
-            "created_by": self.created_by.username if self.created_by else None,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "version": self.version,
-        }
-
 
 class IncidentIndicator(Model):
     """An IOC observed in, or relevant to, an incident."""

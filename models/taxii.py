@@ -83,23 +83,6 @@ class TaxiiCollection(Model):
         self.version += 1
         self.updated_at = utcnow()
 
-    def to_dict(self) -> dict:
-        return {
-            "id": str(self.id),
-            "title": self.title,
-            "description": self.description,
-            "min_confidence": self.min_confidence,
-            "max_tlp": self.max_tlp,
-            "ioc_types": list(self.ioc_types or []),
-            "sources": list(self.sources or []),
-            "active_only": self.active_only,
-            "read_roles": list(self.read_roles or []),
-            "write_roles": list(self.write_roles or []),
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "version": self.version,
-        }
-
 
 class TaxiiStatus(Model):
     """The outcome of one POST of objects to a collection (TAXII's status resource).
@@ -217,28 +200,3 @@ class TaxiiFeed(Model):
     def touch(self) -> None:
         self.version += 1
         self.updated_at = utcnow()
-
-    def to_dict(self) -> dict:
-        """Everything but the credentials: only whether there are any."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "api_root_url": self.api_root_url,
-            "collection_id": self.collection_id,
-            "auth_type": self.auth_type,
-            "has_credentials": self.credentials_encrypted is not None,
-            "poll_interval_seconds": self.poll_interval_seconds,
-            "page_size": self.page_size,
-            "default_confidence": self.default_confidence,
-            "default_tlp": self.default_tlp,
-            "enabled": self.enabled,
-            "source": self.source_name,
-            "added_after": self.added_after,
-            "last_polled_at": self.last_polled_at,
-            "last_success_at": self.last_success_at,
-            "last_error": self.last_error,
-            "last_object_count": self.last_object_count,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "version": self.version,
-        }

@@ -23,19 +23,6 @@ class User(Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
 
-    def to_dict(self) -> dict:
-        from auth import permissions_for_role
-
-        return {
-            "id": self.id,
-            "username": self.username,
-            "role": self.role,
-            "permissions": sorted(permissions_for_role(self.role)),
-            "is_active": self.is_active,
-            "created_at": self.created_at,
-            "last_login_at": self.last_login_at,
-        }
-
 
 class AuthToken(Model):
     __tablename__ = "auth_tokens"

@@ -15,8 +15,9 @@ from flask_restful import Resource
 import idempotency
 from auth import authorize
 from models import ApiKey, db
-from resources.common import load_json, load_query, page_response
+from resources.common import load_json, load_query
 from resources.openapi import Operation
+from resources.responding import page_response, respond
 from schemas.api_keys import (
     ApiKeyCreateSchema,
     ApiKeyListQuerySchema,
@@ -77,7 +78,7 @@ class ApiKeyList(Resource):
                 principal=principal,
             )
             headers = {**SECRET_HEADERS, "Location": f"/api-keys/{issued.key.id}"}
-            return issued.to_dict(), 201, headers
+            return respond(issued, 201, headers=headers)
 
         return idempotency.answer_once(principal.user.id, API_KEY_CREATION, issue)
 
@@ -98,7 +99,7 @@ class ApiKeyItem(Resource):
 
     def get(self, key_id: int):
         principal = authorize("apikeys:read")
-        return credentials.get_visible_api_key(principal, key_id).to_dict(), 200
+        return respond(credentials.get_visible_api_key(principal, key_id))
 
     def delete(self, key_id: int):
         principal = authorize("apikeys:write")
@@ -129,7 +130,7 @@ class ApiKeyRotation(Resource):
             key, grace=None if grace is None else timedelta(seconds=grace)
         )
         db.session.commit()
-        return issued.to_dict(), 200, SECRET_HEADERS
+        return respond(issued, headers=SECRET_HEADERS)
 
 
 class ApiKeyUsage(Resource):
@@ -147,7 +148,7 @@ class ApiKeyUsage(Resource):
         query = load_query(UsageQuerySchema())
         key = credentials.get_visible_api_key(principal, key_id)
         entries = credentials.get_recent_usage(key, since=query.get("since"), limit=query["limit"])
-        return {"items": [entry.to_dict() for entry in entries]}, 200
+        return respond({"items": entries})
 
 
 class ApiKeyFindings(Resource):
@@ -162,7 +163,7 @@ class ApiKeyFindings(Resource):
     def get(self, key_id: int):
         principal = authorize("apikeys:read")
         key = credentials.get_visible_api_key(principal, key_id)
-        return {"items": credentials.analyze_for_suspicious_activity(key)}, 200
+        return respond({"items": credentials.analyze_for_suspicious_activity(key)})
 
 
 def register(api) -> None:

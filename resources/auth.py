@@ -11,8 +11,8 @@ from errors import ApiError
 from models import User, db, utcnow
 from resources.common import load_json
 from resources.openapi import AUTHENTICATED, Operation
-from schemas.auth import LoginSchema, RegisterSchema
-from schemas.responses import LoginResponseSchema, MeSchema, UserSchema
+from resources.responding import respond
+from schemas.auth import LoginResponseSchema, LoginSchema, MeSchema, RegisterSchema, UserSchema
 from security.modules import audit
 from security.modules.ratelimit import login_rate_limit, register_rate_limit
 from security.modules.users import create_user, password_policy_violations
@@ -40,12 +40,14 @@ class Login(Resource):
         user.last_login_at = utcnow()
         audit.record("auth.login", actor_id=user.id, actor=user.username)
         db.session.commit()
-        return {
-            "access_token": raw_token,
-            "token_type": "Bearer",
-            "expires_at": token.expires_at,
-            "user": user.to_dict(),
-        }, 200
+        return respond(
+            {
+                "access_token": raw_token,
+                "token_type": "Bearer",
+                "expires_at": token.expires_at,
+                "user": user,
+            }
+        )
 
 
 class Logout(Resource):
@@ -75,11 +77,7 @@ class Me(Resource):
     }
 
     def get(self):
-        principal = auth.authenticate()
-        body = principal.user.to_dict()
-        body["credential_type"] = principal.credential_type
-        body["permissions"] = sorted(principal.permissions)
-        return body, 200
+        return respond(auth.authenticate())
 
 
 class Register(Resource):
@@ -113,7 +111,7 @@ class Register(Resource):
                 object_id=user.id,
                 details={"username": user.username, "role": user.role},
             )
-            return user.to_dict(), 201, {"Location": f"/users/{user.id}"}
+            return respond(user, 201, headers={"Location": f"/users/{user.id}"})
 
         return idempotency.answer_once(principal.user.id, USER_CREATION, create)
 

@@ -1,5 +1,5 @@
 """What every resource does the same way: read a JSON body, read a query, page a list,
-answer with an ETag, check ``If-Match``.
+check ``If-Match``.
 
 Keeping these here is what makes every endpoint reject bad input with the same status
 and the same problem+json shape.
@@ -183,19 +183,6 @@ def keyset_page(
     return rows, encode_cursor([getattr(last, created_column.key), getattr(last, id_column.key)])
 
 
-def page_body(items: list[dict], next_cursor: str | None) -> dict:
-    return {"items": items, "next_cursor": next_cursor}
-
-
-def page_response(statement: Select, created_column: Any, id_column: Any, query: dict):
-    """A list endpoint's answer: one keyset page of ``statement`` (``limit`` and ``cursor``
-    from the validated query), each object by its ``to_dict()``."""
-    rows, next_cursor = keyset_page(
-        statement, created_column, id_column, query["limit"], query.get("cursor")
-    )
-    return page_body([row.to_dict() for row in rows], next_cursor), 200
-
-
 def etag_for(version: int) -> str:
     return f'"{version}"'
 
@@ -226,9 +213,3 @@ def ensure_version_matches(current_version: int) -> None:
             f"current {current_version}); reload and retry.",
             extra={"current_version": current_version},
         )
-
-
-def with_etag(body: dict, status: int = 200, version: int | None = None, **headers: str):
-    """A Flask-RESTful response tuple carrying the object's ETag."""
-    version = body["version"] if version is None else version
-    return body, status, {"ETag": etag_for(version), **headers}

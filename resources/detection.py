@@ -19,11 +19,10 @@ from resources.common import (
     ensure_version_matches,
     load_json,
     load_query,
-    page_response,
     read_json_document,
-    with_etag,
 )
 from resources.openapi import Content, Operation
+from resources.responding import page_response, respond
 from schemas.detection import (
     EVENTS_DESCRIPTION,
     AlertEscalateSchema,
@@ -135,7 +134,8 @@ class RuleList(Resource):
             rule = rules.create_rule(
                 definition, principal, enabled=data["enabled"], group_by=data["group_by"]
             )
-        return with_etag(rule.to_dict(), 201, Location=f"/rules/{rule.id}")
+        location = {"Location": f"/rules/{rule.id}"}
+        return respond(rule, 201, etag=rule.version, headers=location)
 
 
 class RuleItem(Resource):
@@ -164,7 +164,8 @@ class RuleItem(Resource):
 
     def get(self, rule_id: int):
         authorize("rules:read")
-        return with_etag(_get_rule(rule_id).to_dict())
+        rule = _get_rule(rule_id)
+        return respond(rule, etag=rule.version)
 
     def patch(self, rule_id: int):
         principal = authorize("rules:write")
@@ -173,7 +174,7 @@ class RuleItem(Resource):
         ensure_version_matches(rule.version)
         rules.update_rule(rule, principal, data)
         db.session.commit()
-        return with_etag(rule.to_dict())
+        return respond(rule, etag=rule.version)
 
     def delete(self, rule_id: int):
         principal = authorize("rules:write")
@@ -197,7 +198,7 @@ class RuleTest(Resource):
     def post(self, rule_id: int):
         authorize("rules:write")
         data = load_json(RuleTestSchema())
-        return alerts.dry_run(_get_rule(rule_id), data["events"]), 200
+        return respond(alerts.dry_run(_get_rule(rule_id), data["events"]))
 
 
 def _read_events() -> list[dict[str, Any]]:
@@ -245,7 +246,7 @@ class Events(Resource):
         with garbage_collection_paused():
             body = alerts.ingest_events(_read_events(), principal)
         db.session.commit()
-        return body, 200
+        return respond(body)
 
 
 class AlertList(Resource):
@@ -286,7 +287,8 @@ class AlertItem(Resource):
 
     def get(self, alert_id: int):
         authorize("alerts:read")
-        return with_etag(alerts.get_alert(alert_id).to_dict())
+        alert = alerts.get_alert(alert_id)
+        return respond(alert, etag=alert.version)
 
     def patch(self, alert_id: int):
         principal = authorize("alerts:write")
@@ -295,7 +297,7 @@ class AlertItem(Resource):
         ensure_version_matches(alert.version)
         alerts.change_alert_status(alert, principal, data["status"], data.get("comment"))
         db.session.commit()
-        return with_etag(alert.to_dict())
+        return respond(alert, etag=alert.version)
 
 
 class AlertEscalation(Resource):
@@ -322,9 +324,9 @@ class AlertEscalation(Resource):
             alert = alerts.get_alert(alert_id, lock=True)
             ensure_version_matches(alert.version)
             incident = alerts.escalate_alert(alert, principal, data)
-            body = {"alert": alert.to_dict(), "incident": incident.to_dict()}
-            location = f"/incidents/{incident.id}"
-            return with_etag(body, 201, version=alert.version, Location=location)
+            body = {"alert": alert, "incident": incident}
+            location = {"Location": f"/incidents/{incident.id}"}
+            return respond(body, 201, etag=alert.version, headers=location)
 
         return idempotency.answer_once(principal.user.id, ESCALATION, escalate)
 

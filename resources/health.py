@@ -11,14 +11,15 @@ from database import schema_is_current
 from errors import ApiError
 from models import db
 from resources.openapi import Operation
-from schemas.responses import HealthSchema, ReadySchema
+from resources.responding import respond
+from schemas.health import HealthSchema, ReadySchema
 
 
 class Health(Resource):
     openapi = {"get": Operation("Liveness: the process answers", responses={200: HealthSchema})}
 
     def get(self):
-        return {"status": "ok"}, 200
+        return respond({"status": "ok"})
 
 
 class Ready(Resource):
@@ -39,7 +40,7 @@ class Ready(Resource):
             raise ApiError(503, "The database is not reachable.") from None
         if not current:
             raise ApiError(503, "The database schema is not at the latest migration.")
-        return {"status": "ready", "database": "ok", "migrations": "current"}, 200
+        return respond({"status": "ready", "database": "ok", "migrations": "current"})
 
 
 def register(api) -> None:

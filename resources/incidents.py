@@ -9,24 +9,17 @@ import idempotency
 import incident_service
 from auth import authorize
 from models import Incident, TimelineEntry, User, db
-from resources.common import (
-    ensure_version_matches,
-    load_json,
-    load_query,
-    page_response,
-    with_etag,
-)
+from resources.common import ensure_version_matches, load_json, load_query
 from resources.openapi import Operation
+from resources.responding import page_response, respond
 from schemas.incidents import (
     CommentSchema,
     IncidentCreateSchema,
     IncidentListQuerySchema,
-    IncidentUpdateSchema,
-    StatusChangeSchema,
-)
-from schemas.responses import (
     IncidentPageSchema,
     IncidentSchema,
+    IncidentUpdateSchema,
+    StatusChangeSchema,
     TimelineEntrySchema,
     TimelineSchema,
 )
@@ -81,7 +74,8 @@ class IncidentList(Resource):
 
         def create():
             incident = incident_service.create_incident(principal, data)
-            return with_etag(incident.to_dict(), 201, Location=f"/incidents/{incident.id}")
+            location = {"Location": f"/incidents/{incident.id}"}
+            return respond(incident, 201, etag=incident.version, headers=location)
 
         return idempotency.answer_once(principal.user.id, INCIDENT_CREATION, create)
 
@@ -108,7 +102,7 @@ class IncidentItem(Resource):
     def get(self, incident_id: int):
         principal = authorize("incidents:read")
         incident = incident_service.get_visible_incident(principal, incident_id)
-        return with_etag(incident.to_dict())
+        return respond(incident, etag=incident.version)
 
     def patch(self, incident_id: int):
         principal = authorize("incidents:write")
@@ -117,7 +111,7 @@ class IncidentItem(Resource):
         ensure_version_matches(incident.version)
         incident_service.update_incident(incident, principal, data)
         db.session.commit()
-        return with_etag(incident.to_dict())
+        return respond(incident, etag=incident.version)
 
 
 class IncidentStatus(Resource):
@@ -141,7 +135,7 @@ class IncidentStatus(Resource):
         ensure_version_matches(incident.version)
         incident_service.change_status(incident, principal, data["status"], data.get("comment"))
         db.session.commit()
-        return with_etag(incident.to_dict())
+        return respond(incident, etag=incident.version)
 
 
 class IncidentTimeline(Resource):
@@ -157,7 +151,7 @@ class IncidentTimeline(Resource):
         principal = authorize("incidents:read")
         incident = incident_service.get_visible_incident(principal, incident_id)
         entries = incident_service.timeline(incident)
-        return {"items": [entry.to_dict() for entry in entries]}, 200
+        return respond({"items": entries})
 
 
 class IncidentComments(Resource):
@@ -179,7 +173,7 @@ class IncidentComments(Resource):
 
         def comment():
             entry = incident_service.add_comment(incident, principal, data["body"])
-            return entry.to_dict(), 201, {}
+            return respond(entry, 201)
 
         return idempotency.answer_once(principal.user.id, COMMENT_CREATION, comment)
 

@@ -15,14 +15,9 @@ import idempotency
 import incident_service
 from auth import authorize
 from models import Indicator, db
-from resources.common import (
-    ensure_version_matches,
-    load_json,
-    load_query,
-    page_response,
-    with_etag,
-)
+from resources.common import ensure_version_matches, load_json, load_query
 from resources.openapi import Operation
+from resources.responding import page_response, respond
 from schemas.intel import (
     BulkItemLoader,
     IncidentIocLinkResultSchema,
@@ -84,7 +79,8 @@ class IocList(Resource):
         def upsert():
             indicator, created = intel.upsert_ioc(data, principal)
             status = 201 if created else 200
-            return with_etag(indicator.to_dict(), status, Location=f"/iocs/{indicator.id}")
+            location = {"Location": f"/iocs/{indicator.id}"}
+            return respond(indicator, status, etag=indicator.version, headers=location)
 
         return idempotency.answer_once(principal.user.id, IOC_CREATION, upsert)
 
@@ -111,7 +107,7 @@ class IocBulk(Resource):
                 data["items"], principal, defaults=defaults, load_item=BulkItemLoader()
             )
         db.session.commit()
-        return result.to_dict(), 200
+        return respond(result)
 
 
 class IocItem(Resource):
@@ -133,7 +129,8 @@ class IocItem(Resource):
 
     def get(self, ioc_id: int):
         principal = authorize("iocs:read")
-        return with_etag(intel.get_visible_ioc(principal, ioc_id).to_dict())
+        indicator = intel.get_visible_ioc(principal, ioc_id)
+        return respond(indicator, etag=indicator.version)
 
     def patch(self, ioc_id: int):
         principal = authorize("iocs:write")
@@ -142,7 +139,7 @@ class IocItem(Resource):
         ensure_version_matches(indicator.version)
         intel.update_ioc(indicator, principal, data)
         db.session.commit()
-        return with_etag(indicator.to_dict())
+        return respond(indicator, etag=indicator.version)
 
     def delete(self, ioc_id: int):
         principal = authorize("iocs:write")
@@ -174,14 +171,14 @@ class IocCheck(Resource):
         query = load_query(IocCheckQuerySchema())
         result = intel.check_threat_intelligence(query["value"], principal=principal)
         db.session.commit()
-        return result, 200
+        return respond(result)
 
     def post(self):
         principal = authorize("iocs:read")
         data = load_json(IocBatchCheckSchema())
         results = intel.check_values(data["values"], principal=principal)
         db.session.commit()
-        return {"items": results}, 200
+        return respond({"items": results})
 
 
 class IocExtract(Resource):
@@ -214,12 +211,11 @@ class IocExtract(Resource):
             incident=incident,
         )
         db.session.commit()
-        return body, 200
+        return respond(body)
 
 
 def _incident_iocs_body(incident, principal, **extra: Any) -> dict:
-    indicators = intel.incident_indicators(incident, principal)
-    return {**extra, "items": [indicator.to_dict() for indicator in indicators]}
+    return {**extra, "items": intel.incident_indicators(incident, principal)}
 
 
 class IncidentIocs(Resource):
@@ -241,7 +237,7 @@ class IncidentIocs(Resource):
     def get(self, incident_id: int):
         principal = authorize("iocs:read")
         incident = incident_service.get_visible_incident(principal, incident_id)
-        return _incident_iocs_body(incident, principal), 200
+        return respond(_incident_iocs_body(incident, principal))
 
     def post(self, incident_id: int):
         principal = authorize("iocs:write")
@@ -249,7 +245,7 @@ class IncidentIocs(Resource):
         incident = incident_service.get_visible_incident(principal, incident_id)
         linked = intel.link_iocs(incident, data["ioc_ids"], principal)
         db.session.commit()
-        return _incident_iocs_body(incident, principal, linked=linked), 200
+        return respond(_incident_iocs_body(incident, principal, linked=linked))
 
 
 def register(api) -> None:

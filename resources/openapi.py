@@ -19,8 +19,8 @@ lower-case HTTP method to an :class:`Operation`::
         }
 
 - ``responses``: success status -> a marshmallow *response* schema (the exact shape the
-  method returns, see ``schemas/responses.py``), ``None`` for no body, or :class:`Content`
-  for another media type.
+  method answers: ``resources.responding.respond`` dumps with it), ``None`` for no body,
+  or :class:`Content` for another media type.
 - ``body`` / ``query``: the request schemas the method loads (``load_json``/``load_query``);
   a :class:`Content` (or a tuple of them) for a non-JSON body.
 - ``permission``: the ``area:action`` passed to ``authorize()``; :data:`AUTHENTICATED` when
@@ -62,8 +62,7 @@ from marshmallow import Schema, fields
 from werkzeug.routing import IntegerConverter, Rule, UUIDConverter
 
 from resources.common import IF_MATCH_MAX_LENGTH
-from schemas.common import FullMatch, not_blank
-from schemas.responses import ProblemSchema
+from schemas.common import FullMatch, ProblemSchema, not_blank
 
 JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"

@@ -12,10 +12,16 @@ from sqlalchemy import func, select
 from auth import authorize
 from errors import ApiError
 from models import AuditEntry, AuthBlock, db
-from resources.common import load_query, page_response
+from resources.common import load_query
 from resources.openapi import Operation
-from schemas.responses import AuditPageSchema, AuthBlockPageSchema, AuthBlockSchema
-from schemas.security_admin import AuditQuerySchema, BlockListQuerySchema
+from resources.responding import page_response, respond
+from schemas.security_admin import (
+    AuditPageSchema,
+    AuditQuerySchema,
+    AuthBlockPageSchema,
+    AuthBlockSchema,
+    BlockListQuerySchema,
+)
 from security.modules import brute_force
 
 # Query parameter -> the condition it adds; each one narrows the list.
@@ -70,7 +76,7 @@ class BlockItem(Resource):
             raise ApiError(409, f"Block {block_id} was already lifted.")
         brute_force.lift_block(block, principal.user.id)
         db.session.commit()
-        return block.to_dict(), 200
+        return respond(block)
 
 
 class AuditLog(Resource):

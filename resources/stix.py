@@ -16,6 +16,7 @@ from errors import ApiError
 from models import Indicator, db
 from resources.common import load_json, load_query
 from resources.openapi import Content, Operation
+from resources.responding import respond
 from schemas.taxii import (
     StixBundleQuerySchema,
     StixBundleSchema,
@@ -101,7 +102,7 @@ class StixImport(Resource):
         except InvalidIndicator as error:
             raise ApiError(413, f"The bundle is too large: {error}") from None
         db.session.commit()
-        return stored.to_dict(), 200
+        return respond(stored)
 
 
 def register(api) -> None:

@@ -22,15 +22,9 @@ import idempotency
 from auth import Principal, authorize
 from errors import ApiError, register_error_renderer
 from models import TaxiiCollection, TaxiiFeed, db
-from resources.common import (
-    ensure_version_matches,
-    load_json,
-    load_query,
-    page_body,
-    page_response,
-    with_etag,
-)
+from resources.common import ensure_version_matches, load_json, load_query
 from resources.openapi import Content, Operation
+from resources.responding import page_response, respond
 from resources.taxii_wire import (
     TAXII_PATH_PREFIX,
     authorize_taxii,
@@ -259,8 +253,7 @@ class CollectionAdminList(Resource):
     def get(self):
         authorize(ADMIN_PERMISSION)
         statement = select(TaxiiCollection).order_by(TaxiiCollection.created_at, TaxiiCollection.id)
-        items = [collection.to_dict() for collection in db.session.scalars(statement)]
-        return page_body(items, None), 200
+        return respond({"items": list(db.session.scalars(statement)), "next_cursor": None})
 
     def post(self):
         principal = authorize(ADMIN_PERMISSION)
@@ -269,7 +262,7 @@ class CollectionAdminList(Resource):
         def create():
             collection = collections.create_collection(principal, data)
             location = f"/taxii/collections/{collection.id}"
-            return with_etag(collection.to_dict(), 201, Location=location)
+            return respond(collection, 201, etag=collection.version, headers={"Location": location})
 
         return idempotency.answer_once(principal.user.id, COLLECTION_CREATION, create)
 
@@ -300,7 +293,8 @@ class CollectionAdminItem(Resource):
 
     def get(self, collection_id: uuid.UUID):
         authorize(ADMIN_PERMISSION)
-        return with_etag(collections.get_collection(collection_id).to_dict())
+        collection = collections.get_collection(collection_id)
+        return respond(collection, etag=collection.version)
 
     def patch(self, collection_id: uuid.UUID):
         authorize(ADMIN_PERMISSION)
@@ -309,7 +303,7 @@ class CollectionAdminItem(Resource):
         ensure_version_matches(collection.version)
         collections.update_collection(collection, data)
         db.session.commit()
-        return with_etag(collection.to_dict())
+        return respond(collection, etag=collection.version)
 
     def delete(self, collection_id: uuid.UUID):
         authorize(ADMIN_PERMISSION)
@@ -360,7 +354,8 @@ class FeedList(Resource):
 
         def create():
             feed = feeds.create_feed(principal, data)
-            return with_etag(feed.to_dict(), 201, Location=f"/taxii/feeds/{feed.id}")
+            location = {"Location": f"/taxii/feeds/{feed.id}"}
+            return respond(feed, 201, etag=feed.version, headers=location)
 
         return idempotency.answer_once(principal.user.id, FEED_CREATION, create)
 
@@ -389,7 +384,8 @@ class FeedItem(Resource):
 
     def get(self, feed_id: int):
         authorize(ADMIN_PERMISSION)
-        return with_etag(_feed(feed_id).to_dict())
+        feed = _feed(feed_id)
+        return respond(feed, etag=feed.version)
 
     def patch(self, feed_id: int):
         authorize(ADMIN_PERMISSION)
@@ -398,7 +394,7 @@ class FeedItem(Resource):
         ensure_version_matches(feed.version)
         feeds.update_feed(feed, data)
         db.session.commit()
-        return with_etag(feed.to_dict())
+        return respond(feed, etag=feed.version)
 
     def delete(self, feed_id: int):
         authorize(ADMIN_PERMISSION)
@@ -428,9 +424,9 @@ class FeedPoll(Resource):
             raise ApiError(409, f"Not polled: {error}.") from None
         except client.FeedPollError as error:
             raise ApiError(
-                502, f"The poll failed: {error}", extra={"feed": _feed(feed_id).to_dict()}
+                502, f"The poll failed: {error}", extra={"feed": FeedSchema().dump(_feed(feed_id))}
             ) from None
-        return {"result": result.to_dict(), "feed": _feed(feed_id).to_dict()}, 200
+        return respond({"result": result, "feed": _feed(feed_id)})
 
 
 def register(api) -> None:

@@ -6,17 +6,26 @@ Whether scopes lie within the owner's permissions is decided by
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import fields, validate
 
 from schemas.common import (
+    ComputedList,
+    ComputedString,
     JsonInteger,
     PageQuerySchema,
+    ResponseSchema,
     StrictSchema,
+    identifier,
+    one_of,
+    page_of,
+    text,
+    timestamp,
     trimmed_string,
     utc_datetime,
 )
-from schemas.responses import identifier, one_of, page_of, text, timestamp
-from security.modules.credentials import MAX_ROTATION_GRACE, MAX_SCOPES
+from security.modules.credentials import MAX_ROTATION_GRACE, MAX_SCOPES, IssuedKey
 
 MAX_USAGE_ENTRIES = 500
 
@@ -51,13 +60,15 @@ class ApiKeyListQuerySchema(PageQuerySchema):
 # --- responses ----------------------------------------------------------------------------
 
 
-class ApiKeySchema(Schema):
+class ApiKeySchema(ResponseSchema):
     id = identifier()
     name = text()
     prefix = text(metadata={"description": "the key's public part, sak_xxxxxxxx"})
-    owner = text()
-    scopes = fields.List(fields.String(), required=True)
-    state = one_of(["active", "revoked", "expired"])
+    owner = ComputedString(lambda key: key.user.username)
+    scopes = ComputedList(lambda key: sorted(key.scopes), fields.String())
+    state = ComputedString(
+        lambda key: key.state(), validate=validate.OneOf(["active", "revoked", "expired"])
+    )
     created_at = timestamp()
     expires_at = timestamp(nullable=True)
     revoked_at = timestamp(nullable=True)
@@ -68,13 +79,23 @@ class ApiKeySchema(Schema):
 
 
 class IssuedApiKeySchema(ApiKeySchema):
+    """An :class:`~security.modules.credentials.IssuedKey`: its key's fields, and the secret."""
+
     key = text(metadata={"description": "the full key; shown only in this answer"})
+
+    def subject(self, obj: IssuedKey) -> Any:
+        return obj.key
+
+    def get_attribute(self, obj: IssuedKey, attr: str, default: Any) -> Any:
+        if attr == "key":
+            return obj.secret
+        return super().get_attribute(obj, attr, default)
 
 
 ApiKeyPageSchema = page_of(ApiKeySchema, "ApiKeyPageSchema")
 
 
-class CredentialUsageSchema(Schema):
+class CredentialUsageSchema(ResponseSchema):
     id = identifier()
     credential_kind = one_of(["env", "api_key", "other"])
     credential_name = text()
@@ -87,17 +108,17 @@ class CredentialUsageSchema(Schema):
     occurred_at = timestamp()
 
 
-class CredentialUsageListSchema(Schema):
+class CredentialUsageListSchema(ResponseSchema):
     items = fields.List(fields.Nested(CredentialUsageSchema), required=True)
 
 
-class FindingCredentialSchema(Schema):
+class FindingCredentialSchema(ResponseSchema):
     kind = text()
     name = text()
     api_key_id = fields.Integer(required=True, allow_none=True)
 
 
-class FindingSchema(Schema):
+class FindingSchema(ResponseSchema):
     credential = fields.Nested(FindingCredentialSchema, required=True)
     kind = text(metadata={"description": "many_ips, burst, use_after_rotation, off_hours, ..."})
     severity = one_of(["low", "medium", "high"])
@@ -105,5 +126,5 @@ class FindingSchema(Schema):
     evidence = fields.Dict(keys=fields.String(), required=True)
 
 
-class FindingListSchema(Schema):
+class FindingListSchema(ResponseSchema):
     items = fields.List(fields.Nested(FindingSchema), required=True)

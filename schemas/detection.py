@@ -7,26 +7,26 @@ fields mean.
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from models.vocabulary import ALERT_STATUSES, RULE_KINDS, SEVERITIES
 from schemas.common import (
     ChangeSchema,
+    ComputedList,
     JsonBoolean,
     QueryBoolean,
+    ResponseSchema,
     StrictSchema,
     TimeRangeQuerySchema,
-    trimmed_string,
-)
-from schemas.incidents import DESCRIPTION_MAX, IncidentCreateSchema
-from schemas.responses import (
-    IncidentSchema,
     identifier,
     one_of,
     page_of,
     text,
     timestamp,
+    trimmed_string,
+    username_of,
 )
+from schemas.incidents import DESCRIPTION_MAX, IncidentCreateSchema, IncidentSchema
 from security.modules.alerts import MAX_EVENTS
 from security.modules.rules import MAX_GROUP_FIELDS
 
@@ -127,7 +127,7 @@ _MATCHED = fields.Dict(
 _GROUP_VALUES = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
 
 
-class RuleSchema(Schema):
+class RuleSchema(ResponseSchema):
     id = identifier()
     kind = one_of(RULE_KINDS)
     name = text()
@@ -140,12 +140,12 @@ class RuleSchema(Schema):
     tags = fields.List(fields.String(), required=True)
     group_by = fields.List(fields.String(), required=True, allow_none=True)
     version = fields.Integer(required=True, validate=validate.Range(min=1))
-    created_by = text(nullable=True)
+    created_by = username_of("created_by")
     created_at = timestamp()
     updated_at = timestamp()
 
 
-class AlertSchema(Schema):
+class AlertSchema(ResponseSchema):
     id = identifier()
     rule_id = fields.Integer(required=True, allow_none=True)
     rule_name = text()
@@ -160,15 +160,16 @@ class AlertSchema(Schema):
     sample_event = fields.Raw(required=True)
     matched = _MATCHED
     incident_id = fields.Integer(required=True, allow_none=True)
-    allowed_transitions = fields.List(
-        fields.String(validate=validate.OneOf(ALERT_STATUSES)), required=True
+    allowed_transitions = ComputedList(
+        lambda alert: list(alert.allowed_transitions()),
+        fields.String(validate=validate.OneOf(ALERT_STATUSES)),
     )
     version = fields.Integer(required=True, validate=validate.Range(min=1))
     created_at = timestamp()
     updated_at = timestamp()
 
 
-class EventMatchSchema(Schema):
+class EventMatchSchema(ResponseSchema):
     event_index = fields.Integer(required=True)
     rule_id = identifier()
     rule_name = text()
@@ -177,7 +178,7 @@ class EventMatchSchema(Schema):
     matched = _MATCHED
 
 
-class AlertWriteSchema(Schema):
+class AlertWriteSchema(ResponseSchema):
     id = identifier()
     rule_id = identifier()
     severity = one_of(SEVERITIES)
@@ -188,7 +189,7 @@ class AlertWriteSchema(Schema):
     incident_id = fields.Integer(required=True, allow_none=True)
 
 
-class IngestResultSchema(Schema):
+class IngestResultSchema(ResponseSchema):
     events = fields.Integer(required=True)
     rules_evaluated = fields.Integer(required=True)
     match_count = fields.Integer(required=True)
@@ -199,20 +200,20 @@ class IngestResultSchema(Schema):
     incidents_created = fields.List(fields.Integer(), required=True)
 
 
-class DryRunMatchSchema(Schema):
+class DryRunMatchSchema(ResponseSchema):
     event_index = fields.Integer(required=True)
     matched = _MATCHED
     group_values = _GROUP_VALUES
 
 
-class DryRunSchema(Schema):
+class DryRunSchema(ResponseSchema):
     events = fields.Integer(required=True)
     match_count = fields.Integer(required=True)
     matches = fields.List(fields.Nested(DryRunMatchSchema), required=True)
     matches_truncated = fields.Boolean(required=True)
 
 
-class EscalationSchema(Schema):
+class EscalationSchema(ResponseSchema):
     alert = fields.Nested(AlertSchema, required=True)
     incident = fields.Nested(IncidentSchema, required=True)
 

@@ -1,17 +1,27 @@
-"""Request schemas for incidents, their status, comments and list filters."""
+"""Schemas for incidents: what a client may send (fields, status, comments, list
+filters), and the incident and timeline answers."""
 
 from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from models.vocabulary import INCIDENT_STATUSES, SEVERITIES, TLP_LEVELS
+from models.vocabulary import INCIDENT_STATUSES, SEVERITIES, TIMELINE_KINDS, TLP_LEVELS
 from schemas.auth import USERNAME_PATTERN
 from schemas.common import (
     ChangeSchema,
+    ComputedList,
+    ComputedNested,
     FullMatch,
+    ResponseSchema,
     StrictSchema,
     TimeRangeQuerySchema,
+    identifier,
+    one_of,
+    page_of,
+    text,
+    timestamp,
     trimmed_string,
+    username_of,
 )
 
 DESCRIPTION_MAX = 20_000
@@ -56,3 +66,57 @@ class IncidentListQuerySchema(TimeRangeQuerySchema):
     tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
     assignee = fields.String(validate=FullMatch(USERNAME_PATTERN))
     q = fields.String(validate=validate.Length(min=1, max=200))
+
+
+# --- responses ----------------------------------------------------------------------------
+
+
+class SlaSchema(ResponseSchema):
+    response_due = timestamp()
+    resolution_due = timestamp()
+    responded_at = timestamp(nullable=True)
+    resolved_at = timestamp(nullable=True)
+    response_breached = fields.Boolean(required=True)
+    resolution_breached = fields.Boolean(required=True)
+
+
+class IncidentSchema(ResponseSchema):
+    id = identifier()
+    title = text()
+    description = text()
+    severity = one_of(SEVERITIES)
+    status = one_of(INCIDENT_STATUSES)
+    tlp = one_of(TLP_LEVELS)
+    reporter = username_of("reporter", nullable=False)
+    assignee = username_of("assignee")
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    created_at = timestamp()
+    updated_at = timestamp()
+    allowed_transitions = ComputedList(
+        lambda incident: list(incident.allowed_transitions()),
+        fields.String(validate=validate.OneOf(INCIDENT_STATUSES)),
+    )
+    sla = ComputedNested(lambda incident: incident.sla(), SlaSchema)
+
+
+class TimelineEntrySchema(ResponseSchema):
+    id = identifier()
+    incident_id = identifier()
+    kind = one_of(TIMELINE_KINDS)
+    actor = username_of("actor")
+    from_status = one_of(INCIDENT_STATUSES, nullable=True)
+    to_status = one_of(INCIDENT_STATUSES, nullable=True)
+    changes = fields.Dict(
+        keys=fields.String(),
+        required=True,
+        metadata={"description": "edited fields as {field: [old, new]}"},
+    )
+    comment = text(nullable=True)
+    created_at = timestamp()
+
+
+class TimelineSchema(ResponseSchema):
+    items = fields.List(fields.Nested(TimelineEntrySchema), required=True)
+
+
+IncidentPageSchema = page_of(IncidentSchema, "IncidentPageSchema")

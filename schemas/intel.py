@@ -2,8 +2,8 @@
 
 Request schemas check shape and ranges; whether a value is a valid indicator, and its
 canonical form, is decided by ``security.modules.indicators`` (a 422 naming the reason).
-Response schemas mirror ``Indicator.to_dict()`` and the ``security.modules.intel`` results
-field for field, for the OpenAPI document.
+Response schemas are the shape of every answer: resources dump an ``Indicator`` and the
+``security.modules.intel`` results through them, and the OpenAPI document declares them.
 """
 
 from __future__ import annotations
@@ -25,17 +25,31 @@ from marshmallow import (
 from models.vocabulary import TLP_LEVELS
 from schemas.common import (
     ChangeSchema,
+    ComputedBoolean,
+    ComputedInteger,
+    ComputedString,
     JsonBoolean,
     JsonInteger,
     PageQuerySchema,
     QueryBoolean,
+    ResponseSchema,
     StrictSchema,
+    identifier,
+    one_of,
+    page_of,
+    text,
+    timestamp,
     trimmed_string,
+    username_of,
     utc_datetime,
 )
-from schemas.responses import identifier, one_of, page_of, text, timestamp
 from security.modules.indicators import IOC_TYPES, MAX_VALUE_LENGTH
-from security.modules.intel import MAX_BULK_ITEMS, MAX_TAG_LENGTH, MAX_TAGS, RejectedItem
+from security.modules.intel import (
+    MAX_BULK_ITEMS,
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    RejectedItem,
+)
 
 DESCRIPTION_MAX = 20_000
 MAX_CHECK_VALUES = 1_000
@@ -262,7 +276,7 @@ class IncidentIocLinkSchema(StrictSchema):
 # --- responses ----------------------------------------------------------------------------
 
 
-class IocSchema(Schema):
+class IocSchema(ResponseSchema):
     id = identifier()
     type = one_of(IOC_TYPES)
     value = text()
@@ -274,11 +288,16 @@ class IocSchema(Schema):
     first_seen = timestamp()
     last_seen = timestamp()
     expires_at = timestamp(nullable=True)
-    active = fields.Boolean(required=True, metadata={"description": "false once expired"})
+    active = ComputedBoolean(
+        lambda indicator: indicator.is_active(), metadata={"description": "false once expired"}
+    )
     sighting_count = fields.Integer(required=True, validate=validate.Range(min=0))
     last_sighted_at = timestamp(nullable=True)
-    stix_id = text(metadata={"description": "indicator--<UUIDv4>, stable for exports"})
-    created_by = text(nullable=True)
+    stix_id = ComputedString(
+        lambda indicator: f"indicator--{indicator.stix_id}",
+        metadata={"description": "indicator--<UUIDv4>, stable for exports"},
+    )
+    created_by = username_of("created_by")
     created_at = timestamp()
     updated_at = timestamp()
     version = fields.Integer(required=True, validate=validate.Range(min=1))
@@ -287,11 +306,11 @@ class IocSchema(Schema):
 IocPageSchema = page_of(IocSchema, "IocPageSchema")
 
 
-class IocListSchema(Schema):
+class IocListSchema(ResponseSchema):
     items = fields.List(fields.Nested(IocSchema), required=True)
 
 
-class IocMatchSchema(Schema):
+class IocMatchSchema(ResponseSchema):
     match = one_of(["exact", "cidr"])
     active = fields.Boolean(required=True)
     confidence = fields.Integer(required=True)
@@ -299,7 +318,7 @@ class IocMatchSchema(Schema):
     ioc = fields.Nested(IocSchema, required=True)
 
 
-class IocCheckSchema(Schema):
+class IocCheckSchema(ResponseSchema):
     value = text(metadata={"description": "the value in canonical form"})
     type = one_of(IOC_TYPES)
     known_bad = fields.Boolean(required=True, metadata={"description": "an active IOC matched"})
@@ -313,30 +332,36 @@ class IocBatchCheckItemSchema(IocCheckSchema):
     error = text(nullable=True, metadata={"description": "why the value is not an indicator"})
 
 
-class IocBatchCheckResultSchema(Schema):
+class IocBatchCheckResultSchema(ResponseSchema):
     items = fields.List(fields.Nested(IocBatchCheckItemSchema), required=True)
 
 
-class BulkItemResultSchema(Schema):
+class BulkItemResultSchema(ResponseSchema):
     index = fields.Integer(required=True)
     id = identifier()
     status = one_of(["created", "merged"])
 
 
-class BulkItemErrorSchema(Schema):
+class BulkItemErrorSchema(ResponseSchema):
     index = fields.Integer(required=True)
     errors = fields.Dict(keys=fields.String(), required=True)
 
 
-class IocBulkResultSchema(Schema):
-    created = fields.Integer(required=True)
-    merged = fields.Integer(required=True)
-    failed = fields.Integer(required=True)
+def _count(status: str) -> ComputedInteger:
+    return ComputedInteger(lambda result: result.count(status))
+
+
+class IocBulkResultSchema(ResponseSchema):
+    """A :class:`~security.modules.intel.BulkResult`: the counts, then each item's outcome."""
+
+    created = _count("created")
+    merged = _count("merged")
+    failed = ComputedInteger(lambda result: len(result.errors))
     results = fields.List(fields.Nested(BulkItemResultSchema), required=True)
     errors = fields.List(fields.Nested(BulkItemErrorSchema), required=True)
 
 
-class IocExtractResultSchema(Schema):
+class IocExtractResultSchema(ResponseSchema):
     found = fields.Dict(
         keys=fields.String(validate=validate.OneOf(IOC_TYPES)),
         values=fields.List(fields.String()),

@@ -1,11 +1,23 @@
-"""Query schemas for the admin views of the security machinery: login blocks, the audit log."""
+"""Schemas of the admin views of the security machinery: login blocks and the audit log,
+their list queries and their answers."""
 
 from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from models.vocabulary import OUTCOMES
-from schemas.common import PageQuerySchema, QueryBoolean, trimmed_string, utc_datetime
+from models.vocabulary import BLOCK_SCOPES, OUTCOMES
+from schemas.common import (
+    PageQuerySchema,
+    QueryBoolean,
+    ResponseSchema,
+    identifier,
+    one_of,
+    page_of,
+    text,
+    timestamp,
+    trimmed_string,
+    utc_datetime,
+)
 
 
 class BlockListQuerySchema(PageQuerySchema):
@@ -24,3 +36,35 @@ class AuditQuerySchema(PageQuerySchema):
     since = utc_datetime(metadata={"description": "entries at or after this time"})
     until = utc_datetime(metadata={"description": "entries before this time"})
     ranges = (("since", "until"),)
+
+
+# --- responses ----------------------------------------------------------------------------
+
+
+class AuthBlockSchema(ResponseSchema):
+    id = identifier()
+    scope = one_of(BLOCK_SCOPES)
+    subject = text()
+    reason = text()
+    failure_count = fields.Integer(required=True)
+    created_at = timestamp()
+    blocked_until = timestamp()
+    lifted_at = timestamp(nullable=True)
+
+
+class AuditEntrySchema(ResponseSchema):
+    id = identifier()
+    occurred_at = timestamp()
+    actor_id = fields.Integer(required=True, allow_none=True)
+    actor = text(nullable=True)
+    action = text()
+    object_type = text(nullable=True)
+    object_id = text(nullable=True)
+    outcome = one_of(OUTCOMES)
+    ip = text(nullable=True)
+    request_id = text(nullable=True)
+    details = fields.Dict(keys=fields.String(), required=True)
+
+
+AuthBlockPageSchema = page_of(AuthBlockSchema, "AuthBlockPageSchema")
+AuditPageSchema = page_of(AuditEntrySchema, "AuditPageSchema")

@@ -11,13 +11,26 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate
+from marshmallow import ValidationError, fields, post_load, validate
 
 from models.taxii import SERVABLE_TLP_LEVELS
 from models.vocabulary import FEED_AUTH_TYPES, ROLES, TLP_LEVELS
-from schemas.common import FullMatch, JsonBoolean, JsonInteger, StrictSchema, trimmed_string
+from schemas.common import (
+    ComputedBoolean,
+    ComputedList,
+    FullMatch,
+    JsonBoolean,
+    JsonInteger,
+    ResponseSchema,
+    StrictSchema,
+    identifier,
+    one_of,
+    page_of,
+    text,
+    timestamp,
+    trimmed_string,
+)
 from schemas.intel import IocListQuerySchema
-from schemas.responses import identifier, one_of, page_of, text, timestamp
 from security.modules.stix_mapping import EXPORTABLE_IOC_TYPES
 from security.modules.taxii.server import VERSION_KEYWORDS, ObjectQuery, PageKey
 
@@ -277,10 +290,10 @@ class StixBundleSchema(StrictSchema):
     objects = fields.List(fields.Dict(), load_default=list)
 
 
-# --- responses (for the OpenAPI document; each mirrors a to_dict()) -------------------
+# --- responses ----------------------------------------------------------------------------
 
 
-class CollectionDefinitionSchema(Schema):
+class CollectionDefinitionSchema(ResponseSchema):
     id = fields.UUID(required=True)
     title = text()
     description = text()
@@ -301,19 +314,25 @@ CollectionDefinitionPageSchema = page_of(
 )
 
 
-class FeedSchema(Schema):
+class FeedSchema(ResponseSchema):
     id = identifier()
     name = text()
     api_root_url = text()
     collection_id = text()
     auth_type = one_of(FEED_AUTH_TYPES)
-    has_credentials = fields.Boolean(required=True, metadata={"description": "never shown"})
+    has_credentials = ComputedBoolean(
+        lambda feed: feed.credentials_encrypted is not None,
+        metadata={"description": "never shown"},
+    )
     poll_interval_seconds = fields.Integer(required=True)
     page_size = fields.Integer(required=True)
     default_confidence = fields.Integer(required=True)
     default_tlp = one_of(TLP_LEVELS)
     enabled = fields.Boolean(required=True)
-    source = text(metadata={"description": "the source of the IOCs it brings: taxii:<name>"})
+    source = text(
+        attribute="source_name",
+        metadata={"description": "the source of the IOCs it brings: taxii:<name>"},
+    )
     added_after = timestamp(nullable=True)
     last_polled_at = timestamp(nullable=True)
     last_success_at = timestamp(nullable=True)
@@ -327,12 +346,12 @@ class FeedSchema(Schema):
 FeedPageSchema = page_of(FeedSchema, "FeedPageSchema")
 
 
-class UnmappedObjectSchema(Schema):
+class UnmappedObjectSchema(ResponseSchema):
     id = text()
     reason = text()
 
 
-class PollResultSchema(Schema):
+class PollResultSchema(ResponseSchema):
     feed = text()
     objects = fields.Integer(required=True)
     pages = fields.Integer(required=True)
@@ -343,19 +362,31 @@ class PollResultSchema(Schema):
     added_after = timestamp(nullable=True)
 
 
-class FeedPollSchema(Schema):
+class FeedPollSchema(ResponseSchema):
     result = fields.Nested(PollResultSchema, required=True)
     feed = fields.Nested(FeedSchema, required=True)
 
 
-class SkippedObjectSchema(Schema):
+class SkippedObjectSchema(ResponseSchema):
     id = text()
     type = text()
 
 
-class StixImportResultSchema(Schema):
+class StixImportResultSchema(ResponseSchema):
+    """A :class:`~security.modules.taxii.stix_exchange.StixImport`, per STIX object."""
+
     created = fields.Integer(required=True)
     merged = fields.Integer(required=True)
-    ioc_ids = fields.List(fields.Integer(), required=True)
-    unmapped = fields.List(fields.Nested(UnmappedObjectSchema), required=True)
-    skipped = fields.List(fields.Nested(SkippedObjectSchema), required=True)
+    ioc_ids = ComputedList(lambda imported: sorted(set(imported.ioc_ids)), fields.Integer())
+    unmapped = ComputedList(
+        lambda imported: [
+            {"id": object_id, "reason": reason} for object_id, reason in imported.failures.items()
+        ],
+        fields.Nested(UnmappedObjectSchema),
+    )
+    skipped = ComputedList(
+        lambda imported: [
+            {"id": object_id, "type": object_type} for object_id, object_type in imported.skipped
+        ],
+        fields.Nested(SkippedObjectSchema),
+    )

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, text
 
 from auth import Principal, permissions_for_role
 from models import Indicator, User, db, utcnow
+from schemas.intel import IocBulkResultSchema, IocCheckSchema, IocSchema
 from security.modules import intel, ioc_upsert
 from security.modules.indicators import InvalidIndicator
 from tests.helpers import create_user_row
@@ -35,7 +36,7 @@ def stored(ioc_type: str, value: str) -> Indicator | None:
 
 def test_address_inside_a_stored_network_is_known_bad(ctx):
     intel.add_ioc("cidr", "10.0.0.0/8", "feed", 80)
-    result = intel.check_threat_intelligence("10.1.2.3")
+    result = IocCheckSchema().dump(intel.check_threat_intelligence("10.1.2.3"))
     assert result["known_bad"] is True
     assert result["type"] == "ipv4"
     assert [(m["match"], m["ioc"]["value"]) for m in result["matches"]] == [("cidr", "10.0.0.0/8")]
@@ -58,7 +59,7 @@ def test_exact_address_and_enclosing_networks_match_together(ctx):
     intel.add_ioc("ipv4", "192.0.2.7", "feed", 90)
     intel.add_ioc("cidr", "192.0.2.0/24", "feed", 60)
     intel.add_ioc("cidr", "192.0.0.0/16", "feed", 40)
-    matches = intel.check_ioc("ipv4", "192.0.2.7")["matches"]
+    matches = IocCheckSchema().dump(intel.check_ioc("ipv4", "192.0.2.7"))["matches"]
     assert [(m["match"], m["ioc"]["value"]) for m in matches] == [
         ("exact", "192.0.2.7"),
         ("cidr", "192.0.2.0/24"),
@@ -92,8 +93,8 @@ def test_merge_keeps_the_stricter_tlp_and_the_higher_confidence(ctx):
 
 
 def test_stix_id_stays_the_same_across_merges(ctx):
-    first = intel.add_ioc("md5", "d41d8cd98f00b204e9800998ecf8427e", "feed", 50).to_dict()
-    again = intel.add_ioc("md5", "D41D8CD98F00B204E9800998ECF8427E", "feed", 60).to_dict()
+    first = IocSchema().dump(intel.add_ioc("md5", "d41d8cd98f00b204e9800998ecf8427e", "feed", 50))
+    again = IocSchema().dump(intel.add_ioc("md5", "D41D8CD98F00B204E9800998ECF8427E", "feed", 60))
     assert first["stix_id"] == again["stix_id"]
     assert first["stix_id"].startswith("indicator--")
 
@@ -107,7 +108,7 @@ def test_bulk_import_reports_invalid_items_by_index_and_stores_the_rest(ctx):
     result = intel.bulk_add_iocs(
         [{"value": "198.51.100.1"}, {"value": "not an indicator"}, {"value": "evil.example.org"}]
     )
-    body = result.to_dict()
+    body = IocBulkResultSchema().dump(result)
     assert (body["created"], body["merged"], body["failed"]) == (2, 0, 1)
     assert [error["index"] for error in body["errors"]] == [1]
     assert [entry["index"] for entry in body["results"]] == [0, 2]
@@ -117,7 +118,7 @@ def test_bulk_import_reports_invalid_items_by_index_and_stores_the_rest(ctx):
 def test_bulk_import_merges_duplicates_within_one_call_via_copy(ctx):
     items = [{"value": f"198.51.{i // 256}.{i % 256}"} for i in range(600)]
     items.append({"value": "198.51.0.5", "confidence": 99, "tags": ["dup"]})
-    body = intel.bulk_add_iocs(items, defaults={"source": "feed"}).to_dict()
+    body = IocBulkResultSchema().dump(intel.bulk_add_iocs(items, defaults={"source": "feed"}))
     assert (body["created"], body["merged"], body["failed"]) == (600, 1, 0)
     assert body["results"][5]["id"] == body["results"][600]["id"]
     merged = stored("ipv4", "198.51.0.5")
@@ -173,7 +174,7 @@ def test_bulk_copy_path_keeps_tabs_backslashes_and_quotes_intact(ctx):
 def test_bulk_duplicate_in_a_later_pipeline_chunk_merges_into_the_first(ctx):
     items = [{"value": f"10.9.{i // 256}.{i % 256}"} for i in range(intel.PIPELINE_CHUNK + 10)]
     items.append({"value": "10.9.0.1", "confidence": 97})
-    body = intel.bulk_add_iocs(items).to_dict()
+    body = IocBulkResultSchema().dump(intel.bulk_add_iocs(items))
     assert (body["results"][1]["status"], body["results"][-1]["status"]) == ("created", "merged")
     assert body["results"][1]["id"] == body["results"][-1]["id"]
     assert stored("ipv4", "10.9.0.1").confidence == 97
@@ -202,9 +203,9 @@ def test_reimporting_the_stored_values_bumps_neither_version_nor_updated_at(ctx)
 def test_bulk_reimport_of_unchanged_values_reports_merged_and_leaves_rows_alone(ctx):
     seen = utcnow() - timedelta(days=1)
     items = [{"value": f"172.16.0.{i}", "first_seen": seen, "last_seen": seen} for i in range(5)]
-    first = intel.bulk_add_iocs(items).to_dict()
+    first = IocBulkResultSchema().dump(intel.bulk_add_iocs(items))
     versions = dict(db.session.execute(select(Indicator.id, Indicator.updated_at)).all())
-    second = intel.bulk_add_iocs(items).to_dict()
+    second = IocBulkResultSchema().dump(intel.bulk_add_iocs(items))
     assert (second["created"], second["merged"]) == (0, 5)
     assert [entry["id"] for entry in second["results"]] == [e["id"] for e in first["results"]]
     db.session.expire_all()
@@ -320,7 +321,7 @@ def test_expired_ioc_is_reported_inactive_and_not_known_bad(ctx):
 def test_check_records_a_sighting_on_every_match(ctx):
     intel.add_ioc("cidr", "10.0.0.0/8", "feed", 80)
     intel.check_threat_intelligence("10.1.2.3")
-    result = intel.check_threat_intelligence("10.9.9.9")
+    result = IocCheckSchema().dump(intel.check_threat_intelligence("10.9.9.9"))
     assert result["matches"][0]["ioc"]["sighting_count"] == 2
     assert stored("cidr", "10.0.0.0/8").last_sighted_at is not None
 
@@ -366,5 +367,6 @@ def test_search_treats_like_wildcards_literally(ctx):
 def test_tags_must_be_a_list_of_strings(ctx):
     with pytest.raises(InvalidIndicator, match="list of strings"):
         intel.add_ioc("domain", "evil.example.com", "feed", 50, tags="c2")
-    body = intel.bulk_add_iocs([{"value": "evil.example.com", "tags": [1]}]).to_dict()
+    result = intel.bulk_add_iocs([{"value": "evil.example.com", "tags": [1]}])
+    body = IocBulkResultSchema().dump(result)
     assert body["failed"] == 1

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from models import Alert, Indicator, db
+from schemas.detection import AlertSchema
 from tests.detection_support import create_seed_rule, post_events
 from tests.helpers import make_user
 
@@ -130,7 +131,7 @@ def test_store_backed_rule_puts_no_red_value_into_an_alert(app, client, analyst,
     assert [match["event_index"] for match in body["matches"]] == [1]
     with app.app_context():
         alerts = db.session.scalars(select(Alert)).all()
-        assert alerts and all(RED_VALUE not in str(alert.to_dict()) for alert in alerts)
+        assert alerts and all(RED_VALUE not in str(AlertSchema().dump(alert)) for alert in alerts)
 
 
 @pytest.mark.parametrize("path", ["/iocs", "/iocs/bulk"])

@@ -244,9 +244,6 @@ class IssuedKey:
     key: ApiKey
     secret: str
 
-    def to_dict(self) -> dict:
-        return {**self.key.to_dict(), "key": self.secret}
-
 
 def _new_secret() -> str:
     return secrets.token_urlsafe(32)

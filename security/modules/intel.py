@@ -219,15 +219,6 @@ class BulkResult:
     def count(self, status: str) -> int:
         return sum(1 for result in self.results if result["status"] == status)
 
-    def to_dict(self) -> dict:
-        return {
-            "created": self.count("created"),
-            "merged": self.count("merged"),
-            "failed": len(self.errors),
-            "results": self.results,
-            "errors": self.errors,
-        }
-
 
 class RejectedItem(ValueError):
     """A bulk item its loader refused, with the reasons by field (as a schema gives them)."""
@@ -413,7 +404,7 @@ def _describe_match(indicator: Indicator, ioc_type: str, value: str, now: dateti
         "active": indicator.is_active(now),
         "confidence": indicator.confidence,
         "tlp": indicator.tlp,
-        "ioc": indicator.to_dict(),
+        "ioc": indicator,
     }
 
 
@@ -427,8 +418,9 @@ def check_ioc(
     """Is ``value`` known bad? Matches the principal may see, each saying why.
 
     ``ioc_type=None`` detects the type. An expired IOC is reported (``active: false``) but
-    does not make the value known bad. Raises :class:`InvalidIndicator` for a value that is
-    not an indicator.
+    does not make the value known bad. Each match carries the matched ``Indicator`` row
+    (``ioc``); ``schemas.intel.IocCheckSchema`` is the result's JSON shape. Raises
+    :class:`InvalidIndicator` for a value that is not an indicator.
     """
     ioc_type = ioc_type or detect_ioc_type(value)
     normalized = normalize_ioc(ioc_type, value)
@@ -567,8 +559,8 @@ def extract_and_check(
     incident: Incident | None = None,
 ) -> dict:
     """IOCs in a text: what was found, which are already known (with the stored records
-    the principal may see), and, with ``save``, what was stored (and linked to
-    ``incident``). Reading a report is not a sighting, so no sighting is recorded."""
+    the principal may see), and, with ``save``, the ``Indicator`` rows stored (and linked
+    to ``incident``). Reading a report is not a sighting, so no sighting is recorded."""
     found = extract_iocs(text_body)
     pairs = [(ioc_type, value) for ioc_type, values in found.items() for value in values]
     known = []
@@ -584,7 +576,7 @@ def extract_and_check(
         if incident is not None:
             link_iocs(incident, ids, principal)
         stored = db.session.scalars(select(Indicator).where(Indicator.id.in_(ids))).unique()
-        body["stored"] = [indicator.to_dict() for indicator in stored]
+        body["stored"] = list(stored)
     return body
 
 

@@ -127,18 +127,6 @@ class PollResult:
     skipped: int = 0
     added_after: datetime | None = None
 
-    def to_dict(self) -> dict:
-        return {
-            "feed": self.feed,
-            "objects": self.objects,
-            "pages": self.pages,
-            "created": self.created,
-            "merged": self.merged,
-            "failures": self.failures,
-            "skipped": self.skipped,
-            "added_after": self.added_after,
-        }
-
 
 def _claim(feed_id: int) -> TaxiiFeed:
     """Take the feed's lease (committed at once, so other pollers see it)."""

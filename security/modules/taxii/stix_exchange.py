@@ -93,19 +93,6 @@ class StixImport:
     failures: dict[str, str] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
-        return {
-            "created": self.created,
-            "merged": self.merged,
-            "ioc_ids": sorted(set(self.ioc_ids)),
-            "unmapped": [
-                {"id": object_id, "reason": reason} for object_id, reason in self.failures.items()
-            ],
-            "skipped": [
-                {"id": object_id, "type": object_type} for object_id, object_type in self.skipped
-            ],
-        }
-
 
 def _store_item(imported: ImportedIoc) -> dict[str, Any]:
     """The IOC store's item for one imported IOC; what STIX did not say is left to defaults."""

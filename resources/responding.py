@@ -1,0 +1,63 @@
+"""Answering with the shape the OpenAPI document declares.
+
+Each operation declares its success bodies (``Operation.responses`` in
+``resources/openapi.py``); :func:`respond` looks up the schema declared for the current
+method and status and dumps the answer with it. The document and the answer are one
+declaration, so a field cannot be in one and missing from the other
+(:class:`schemas.common.ResponseSchema` refuses both ways).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from flask import current_app, request
+from marshmallow import Schema
+from sqlalchemy import Select
+
+from resources.common import etag_for, keyset_page
+from resources.openapi import declarations_for
+
+Answer = tuple[Any, int, dict[str, str]]
+
+
+@functools.cache
+def _schema(schema_class: type[Schema]) -> Schema:
+    """One instance per schema class: building one walks its fields, dumping does not."""
+    return schema_class()
+
+
+def declared_schema(status: int) -> Schema:
+    """The response schema the current operation declares for ``status``."""
+    method = "get" if request.method == "HEAD" else request.method.lower()
+    operation = declarations_for(current_app, request.url_rule)[method]
+    schema_class = operation.responses[status]
+    if not isinstance(schema_class, type):
+        raise TypeError(f"{request.method} {request.url_rule} {status} has no JSON schema")
+    return _schema(schema_class)
+
+
+def respond(
+    obj: Any,
+    status: int = 200,
+    *,
+    etag: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Answer:
+    """A Flask-RESTful answer: ``obj`` dumped with the declared schema for ``status``;
+    ``etag`` is the object's version, sent as its ETag."""
+    answer_headers = dict(headers or {})
+    if etag is not None:
+        answer_headers["ETag"] = etag_for(etag)
+    return declared_schema(status).dump(obj), status, answer_headers
+
+
+def page_response(statement: Select, created_column: Any, id_column: Any, query: dict) -> Answer:
+    """A list endpoint's answer: one keyset page of ``statement`` (``limit`` and ``cursor``
+    from the validated query), dumped with the operation's page schema."""
+    rows, next_cursor = keyset_page(
+        statement, created_column, id_column, query["limit"], query.get("cursor")
+    )
+    return respond({"items": rows, "next_cursor": next_cursor})
