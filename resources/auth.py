@@ -14,6 +14,7 @@ from resources.common import load_json
 from resources.openapi import AUTHENTICATED, Operation
 from schemas.auth import LoginSchema, RegisterSchema
 from schemas.responses import LoginResponseSchema, MeSchema, UserSchema
+from security.events import EventType, emit
 from security.modules import audit
 from security.modules.ratelimit import login_rate_limit, register_rate_limit
 
@@ -107,12 +108,7 @@ class Register(Resource):
 
         def create():
             user = create_user(data["username"], data["password"], data["role"])
-            audit.record(
-                "user.create",
-                object_type="user",
-                object_id=user.id,
-                details={"username": user.username, "role": user.role},
-            )
+            emit(EventType.USER_CREATED, user.id, {"username": user.username, "role": user.role})
             return user.to_dict(), 201, {"Location": f"/users/{user.id}"}
 
         return idempotency.answer_once(principal.user.id, USER_CREATION, create)
