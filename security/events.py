@@ -15,7 +15,8 @@ Side effects subscribe to one of two blinker signals, whose sender is the Flask 
 * :data:`committed` -- sent once after the transaction commits, with that transaction's
   events in the order they were emitted. Nothing is sent when it rolls back or is
   closed without a commit. A subscriber here must not use the session (its
-  transaction is over); it is for in-process effects such as metrics.
+  transaction is over); it is for in-process effects such as metrics. One that raises
+  is logged and the others still run: the change stands.
 
 Both deliver ``events``: a tuple of :class:`Event`. Subscribe for one app with
 ``committed.connect(receiver, sender=app)``, or in a test with
@@ -28,6 +29,7 @@ Not here: what is stored for an audit entry and the request's context
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,7 +37,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from blinker import Namespace
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -44,6 +46,8 @@ from security.modules import audit
 
 if TYPE_CHECKING:
     from auth import Principal
+
+logger = logging.getLogger("soc.events")
 
 PENDING_KEY = "domain_events.pending"
 """Where a session keeps the events of its open transaction (in ``Session.info``)."""
@@ -198,18 +202,31 @@ def _event(
 def _announce(emitted: Sequence[Event]) -> None:
     """Keep the events for :data:`committed` and tell the in-transaction subscribers."""
     db.session.info.setdefault(PENDING_KEY, []).extend(emitted)
-    recorded.send(current_app._get_current_object(), events=tuple(emitted))
+    recorded.send(_current_app(), events=tuple(emitted))
+
+
+def _current_app() -> Flask:
+    """The app itself, not its proxy: blinker matches subscribers by the sender's identity."""
+    return current_app._get_current_object()  # type: ignore[attr-defined]
 
 
 # --- from the transaction's end to the subscribers --------------------------------------
 
 
 def _dispatch_committed(session: Session) -> None:
+    """Tell each :data:`committed` subscriber; one that fails is logged, not raised, since
+    the change has committed and its request must not answer as if it had not."""
     if session.in_nested_transaction():
         return  # a savepoint released: the enclosing transaction has yet to commit
     pending = session.info.pop(PENDING_KEY, None)
-    if pending:
-        committed.send(current_app._get_current_object(), events=tuple(pending))
+    if not pending:
+        return
+    app, batch = _current_app(), tuple(pending)
+    for receiver in committed.receivers_for(app):
+        try:
+            receiver(app, events=batch)
+        except Exception:
+            logger.exception("a subscriber to committed domain events failed: %r", receiver)
 
 
 def _discard_uncommitted(session: Session, transaction: SessionTransaction) -> None:

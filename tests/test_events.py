@@ -192,7 +192,7 @@ def test_one_ingestion_writes_its_alert_events_with_one_statement(app, analyst, 
 
 
 def refuse(sender: object, events: tuple[Event, ...]) -> None:
-    """An in-transaction subscriber that fails: the request fails after its change."""
+    """A subscriber that fails (in the transaction: the request fails after its change)."""
     raise RuntimeError("the outbox is full")
 
 
@@ -225,6 +225,14 @@ def test_a_session_closed_without_commit_drops_its_events(app, recorder):
         db.session.commit()
 
     assert recorder.seen() == []
+
+
+def test_a_failing_committed_subscriber_leaves_the_change_and_the_others(app, analyst, recorder):
+    with events.committed.connected_to(refuse, sender=app):
+        response = analyst.client.post("/incidents", json={"title": "Kept", "severity": "low"})
+
+    assert response.status_code == 201
+    assert recorder.seen() == [("incident.create", response.get_json()["id"])]
 
 
 # --- the in-transaction hook (for an outbox) ----------------------------------------------
