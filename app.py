@@ -27,6 +27,8 @@ from database import MIGRATIONS_DIRECTORY, DatabaseUnavailable, ensure_database_
 from errors import ProblemApi, register_error_handlers
 from models import db
 from resources import register_resources
+from security import events
+from security.modules import metrics
 from security.modules.credentials import API_KEY_PREFIX, resolve_api_key
 from security.modules.taxii.cli import reencrypt_secrets_command, taxii_poll_command
 from security.modules.utils import json_default
@@ -85,6 +87,8 @@ def _build_app(overrides: Mapping[str, Any] | None) -> Flask:
     app.config.update(settings.to_flask())
     app.config.setdefault("RESTFUL_JSON", {"default": json_default})
     db.init_app(app)
+    events.install_session_hooks()
+    events.committed.connect(metrics.count_state_changes, sender=app)
     Migrate(app, db, directory=MIGRATIONS_DIRECTORY)
     if settings.auto_migrate:
         from database import upgrade_schema
@@ -149,7 +153,7 @@ def create_admin_command(username: str, password_stdin: bool) -> None:
 def _create_admin(username: str, password_stdin: bool) -> None:
     from schemas.auth import RegisterSchema
     from security.errors import Conflict
-    from security.modules import audit
+    from security.events import Actor, EventType, emit
     from security.modules.users import (
         create_user,
         password_policy_violations,
@@ -174,12 +178,11 @@ def _create_admin(username: str, password_stdin: bool) -> None:
         db.session.rollback()
         click.echo(f"error: {error.detail}", err=True)
         sys.exit(EXIT_USER_EXISTS)
-    audit.record(
-        "user.create",
-        object_type="user",
-        object_id=user.id,
-        actor="cli",
-        details={"username": user.username, "role": "admin", "via": "create-admin"},
+    emit(
+        EventType.USER_CREATED,
+        user.id,
+        {"username": user.username, "role": "admin", "via": "create-admin"},
+        actor=Actor(None, "cli"),
     )
     db.session.commit()
     click.echo(f"created admin {user.username!r} (id {user.id})")

@@ -1,5 +1,6 @@
-"""Incident operations: each writes the incident, its timeline entry and its audit entry in
-one transaction, with the row locked, so concurrent writers cannot lose each other's work.
+"""Incident operations: each writes the incident, its timeline entry and its domain event
+(:mod:`security.events`, which is also its audit entry) in one transaction, with the row
+locked, so concurrent writers cannot lose each other's work.
 
 Resources call these; the workflow and SLA rules themselves are methods of
 :class:`models.Incident`.
@@ -14,7 +15,7 @@ from sqlalchemy import Select, func, or_, select
 
 from models import Incident, TimelineEntry, User, db, utcnow
 from security.errors import Invalid
-from security.modules import audit, metrics
+from security.events import EventType, emit
 from security.modules.lookup import first_or_404
 from security.modules.principals import Principal
 
@@ -70,18 +71,24 @@ def create_incident(principal: Principal, data: dict[str, Any]) -> Incident:
     db.session.add(incident)
     db.session.flush()
     _add_timeline(incident, principal, "created", to_status="new")
-    audit.record(
-        "incident.create",
-        object_type="incident",
-        object_id=incident.id,
-        details={"severity": incident.severity, "tlp": incident.tlp},
+    emit(
+        EventType.INCIDENT_CREATED,
+        incident.id,
+        {
+            "severity": incident.severity,
+            "tlp": incident.tlp,
+            "assignee": incident.assignee.username if incident.assignee else None,
+        },
     )
-    metrics.SECURITY_INCIDENTS.labels(severity=incident.severity).inc()
     return incident
 
 
 def update_incident(incident: Incident, principal: Principal, data: dict[str, Any]) -> dict:
-    """Apply an edit; returns ``{field: [old, new]}`` for what actually changed."""
+    """Apply an edit; returns ``{field: [old, new]}`` for what actually changed.
+
+    A new assignee is its own event (``incident.assign``: who to notify changes); the
+    other fields changed, if any, are one ``incident.update``.
+    """
     changes: dict[str, list[Any]] = {}
     for field in EDITABLE_FIELDS:
         if field not in data:
@@ -99,15 +106,16 @@ def update_incident(incident: Incident, principal: Principal, data: dict[str, An
         if old_value != new_value:
             setattr(incident, field, new_value)
             changes[field] = [old_value, new_value]
-    if changes:
-        incident.touch()
-        _add_timeline(incident, principal, "edit", changes=changes)
-        audit.record(
-            "incident.update",
-            object_type="incident",
-            object_id=incident.id,
-            details={"fields": sorted(changes)},
-        )
+    if not changes:
+        return changes
+    incident.touch()
+    _add_timeline(incident, principal, "edit", changes=changes)
+    edited = sorted(set(changes) - {"assignee"})
+    if edited:
+        emit(EventType.INCIDENT_EDITED, incident.id, {"fields": edited})
+    if "assignee" in changes:
+        previous, assignee = changes["assignee"]
+        emit(EventType.INCIDENT_ASSIGNED, incident.id, {"from": previous, "to": assignee})
     return changes
 
 
@@ -126,23 +134,13 @@ def change_status(
         to_status=status,
         comment=comment,
     )
-    audit.record(
-        "incident.status_change",
-        object_type="incident",
-        object_id=incident.id,
-        details={"from": previous, "to": status},
-    )
+    emit(EventType.INCIDENT_STATUS_CHANGED, incident.id, {"from": previous, "to": status})
 
 
 def add_comment(incident: Incident, principal: Principal, body: str) -> TimelineEntry:
     entry = _add_timeline(incident, principal, "comment", comment=body.strip())
     db.session.flush()
-    audit.record(
-        "incident.comment",
-        object_type="incident",
-        object_id=incident.id,
-        details={"timeline_entry": entry.id},
-    )
+    emit(EventType.INCIDENT_COMMENTED, incident.id, {"timeline_entry": entry.id})
     return entry
 
 

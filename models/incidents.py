@@ -111,7 +111,6 @@ class Incident(Model):
         }
 
 
-
 class TimelineEntry(Model):
     __tablename__ = "incident_timeline"
 

@@ -13,6 +13,7 @@ from resources.common import load_json
 from resources.openapi import AUTHENTICATED, Operation
 from resources.responding import respond
 from schemas.auth import LoginResponseSchema, LoginSchema, MeSchema, RegisterSchema, UserSchema
+from security.events import EventType, emit
 from security.modules import audit
 from security.modules.ratelimit import login_rate_limit, register_rate_limit
 from security.modules.users import create_user, password_policy_violations
@@ -105,12 +106,7 @@ class Register(Resource):
 
         def create():
             user = create_user(data["username"], data["password"], data["role"])
-            audit.record(
-                "user.create",
-                object_type="user",
-                object_id=user.id,
-                details={"username": user.username, "role": user.role},
-            )
+            emit(EventType.USER_CREATED, user.id, {"username": user.username, "role": user.role})
             return respond(user, 201, headers={"Location": f"/users/{user.id}"})
 
         return idempotency.answer_once(principal.user.id, USER_CREATION, create)

@@ -43,6 +43,7 @@ import incident_service
 from models import Alert, DetectionRule, Incident, db, utcnow
 from models.detection import SEVERITY_RANK
 from security.errors import Conflict
+from security.events import EventType, emit, emit_all
 from security.modules import audit
 from security.modules.lookup import first_or_404
 from security.modules.principals import Principal
@@ -290,6 +291,7 @@ def ingest_events(events: Sequence[Any], principal: Principal) -> dict[str, Any]
     ordered = [groups[identity] for identity in sorted(groups)]
     written = _upsert_alerts(ordered, batch, now) if ordered else []
     alert_ids = {(row.rule_id, row.group_key): row.id for row in written}
+    _emit_written(written, groups)
     incidents = {
         row.id: _escalate(
             db.session.get_one(Alert, row.id, populate_existing=True), principal, {}, True
@@ -327,6 +329,22 @@ def ingest_events(events: Sequence[Any], principal: Principal) -> dict[str, Any]
         ],
         "incidents_created": incident_ids,
     }
+
+
+def _emit_written(written: Sequence[Any], groups: Mapping[tuple[int, str], _Group]) -> None:
+    """One event per alert the batch wrote: ``alert.create`` for the new ones,
+    ``alert.group`` for those it counted into; two INSERTs at most, whatever the size."""
+    changes: dict[bool, list[tuple[int, dict[str, Any]]]] = {True: [], False: []}
+    for row in written:
+        data = {
+            "rule_id": row.rule_id,
+            "severity": row.severity,
+            "new_matches": groups[(row.rule_id, row.group_key)].count,
+            "count": row.count,
+        }
+        changes[bool(row.created)].append((row.id, data))
+    emit_all(EventType.ALERT_CREATED, changes[True])
+    emit_all(EventType.ALERT_GROUPED, changes[False])
 
 
 def _describe_match(
@@ -407,7 +425,7 @@ def change_alert_status(
     details = {"from": previous, "to": status}
     if comment:
         details["comment"] = comment[:1000]
-    audit.record("alert.status_change", object_type="alert", object_id=alert.id, details=details)
+    emit(EventType.ALERT_STATUS_CHANGED, alert.id, details)
 
 
 def escalate_alert(alert: Alert, principal: Principal, overrides: Mapping[str, Any]) -> Incident:
@@ -430,12 +448,7 @@ def _escalate(
     alert.transition_to("escalated")
     incident = incident_service.create_incident(principal, {**_incident_fields(alert), **overrides})
     alert.incident_id = incident.id
-    audit.record(
-        "alert.escalate",
-        object_type="alert",
-        object_id=alert.id,
-        details={"incident_id": incident.id, "automatic": automatic},
-    )
+    emit(EventType.ALERT_ESCALATED, alert.id, {"incident_id": incident.id, "automatic": automatic})
     return incident
 
 

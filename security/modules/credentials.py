@@ -61,7 +61,7 @@ from config import ENV_CREDENTIAL_NAMES, MAX_ROTATION_GRACE_SECONDS
 from models import ApiKey, CredentialUsage, User, db, utcnow
 from models.vocabulary import OUTCOMES
 from security.errors import Forbidden, Invalid, Unauthenticated
-from security.modules import audit
+from security.events import EventType, emit
 from security.modules.lookup import first_or_404
 from security.modules.principals import (
     LAST_USED_RESOLUTION,
@@ -303,11 +303,10 @@ def create_api_key(
     db.session.add(key)
     db.session.flush()
     prune_credential_usage(now)
-    audit.record(
-        "apikey.create",
-        object_type="api_key",
-        object_id=key.id,
-        details={"prefix": prefix, "owner": owner.username, "scopes": checked},
+    emit(
+        EventType.API_KEY_ISSUED,
+        key.id,
+        {"prefix": prefix, "owner": owner.username, "scopes": checked},
     )
     return IssuedKey(key, f"{prefix}_{secret}")
 
@@ -332,7 +331,7 @@ def revoke_api_key(key: ApiKey) -> None:
         return
     key.revoked_at = utcnow()
     key.previous_valid_until = None
-    audit.record("apikey.revoke", object_type="api_key", object_id=key.id)
+    emit(EventType.API_KEY_REVOKED, key.id)
 
 
 def rotation_grace() -> timedelta:
@@ -372,11 +371,10 @@ def rotate_credential(
     key.secret_hash = hash_secret(secret)
     key.rotated_at = now
     prune_credential_usage(now)
-    audit.record(
-        "apikey.rotate",
-        object_type="api_key",
-        object_id=key.id,
-        details={"prefix": key.prefix, "grace_seconds": int(grace.total_seconds())},
+    emit(
+        EventType.API_KEY_ROTATED,
+        key.id,
+        {"prefix": key.prefix, "grace_seconds": int(grace.total_seconds())},
     )
     return IssuedKey(key, f"{key.prefix}_{secret}")
 

@@ -10,8 +10,10 @@ Does not live here: what a valid indicator is and its canonical form
 (:mod:`security.modules.extraction`), HTTP.
 
 Functions add to the caller's transaction and leave the commit to it, so a resource can
-write an IOC, its incident link, its audit entry and its idempotency record atomically.
-``principal=None`` means the system itself: it sees every IOC and is audited as such.
+write an IOC, its incident link, its domain event (:mod:`security.events`, also its audit
+entry) and its idempotency record atomically. ``principal=None`` means the system itself:
+it sees every IOC and is audited as such. A bulk import is one event with its counts, not
+one per IOC: an import of 100,000 IOCs writes one audit entry, not 100,000.
 
 A report of a value already stored is merged into it by one SQL statement, single or
 bulk (:mod:`security.modules.ioc_upsert` holds it and says how; a merge that changes
@@ -49,7 +51,8 @@ from models.intel import (
 )
 from models.vocabulary import TLP_LEVELS
 from security.errors import Invalid
-from security.modules import audit, ioc_upsert, ioc_visibility
+from security.events import EventType, actor_of, emit
+from security.modules import ioc_upsert, ioc_visibility
 from security.modules.extraction import extract_iocs
 from security.modules.indicators import (
     IOC_TYPES,
@@ -159,13 +162,6 @@ def call_values(principal: Principal | None, now: datetime) -> dict[str, Any]:
     }
 
 
-def _audit(action: str, principal: Principal | None, **fields: Any) -> None:
-    if principal is None:
-        audit.record(action, actor="system", **fields)
-    else:
-        audit.record(action, actor_id=principal.user.id, actor=principal.user.username, **fields)
-
-
 def upsert_ioc(
     item: Mapping[str, Any], principal: Principal | None = None
 ) -> tuple[Indicator, bool]:
@@ -180,12 +176,11 @@ def upsert_ioc(
     viewer = ioc_visibility.viewer_of(principal)
     ioc_id, created = ioc_upsert.upsert_row(row, call_values(principal, now), viewer)
     indicator = db.session.get_one(Indicator, ioc_id, populate_existing=True)
-    _audit(
-        "ioc.create" if created else "ioc.merge",
-        principal,
-        object_type="ioc",
-        object_id=ioc_id,
-        details={"type": indicator.type, "source": row["source"], "tlp": indicator.tlp},
+    emit(
+        EventType.IOC_CREATED if created else EventType.IOC_MERGED,
+        ioc_id,
+        {"type": indicator.type, "source": row["source"], "tlp": indicator.tlp},
+        actor=actor_of(principal),
     )
     return indicator, created
 
@@ -298,15 +293,15 @@ def bulk_add_iocs(
         is_first = first_index.setdefault(key, index) == index
         status = "created" if created and is_first else "merged"
         result.results.append({"index": index, "id": ioc_id, "status": status})
-    _audit(
-        "ioc.bulk_import",
-        principal,
-        object_type="ioc",
-        details={
+    emit(
+        EventType.IOCS_BULK_IMPORTED,
+        None,
+        {
             "created": result.count("created"),
             "merged": result.count("merged"),
             "failed": len(result.errors),
         },
+        actor=actor_of(principal),
     )
     return result
 
@@ -333,23 +328,21 @@ def update_ioc(indicator: Indicator, principal: Principal | None, data: Mapping[
             changes[name] = [old_value, new_value]
     if changes:
         indicator.touch()
-        _audit(
-            "ioc.update",
-            principal,
-            object_type="ioc",
-            object_id=indicator.id,
-            details={"fields": sorted(changes)},
+        emit(
+            EventType.IOC_EDITED,
+            indicator.id,
+            {"fields": sorted(changes)},
+            actor=actor_of(principal),
         )
     return changes
 
 
 def delete_ioc(indicator: Indicator, principal: Principal | None) -> None:
-    _audit(
-        "ioc.delete",
-        principal,
-        object_type="ioc",
-        object_id=indicator.id,
-        details={"type": indicator.type, "value": indicator.value[:200]},
+    emit(
+        EventType.IOC_DELETED,
+        indicator.id,
+        {"type": indicator.type, "value": indicator.value[:200]},
+        actor=actor_of(principal),
     )
     db.session.delete(indicator)
 
@@ -613,12 +606,11 @@ def link_iocs(incident: Incident, ioc_ids: Sequence[int], principal: Principal |
         )
     )
     if linked:
-        _audit(
-            "incident.ioc_link",
-            principal,
-            object_type="incident",
-            object_id=incident.id,
-            details={"ioc_ids": sorted(linked)},
+        emit(
+            EventType.INCIDENT_IOCS_LINKED,
+            incident.id,
+            {"ioc_ids": sorted(linked)},
+            actor=actor_of(principal),
         )
     return sorted(linked)
 

@@ -1,5 +1,8 @@
 """Prometheus metrics: what is counted, how each request is timed, and the text exposition.
 
+Counters of state changes are fed by :func:`count_state_changes`, a subscriber of the
+domain events (:mod:`security.events`), so they count only what committed.
+
 Under gunicorn every worker is a separate process; ``gunicorn.conf.py`` sets
 ``PROMETHEUS_MULTIPROC_DIR`` before any worker starts, prometheus-client then keeps each
 worker's values in files there, and :func:`render_latest` merges them, so a scrape sees
@@ -10,8 +13,9 @@ run``) the process's own registry is served.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
-from flask import Response, request
+from flask import Flask, Response, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -22,6 +26,8 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from security.events import Event, EventType
+
 AUTH_ATTEMPTS = Counter(
     "auth_attempts_total",
     "Login attempts by outcome (success, failure, blocked, invalid).",
@@ -29,6 +35,9 @@ AUTH_ATTEMPTS = Counter(
 )
 SECURITY_INCIDENTS = Counter(
     "security_incidents_total", "Security incidents created, by severity.", ["severity"]
+)
+STATE_CHANGES = Counter(
+    "domain_events_total", "Committed state changes, by domain event type.", ["type"]
 )
 RATE_LIMIT_REJECTIONS = Counter(
     "rate_limit_rejections_total", "Requests refused by a rate limit, by route.", ["endpoint"]
@@ -56,6 +65,15 @@ def observe_request(response: Response, duration_seconds: float) -> None:
     ).observe(duration_seconds)
     if rule == LOGIN_RULE and request.method == "POST":
         AUTH_ATTEMPTS.labels(status=LOGIN_OUTCOMES.get(response.status_code, "invalid")).inc()
+
+
+def count_state_changes(app: Flask, events: Sequence[Event]) -> None:
+    """Subscriber of :data:`security.events.committed`: each committed event by type, and
+    incidents opened by severity."""
+    for event in events:
+        STATE_CHANGES.labels(type=event.type.value).inc()
+        if event.type is EventType.INCIDENT_CREATED:
+            SECURITY_INCIDENTS.labels(severity=event.data["severity"]).inc()
 
 
 def render_latest() -> Response:

@@ -35,7 +35,7 @@ from sqlalchemy import select
 from models import DetectionRule, db, utcnow
 from models.vocabulary import RULE_KINDS, SEVERITIES
 from security.errors import Invalid
-from security.modules import audit
+from security.events import EventType, actor_of, emit
 from security.modules.ioc_rules import (
     Candidate,
     InvalidIocDetection,
@@ -455,7 +455,7 @@ def create_rule(
     enabled: bool = True,
     group_by: list[str] | None = None,
 ) -> DetectionRule:
-    """Store a validated rule (in the caller's transaction) and audit it."""
+    """Store a validated rule (in the caller's transaction); emits ``rule.create``."""
     now = utcnow()
     rule = DetectionRule(
         kind=definition.kind,
@@ -475,11 +475,11 @@ def create_rule(
     )
     db.session.add(rule)
     db.session.flush()
-    _audit(
-        "rule.create",
-        principal,
-        rule,
+    emit(
+        EventType.RULE_CREATED,
+        rule.id,
         {"kind": rule.kind, "severity": rule.severity, "sigma_id": rule.sigma_id},
+        actor=actor_of(principal),
     )
     return rule
 
@@ -532,21 +532,17 @@ def update_rule(
             applied[name] = [old_value, new_value]
     if applied:
         rule.touch()
-        _audit("rule.update", principal, rule, {"fields": sorted(applied)})
+        emit(EventType.RULE_EDITED, rule.id, {"fields": sorted(applied)}, actor=actor_of(principal))
     return applied
 
 
 def delete_rule(rule: DetectionRule, principal: Principal | None) -> None:
     """Delete the rule; its alerts stay (with the rule's name) for the record."""
-    _audit("rule.delete", principal, rule, {"kind": rule.kind, "name": rule.name[:200]})
+    emit(
+        EventType.RULE_DELETED,
+        rule.id,
+        {"kind": rule.kind, "name": rule.name[:200]},
+        actor=actor_of(principal),
+    )
     db.session.delete(rule)
     forget_compiled([rule.id])
-
-
-def _audit(
-    action: str, principal: Principal | None, rule: DetectionRule, details: dict[str, Any]
-) -> None:
-    actor: dict[str, Any] = {"actor": "system"}
-    if principal is not None:
-        actor = {"actor_id": principal.user.id, "actor": principal.user.username}
-    audit.record(action, object_type="rule", object_id=rule.id, details=details, **actor)
