@@ -45,7 +45,7 @@ from models import db, utcnow
 from security.modules import audit
 
 if TYPE_CHECKING:
-    from auth import Principal
+    from security.modules.principals import Principal
 
 logger = logging.getLogger("soc.events")
 
