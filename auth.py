@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from errors import ApiError
 from models import AuthToken, User, db, utcnow
-from security.modules import audit, brute_force
+from security.modules import audit, blocks
 from security.modules.principals import (
     LAST_USED_RESOLUTION,
     Principal,
@@ -42,12 +42,12 @@ def verify_login(username: str, password: str, ip: str, *, action: str = "auth.l
     (the 401 that follows would otherwise roll the count back). On success the account's
     failures are forgotten; the caller records the success and commits.
     """
-    brute_force.ensure_login_allowed(username, ip)
+    blocks.ensure_login_allowed(username, ip)
     user = db.session.scalars(
         select(User).where(func.lower(User.username) == username.lower())
     ).first()
     if not verify_password(user, password):
-        brute_force.record_failed_login(username, ip)
+        blocks.record_failed_login(username, ip)
         audit.record(
             action,
             outcome="failure",
@@ -56,7 +56,7 @@ def verify_login(username: str, password: str, ip: str, *, action: str = "auth.l
         )
         db.session.commit()
         raise ApiError(401, "Invalid username or password.")
-    brute_force.forget_account_failures(username)
+    blocks.forget_account_failures(username)
     return user
 
 

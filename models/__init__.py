@@ -4,13 +4,13 @@ Importing this package registers every model on :data:`db` (Alembic and the app 
 all loaded), so each area's module is imported here.
 """
 
+from models.api_keys import ApiKey, CredentialUsage
 from models.audit import AuditEntry
-from models.auth_guard import AuthBlock, LoginFailure
 from models.base import db, utcnow
-from models.credentials import ApiKey, CredentialUsage
+from models.blocks import AuthBlock, LoginFailure
 from models.detection import Alert, DetectionRule
 from models.incidents import IdempotencyRecord, Incident, TimelineEntry
-from models.intel import IncidentIndicator, Indicator
+from models.iocs import IncidentIoc, Ioc
 from models.taxii import TaxiiCollection, TaxiiFeed, TaxiiObject, TaxiiStatus
 from models.users import AuthToken, User
 
@@ -24,8 +24,8 @@ __all__ = [
     "DetectionRule",
     "IdempotencyRecord",
     "Incident",
-    "IncidentIndicator",
-    "Indicator",
+    "IncidentIoc",
+    "Ioc",
     "LoginFailure",
     "TaxiiCollection",
     "TaxiiFeed",

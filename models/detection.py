@@ -1,7 +1,7 @@
 """Detection: threat rules (seed form or Sigma) and the alerts their matches raise.
 
 A rule keeps what it was created from (the Sigma YAML, or the seed-form detection as
-JSON); the compiled form lives only in process memory (:mod:`security.modules.rules`),
+JSON); the compiled form lives only in process memory (:mod:`security.modules.detection`),
 keyed by ``(id, version)``, so every edit bumps ``version``. The alert status workflow
 and whether an alert still absorbs new matches are rules of the alert itself, so they
 live here; grouping and evaluation live in ``security/``.

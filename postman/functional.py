@@ -22,7 +22,7 @@ from collection_builder import (
     status,
 )
 from functional_detection import DETECTION
-from functional_intel import API_KEYS, CLEANUP, INTEL
+from functional_iocs import API_KEYS, CLEANUP, INTEL
 from functional_taxii import STIX, TAXII_FEEDS, TAXII_SERVER
 
 EVERY_RESPONSE = [

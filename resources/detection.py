@@ -1,5 +1,5 @@
 """``/rules``, ``/events`` and ``/alerts``: threat rules, event ingestion, and the alerts
-(and incidents) that matches raise. The work is done by :mod:`security.modules.rules` and
+(and incidents) that matches raise. The work is done by :mod:`security.modules.detection` and
 :mod:`security.modules.alerts`; these resources read, validate and answer.
 """
 
@@ -41,7 +41,7 @@ from schemas.detection import (
     RuleUpdateSchema,
     SigmaRuleQuerySchema,
 )
-from security.modules import alerts, rules
+from security.modules import alerts, detection
 from security.modules.gc_pause import garbage_collection_paused
 from security.modules.hygiene import JSON_MEDIA_TYPES
 from security.modules.lookup import first_or_404
@@ -121,17 +121,17 @@ class RuleList(Resource):
     def _create(principal):
         if request.mimetype in YAML_MEDIA_TYPES:
             options = load_query(SigmaRuleQuerySchema())
-            definition = rules.sigma_definition(_read_yaml_text(), options.get("severity"))
-            rule = rules.create_rule(definition, principal, enabled=options["enabled"])
+            definition = detection.sigma_definition(_read_yaml_text(), options.get("severity"))
+            rule = detection.create_rule(definition, principal, enabled=options["enabled"])
         else:
             if request.args:
                 # 422: the document cannot tie the query to the body's media type.
                 raise ApiError(422, "Query parameters apply to YAML (Sigma) uploads only.")
             data = load_json(RuleCreateSchema())
-            definition = rules.seed_definition(
+            definition = detection.seed_definition(
                 data["name"], data["description"], data["detection"], data["severity"]
             )
-            rule = rules.create_rule(
+            rule = detection.create_rule(
                 definition, principal, enabled=data["enabled"], group_by=data["group_by"]
             )
         location = {"Location": f"/rules/{rule.id}"}
@@ -172,7 +172,7 @@ class RuleItem(Resource):
         data = load_json(RuleUpdateSchema())
         rule = _get_rule(rule_id, lock=True)
         ensure_version_matches(rule.version)
-        rules.update_rule(rule, principal, data)
+        detection.update_rule(rule, principal, data)
         db.session.commit()
         return respond(rule, etag=rule.version)
 
@@ -180,7 +180,7 @@ class RuleItem(Resource):
         principal = authorize("rules:write")
         rule = _get_rule(rule_id, lock=True)
         ensure_version_matches(rule.version)
-        rules.delete_rule(rule, principal)
+        detection.delete_rule(rule, principal)
         db.session.commit()
         return None, 204
 

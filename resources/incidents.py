@@ -6,7 +6,6 @@ from flask_restful import Resource
 from sqlalchemy import func
 
 import idempotency
-import incident_service
 from auth import authorize
 from models import Incident, TimelineEntry, User, db
 from resources.common import ensure_version_matches, load_json, load_query
@@ -23,6 +22,7 @@ from schemas.incidents import (
     TimelineEntrySchema,
     TimelineSchema,
 )
+from security.modules import incidents
 
 INCIDENT_CREATION = idempotency.Creation("incidents.create", Incident)
 COMMENT_CREATION = idempotency.Creation("incidents.comment", TimelineEntry)
@@ -50,7 +50,7 @@ class IncidentList(Resource):
     def get(self):
         principal = authorize("incidents:read")
         query = load_query(IncidentListQuerySchema())
-        statement = incident_service.visible_incidents(principal)
+        statement = incidents.visible_incidents(principal)
         for field in ("status", "severity", "tlp"):
             if field in query:
                 statement = statement.where(getattr(Incident, field) == query[field])
@@ -73,7 +73,7 @@ class IncidentList(Resource):
         data = load_json(IncidentCreateSchema())
 
         def create():
-            incident = incident_service.create_incident(principal, data)
+            incident = incidents.create_incident(principal, data)
             location = {"Location": f"/incidents/{incident.id}"}
             return respond(incident, 201, etag=incident.version, headers=location)
 
@@ -101,15 +101,15 @@ class IncidentItem(Resource):
 
     def get(self, incident_id: int):
         principal = authorize("incidents:read")
-        incident = incident_service.get_visible_incident(principal, incident_id)
+        incident = incidents.get_visible_incident(principal, incident_id)
         return respond(incident, etag=incident.version)
 
     def patch(self, incident_id: int):
         principal = authorize("incidents:write")
         data = load_json(IncidentUpdateSchema())
-        incident = incident_service.get_visible_incident(principal, incident_id, lock=True)
+        incident = incidents.get_visible_incident(principal, incident_id, lock=True)
         ensure_version_matches(incident.version)
-        incident_service.update_incident(incident, principal, data)
+        incidents.update_incident(incident, principal, data)
         db.session.commit()
         return respond(incident, etag=incident.version)
 
@@ -131,9 +131,9 @@ class IncidentStatus(Resource):
     def patch(self, incident_id: int):
         principal = authorize("incidents:write")
         data = load_json(StatusChangeSchema())
-        incident = incident_service.get_visible_incident(principal, incident_id, lock=True)
+        incident = incidents.get_visible_incident(principal, incident_id, lock=True)
         ensure_version_matches(incident.version)
-        incident_service.change_status(incident, principal, data["status"], data.get("comment"))
+        incidents.change_status(incident, principal, data["status"], data.get("comment"))
         db.session.commit()
         return respond(incident, etag=incident.version)
 
@@ -149,8 +149,8 @@ class IncidentTimeline(Resource):
 
     def get(self, incident_id: int):
         principal = authorize("incidents:read")
-        incident = incident_service.get_visible_incident(principal, incident_id)
-        entries = incident_service.timeline(incident)
+        incident = incidents.get_visible_incident(principal, incident_id)
+        entries = incidents.timeline(incident)
         return respond({"items": entries})
 
 
@@ -169,10 +169,10 @@ class IncidentComments(Resource):
     def post(self, incident_id: int):
         principal = authorize("comments:write")
         data = load_json(CommentSchema())
-        incident = incident_service.get_visible_incident(principal, incident_id)
+        incident = incidents.get_visible_incident(principal, incident_id)
 
         def comment():
-            entry = incident_service.add_comment(incident, principal, data["body"])
+            entry = incidents.add_comment(incident, principal, data["body"])
             return respond(entry, 201)
 
         return idempotency.answer_once(principal.user.id, COMMENT_CREATION, comment)

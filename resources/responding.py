@@ -32,7 +32,9 @@ def _schema(schema_class: type[Schema]) -> Schema:
 def declared_schema(status: int) -> Schema:
     """The response schema the current operation declares for ``status``."""
     method = "get" if request.method == "HEAD" else request.method.lower()
-    operation = declarations_for(current_app, request.url_rule)[method]
+    rule = request.url_rule
+    assert rule is not None, "respond() answers a routed request"
+    operation = declarations_for(current_app, rule)[method]
     schema_class = operation.responses[status]
     if not isinstance(schema_class, type):
         raise TypeError(f"{request.method} {request.url_rule} {status} has no JSON schema")

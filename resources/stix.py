@@ -10,10 +10,9 @@ from __future__ import annotations
 from flask import Response
 from flask_restful import Resource
 
-import incident_service
 from auth import authorize
 from errors import ApiError
-from models import Indicator, db
+from models import Ioc, db
 from resources.common import load_json, load_query
 from resources.openapi import Content, Operation
 from resources.responding import respond
@@ -23,8 +22,8 @@ from schemas.taxii import (
     StixImportQuerySchema,
     StixImportResultSchema,
 )
-from security.modules import intel
-from security.modules.indicators import InvalidIndicator
+from security.modules import incidents, intel
+from security.modules.ioc_values import InvalidIoc
 from security.modules.stix_mapping import EXPORTABLE_IOC_TYPES, parse_bundle
 from security.modules.taxii.media import STIX_MEDIA_TYPE
 from security.modules.taxii.stix_exchange import export_bundle, store_imported
@@ -53,8 +52,8 @@ class StixBundle(Resource):
         limit = query.pop("limit")
         statement = (
             intel.search_statement(principal, query)
-            .where(Indicator.tlp != "red", Indicator.type.in_(EXPORTABLE_IOC_TYPES))
-            .order_by(Indicator.created_at, Indicator.id)
+            .where(Ioc.tlp != "red", Ioc.type.in_(EXPORTABLE_IOC_TYPES))
+            .order_by(Ioc.created_at, Ioc.id)
             .limit(limit)
         )
         return _bundle_response(db.session.scalars(statement).unique())
@@ -72,7 +71,7 @@ class IncidentStix(Resource):
     def get(self, incident_id: int):
         principal = authorize("incidents:read")
         authorize("iocs:read")
-        incident = incident_service.get_visible_incident(principal, incident_id)
+        incident = incidents.get_visible_incident(principal, incident_id)
         return _bundle_response(intel.incident_indicators(incident, principal))
 
 
@@ -99,7 +98,7 @@ class StixImport(Resource):
                 default_confidence=options["default_confidence"],
                 default_tlp=options["default_tlp"],
             )
-        except InvalidIndicator as error:
+        except InvalidIoc as error:
             raise ApiError(413, f"The bundle is too large: {error}") from None
         db.session.commit()
         return respond(stored)

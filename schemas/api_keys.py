@@ -83,7 +83,7 @@ class IssuedApiKeySchema(ApiKeySchema):
 
     key = text(metadata={"description": "the full key; shown only in this answer"})
 
-    def subject(self, obj: IssuedKey) -> Any:
+    def source_of(self, obj: IssuedKey) -> Any:
         return obj.key
 
     def get_attribute(self, obj: IssuedKey, attr: str, default: Any) -> Any:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from marshmallow import (
     INCLUDE,
@@ -247,12 +247,12 @@ class ResponseSchema(Schema):
             and all(type(value) is types[name] for name, value in item.items())
         )
 
-    def subject(self, obj: Any) -> Any:
+    def source_of(self, obj: Any) -> Any:
         """The object fields read from; a schema of a wrapper (an issued key) unwraps it."""
         return obj
 
     def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
-        subject = self.subject(obj)
+        subject = self.source_of(obj)
         try:
             if isinstance(subject, Mapping):
                 return subject[attr]
@@ -278,13 +278,15 @@ class Computed:
     """A field whose value ``read`` computes from the schema's whole object (a model
     method such as ``sla()``, a related row's name). The field's own type documents it."""
 
+    parent: fields.Field | Schema | None  # set by marshmallow's Field when the schema binds it
+
     def __init__(self, read: Callable[[Any], Any], *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("required", True)
         super().__init__(*args, **kwargs)
         self.read = read
 
     def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = missing) -> Any:
-        return self.read(self.parent.subject(obj))
+        return self.read(cast("ResponseSchema", self.parent).source_of(obj))
 
 
 class Timestamp(fields.DateTime):
@@ -342,7 +344,7 @@ def username_of(relation: str, nullable: bool = True) -> ComputedString:
 
 def page_of(item_schema: type[Schema], name: str) -> type[ResponseSchema]:
     """The ``{"items": [...], "next_cursor": ...}`` shape of every keyset-paged list."""
-    return ResponseSchema.from_dict(
+    page = ResponseSchema.from_dict(
         {
             "items": fields.List(fields.Nested(item_schema), required=True),
             "next_cursor": text(
@@ -352,6 +354,8 @@ def page_of(item_schema: type[Schema], name: str) -> type[ResponseSchema]:
         },
         name=name,
     )
+    # from_dict builds a subclass of the class it is called on.
+    return cast(type[ResponseSchema], page)
 
 
 class ProblemSchema(Schema):

@@ -28,7 +28,7 @@ from schemas.common import (
 )
 from schemas.incidents import DESCRIPTION_MAX, IncidentCreateSchema, IncidentSchema
 from security.modules.alerts import MAX_EVENTS
-from security.modules.rules import MAX_GROUP_FIELDS
+from security.modules.detection import MAX_GROUP_FIELDS
 
 MAX_TEST_EVENTS = 1_000
 ALERT_ANALYST_STATUSES = ("acknowledged", "dismissed")

@@ -30,7 +30,7 @@ from schemas.common import (
     timestamp,
     trimmed_string,
 )
-from schemas.intel import IocListQuerySchema
+from schemas.iocs import IocListQuerySchema
 from security.modules.stix_mapping import EXPORTABLE_IOC_TYPES
 from security.modules.taxii.server import VERSION_KEYWORDS, ObjectQuery, PageKey
 

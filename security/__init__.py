@@ -42,8 +42,8 @@ _EXPORTS: dict[str, tuple[str, str, bool]] = {
     "search_intelligence": ("intel", "search_intelligence", False),
     "extract_iocs": ("threat", "extract_iocs", False),
     "create_threat_rule": ("threat", "create_threat_rule", True),
-    "IOC_TYPES": ("indicators", "IOC_TYPES", False),
-    "InvalidIndicator": ("indicators", "InvalidIndicator", False),
+    "IOC_TYPES": ("ioc_values", "IOC_TYPES", False),
+    "InvalidIoc": ("ioc_values", "InvalidIoc", False),
     "create_security_middleware": ("middleware", "create_security_middleware", False),
 }
 

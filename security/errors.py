@@ -7,7 +7,7 @@ of :mod:`security` catches these; the web app answers them through the one table
 top-level ``errors.py`` (``DOMAIN_ERROR_STATUS``), which is the only place that knows which
 HTTP status each kind of refusal becomes.
 
-Engine modules derive their own types from these (``InvalidIndicator`` is an
+Engine modules derive their own types from these (``InvalidIoc`` is an
 :class:`Invalid`, ``CredentialError`` too), so that table covers them without a
 translation at every call site.
 """

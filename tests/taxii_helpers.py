@@ -53,12 +53,10 @@ def set_update_time(app, ioc_ids: list[int], moment: datetime) -> None:
     """Give IOCs one update time (= TAXII date_added), as concurrent writes can."""
     from sqlalchemy import update
 
-    from models import Indicator, db
+    from models import Ioc, db
 
     with app.app_context():
-        db.session.execute(
-            update(Indicator).where(Indicator.id.in_(ioc_ids)).values(updated_at=moment)
-        )
+        db.session.execute(update(Ioc).where(Ioc.id.in_(ioc_ids)).values(updated_at=moment))
         db.session.commit()
 
 

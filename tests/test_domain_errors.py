@@ -12,7 +12,7 @@ import security
 from models.base import IllegalTransition
 from security import errors as domain
 from security.modules.credentials import CredentialError
-from security.modules.rules import InvalidRule
+from security.modules.detection import InvalidRule
 
 
 def test_add_ioc_outside_a_request_raises_a_domain_error_not_an_http_one(app):
@@ -77,7 +77,7 @@ def test_an_illegal_transition_is_409_listing_the_allowed_steps(app):
 @pytest.mark.parametrize(
     ("error", "field", "detail"),
     [
-        (security.InvalidIndicator("bad"), "value", "bad"),
+        (security.InvalidIoc("bad"), "value", "bad"),
         (CredentialError("give 1 to 50 scopes", field="scopes"), "scopes", "give 1 to 50 scopes"),
         (InvalidRule("no title", field="source"), "source", "The rule cannot be used: no title"),
     ],

@@ -18,7 +18,7 @@ from models import (
     DetectionRule,
     IdempotencyRecord,
     Incident,
-    Indicator,
+    Ioc,
     TaxiiCollection,
     TaxiiFeed,
     TimelineEntry,
@@ -78,7 +78,7 @@ ENDPOINTS = [
     ),
     CreateEndpoint(
         "ioc",
-        Indicator,
+        Ioc,
         lambda admin: "/iocs",
         {"value": "evil.example.com"},
         {"value": "other.example.com"},

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from models import Indicator, db, utcnow
+from models import Ioc, db, utcnow
 from tests.taxii_helpers import poll_feed_body, store_iocs
 
 pytest_plugins = ("tests.taxii_fixtures",)
@@ -19,7 +19,7 @@ VALUE = "expiring.example.com"
 
 def stored_expiry(app) -> datetime | None:
     with app.app_context():
-        return db.session.scalars(select(Indicator.expires_at)).one()
+        return db.session.scalars(select(Ioc.expires_at)).one()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from models import Alert, Indicator, db
+from models import Alert, Ioc, db
 from schemas.detection import AlertSchema
 from tests.detection_support import create_seed_rule, post_events
 from tests.helpers import make_user
@@ -38,7 +38,7 @@ def red_ioc(admin) -> dict:
 
 def stored_red_record(app, red_ioc: dict) -> tuple:
     with app.app_context():
-        stored = db.session.get(Indicator, red_ioc["id"])
+        stored = db.session.get(Ioc, red_ioc["id"])
         return (stored.confidence, stored.tags, stored.description, stored.tlp, stored.version)
 
 

@@ -11,8 +11,8 @@ from sqlalchemy import text
 
 from database import MIGRATIONS_DIRECTORY
 from models import db
-from models.intel import HASH_TYPES
-from security.modules.indicators import HASH_TYPES_BY_LENGTH
+from models.iocs import HASH_TYPES
+from security.modules.ioc_values import HASH_TYPES_BY_LENGTH
 from tests.conftest import app_settings
 
 # Migrations run on a database made from the server URL (see the url_form marker).

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from models import Alert, AuditEntry, DetectionRule, db
-from security.modules import rules as rules_module
+from security.modules import detection as detection_module
 from tests.detection_support import (
     YAML,
     create_seed_rule,
@@ -315,9 +315,9 @@ def test_yaml_content_type_on_the_seed_form_is_read_as_sigma(analyst):
 def test_rules_compile_once_per_version_not_per_request(analyst, monkeypatch):
     rule = create_sigma_rule(analyst, {"sel": {"a": "b"}, "condition": "sel"})
     compiled = []
-    original = rules_module.compile_sigma_rule
+    original = detection_module.compile_sigma_rule
     monkeypatch.setattr(
-        rules_module, "compile_sigma_rule", lambda text: compiled.append(1) or original(text)
+        detection_module, "compile_sigma_rule", lambda text: compiled.append(1) or original(text)
     )
 
     post_events(analyst, [{"a": "b"}] * 3)
@@ -342,7 +342,8 @@ def test_yaml_nested_10000_levels_deep_is_refused_with_422(analyst):
 
 def test_yaml_aliases_nesting_past_the_depth_limit_are_refused_with_422(analyst):
     chain = "l0: &l0 [x]\n" + "".join(
-        f"l{level}: &l{level} [*l{level - 1}]\n" for level in range(1, rules_module.MAX_YAML_DEPTH)
+        f"l{level}: &l{level} [*l{level - 1}]\n"
+        for level in range(1, detection_module.MAX_YAML_DEPTH)
     )
 
     response = upload_sigma(analyst, chain)

@@ -196,7 +196,7 @@ def test_ioc_functions_commit_their_work(ctx):
 
 
 def test_failed_add_ioc_writes_nothing(ctx):
-    with pytest.raises(security.InvalidIndicator):
+    with pytest.raises(security.InvalidIoc):
         security.add_ioc("domain", "no-tld", source="feed", confidence=50)
     assert security.search_intelligence() == []
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 import security
 from models import DetectionRule, db, utcnow
-from security.modules.rules import InvalidRule
+from security.modules.detection import InvalidRule
 from tests.detection_support import create_seed_rule, post_events
 
 

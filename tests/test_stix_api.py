@@ -6,7 +6,7 @@ import pytest
 import stix2validator
 from sqlalchemy import select
 
-from models import Indicator, db
+from models import Ioc, db
 from security.modules.stix_mapping.patterns import MAX_PATTERN_DEPTH, MAX_PATTERN_TERMS
 from tests.taxii_helpers import (
     PATTERN_BOMBS,
@@ -143,7 +143,7 @@ def test_import_stores_indicators_and_reports_what_did_not_map(app, analyst):
         {"id": "malware--2c3d4e5f-6a7b-4c8d-8e9f-1a2b3c4d5e6f", "type": "malware"}
     ]
     with app.app_context():
-        stored = db.session.scalars(select(Indicator)).unique().one()
+        stored = db.session.scalars(select(Ioc)).unique().one()
         assert (stored.type, stored.value) == ("domain", "imported.example.com")
         assert (stored.confidence, stored.tlp, stored.source) == (85, "green", "partner-x")
 
@@ -158,7 +158,7 @@ def test_import_applies_defaults_to_what_the_object_does_not_say(app, analyst):
     query = "?default_confidence=35&default_tlp=amber%2Bstrict"
     assert analyst.client.post(f"/stix/import{query}", json=bundle).status_code == 200
     with app.app_context():
-        stored = db.session.scalars(select(Indicator)).unique().one()
+        stored = db.session.scalars(select(Ioc)).unique().one()
         assert (stored.confidence, stored.tlp) == (35, "amber+strict")
 
 
@@ -191,7 +191,7 @@ def test_import_refuses_an_oversized_pattern_and_keeps_the_rest_of_the_bundle(ap
     assert [u["id"] for u in body["unmapped"]] == [BOMB_ID]
     assert "at most" in body["unmapped"][0]["reason"]
     with app.app_context():
-        stored = db.session.scalars(select(Indicator)).unique().one()
+        stored = db.session.scalars(select(Ioc)).unique().one()
         assert stored.value == "kept.example.com"
 
 

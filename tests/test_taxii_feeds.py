@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 
 from embedded_db import embedded_client_binary
-from models import Indicator, TaxiiFeed, db, utcnow
+from models import Ioc, TaxiiFeed, db, utcnow
 from tests.scripted_taxii_server import COLLECTION_ID, Script, scripted_taxii_server
 from tests.taxii_helpers import (
     ENCRYPTION_KEY,
@@ -40,9 +40,7 @@ def _create_feed(user, body: dict) -> dict:
 
 def _stored_iocs(app) -> set[tuple]:
     with app.app_context():
-        rows = db.session.execute(
-            select(Indicator.type, Indicator.value, Indicator.confidence, Indicator.tlp)
-        )
+        rows = db.session.execute(select(Ioc.type, Ioc.value, Ioc.confidence, Ioc.tlp))
         return {tuple(row) for row in rows}
 
 
@@ -214,8 +212,8 @@ def test_round_trip_into_a_second_empty_database_keeps_the_iocs(
     assert len(exported) == len(ROUND_TRIP_IOCS) - 1
     assert _stored_iocs(consumer_app) == exported
     with consumer_app.app_context():
-        sources = set(db.session.scalars(select(Indicator.source)))
-        tags = db.session.scalar(select(Indicator.tags).where(Indicator.type == "sha512"))
+        sources = set(db.session.scalars(select(Ioc.source)))
+        tags = db.session.scalar(select(Ioc.tags).where(Ioc.type == "sha512"))
     assert sources == {"taxii:primary"}
     assert tags == ["empty"]
 

@@ -217,7 +217,7 @@ def test_delete_is_refused_to_a_reader(taxii_server, collection, admin, viewer):
 def test_the_products_feed_poller_polls_its_own_server(
     app, consumer_app, taxii_server, collection, admin, consumer_admin
 ):
-    from models import Indicator, db
+    from models import Ioc, db
 
     store_iocs(app, sample_items(7))
     _collection(taxii_server, collection, admin).add_objects({"objects": BUNDLE_OBJECTS})
@@ -236,6 +236,6 @@ def test_the_products_feed_poller_polls_its_own_server(
     # 3 markings + 5 posted + 7 IOCs + the IOC the posted indicator became, in pages of 4.
     assert "own-server: 16 objects in 4 pages, 8 IOCs created" in result.output
     with consumer_app.app_context():
-        values = set(db.session.scalars(select(Indicator.value)))
+        values = set(db.session.scalars(select(Ioc.value)))
     assert "c2.interop.example.com" in values
     assert {item["value"] for item in sample_items(7)} <= values

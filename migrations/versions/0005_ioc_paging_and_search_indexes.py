@@ -2,8 +2,8 @@
 
 - iocs(updated_at, id): TAXII pages IOCs by date_added, which is updated_at.
 - a pg_trgm GIN index over the text GET /iocs?q= searches (value, source and
-  description, joined as models.intel.SEARCH_TEXT_SQL spells it), so a substring
-  (ILIKE) query is an index scan. Its pending list is 32 MiB (models.intel says why). pg_trgm is a trusted extension from PostgreSQL 13:
+  description, joined as models.iocs.SEARCH_TEXT_SQL spells it), so a substring
+  (ILIKE) query is an index scan. Its pending list is 32 MiB (models.iocs says why). pg_trgm is a trusted extension from PostgreSQL 13:
   a database owner may create it without being a superuser.
 
 Written by hand: autogenerate cannot compare expression indexes.
@@ -21,7 +21,7 @@ down_revision = ('0003', '0004')
 branch_labels = None
 depends_on = None
 
-# The index expression as it stood when this revision was written (models.intel may move on).
+# The index expression as it stood when this revision was written (models.iocs may move on).
 SEARCH_TEXT_SQL = "value || E'\\x1f' || source || E'\\x1f' || description"
 
 

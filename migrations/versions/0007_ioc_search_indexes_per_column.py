@@ -22,7 +22,7 @@ down_revision = '0006'
 branch_labels = None
 depends_on = None
 
-# The predicates as they stood when this revision was written (models.intel may move on).
+# The predicates as they stood when this revision was written (models.iocs may move on).
 PREFIX_SEARCHED_SQL = "type IN ('cidr', 'ipv4', 'ipv6', 'md5', 'sha1', 'sha256', 'sha512')"
 SUBSTRING_SEARCHED_SQL = PREFIX_SEARCHED_SQL.replace(" IN ", " NOT IN ", 1)
 JOINED_SEARCH_TEXT_SQL = "value || E'\\x1f' || source || E'\\x1f' || description"

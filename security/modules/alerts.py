@@ -3,8 +3,8 @@ severe ones, and the analyst's workflow on an alert (acknowledge, dismiss, escal
 
 Lives here: :func:`ingest_events` (evaluate every enabled rule, group, write), the group
 key, :func:`dry_run` for testing one rule, escalation, and what of an event is stored.
-Not here: rules and their evaluation (:mod:`security.modules.rules`), the alert status
-workflow itself (:class:`models.Alert`), incidents (:mod:`incident_service`), HTTP.
+Not here: rules and their evaluation (:mod:`security.modules.detection`), the alert status
+workflow itself (:class:`models.Alert`), incidents (:mod:`security.modules.incidents`), HTTP.
 
 Grouping. Repeated matches of one rule on one *group key* fold into one alert with a
 count while the alert is open, acknowledged or escalated and the group has been active
@@ -39,15 +39,12 @@ from flask import current_app
 from sqlalchemy import Boolean, Select, literal_column, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
-import incident_service
 from models import Alert, DetectionRule, Incident, db, utcnow
 from models.detection import SEVERITY_RANK
 from security.errors import Conflict
 from security.events import EventType, emit, emit_all
-from security.modules import audit
-from security.modules.lookup import first_or_404
-from security.modules.principals import Principal
-from security.modules.rules import (
+from security.modules import audit, incidents
+from security.modules.detection import (
     Detector,
     EventBatch,
     RuleMatch,
@@ -55,6 +52,8 @@ from security.modules.rules import (
     enabled_rules,
     evaluate,
 )
+from security.modules.lookup import first_or_404
+from security.modules.principals import Principal
 from security.modules.sigma import FlatEvent
 from security.modules.sigma.events import as_text, normalize_field_name
 
@@ -446,7 +445,7 @@ def _escalate(
     alert: Alert, principal: Principal, overrides: Mapping[str, Any], automatic: bool
 ) -> Incident:
     alert.transition_to("escalated")
-    incident = incident_service.create_incident(principal, {**_incident_fields(alert), **overrides})
+    incident = incidents.create_incident(principal, {**_incident_fields(alert), **overrides})
     alert.incident_id = incident.id
     emit(EventType.ALERT_ESCALATED, alert.id, {"incident_id": incident.id, "automatic": automatic})
     return incident

@@ -2,7 +2,7 @@
 
 Lives here: the candidate scanner and the rules that tell an indicator from text that
 only looks like one. Does not live here: what a valid indicator is and its canonical
-form (:mod:`security.modules.indicators`, which every candidate goes through), nor
+form (:mod:`security.modules.ioc_values`, which every candidate goes through), nor
 storing or looking up what was found.
 
 Why our own extractor rather than a wrapper around ioc-finder: ioc-finder (LGPL) is a
@@ -14,7 +14,7 @@ then undo its mistakes. This module makes one pass of one compiled regular expre
 whose alternatives match a candidate of each type, defanged punctuation included, so it
 knows *how* a candidate was written (defanged, inside a URL or an email), which the
 rules below use. Each distinct candidate is then validated and normalised by
-:func:`~security.modules.indicators.normalize_ioc`; on the bench corpus this runs at
+:func:`~security.modules.ioc_values.normalize_ioc`; on the bench corpus this runs at
 about 3 MB/s, some ten times ioc-finder.
 
 Rules, and the decisions behind them:
@@ -36,7 +36,7 @@ Rules, and the decisions behind them:
 - An email's domain is reported as a domain too: a sender's domain is what a mail
   gateway blocks. Whether to act on a shared provider's domain is the caller's policy.
 - Domains under the reserved test TLDs (``example``, ``test``, ``invalid``,
-  ``localhost``), which :func:`~security.modules.indicators.normalize_ioc` accepts for
+  ``localhost``), which :func:`~security.modules.ioc_values.normalize_ioc` accepts for
   explicit writes, are not reported, nor URLs and emails on them: in prose they are
   placeholders, not sightings.
 - An antivirus signature name (``Trojan:Win32/Foo.AB!ml``, ``W32/Agent.XY!tr``,
@@ -82,14 +82,14 @@ import re
 from collections.abc import Callable
 from urllib.parse import unquote
 
-from security.modules.indicators import (
+from security.modules.ioc_values import (
     AT,
     DEFANGED_DOT,
     DEFANGED_SCHEME,
     DOT,
     HASH_TYPES_BY_LENGTH,
     IOC_TYPES,
-    InvalidIndicator,
+    InvalidIoc,
     detect_ioc_type,
     is_reserved_domain,
     normalize_ioc,
@@ -320,7 +320,7 @@ def _ipv4(raw: str) -> Found:
         return [("ipv4", normalize_ioc("ipv4", value))]
     try:
         return [("cidr", normalize_ioc("cidr", value))]
-    except InvalidIndicator:
+    except InvalidIoc:
         return [("ipv4", normalize_ioc("ipv4", value.partition("/")[0]))]
 
 
@@ -388,7 +388,7 @@ def _kind(match: re.Match[str]) -> str:
 def _judge(kind: str, raw: str) -> Found:
     try:
         return _HANDLERS[kind](raw)
-    except InvalidIndicator:
+    except InvalidIoc:
         return []
 
 

@@ -6,7 +6,7 @@ containing an address, in one indexed query), expiry, sightings. The rule of who
 what (TLP red: admins and the creator only), and which record a report goes to, is
 :mod:`security.modules.ioc_visibility`.
 Does not live here: what a valid indicator is and its canonical form
-(:mod:`security.modules.indicators`), finding indicators in text
+(:mod:`security.modules.ioc_values`), finding indicators in text
 (:mod:`security.modules.extraction`), HTTP.
 
 Functions add to the caller's transaction and leave the commit to it, so a resource can
@@ -40,9 +40,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import INET, insert
 
-from models import IncidentIndicator, Indicator, db, utcnow
+from models import IncidentIoc, Ioc, db, utcnow
 from models.incidents import Incident
-from models.intel import (
+from models.iocs import (
     ADDRESS_TYPES,
     EDITABLE_FIELDS,
     HAS_DESCRIPTION_SQL,
@@ -54,9 +54,9 @@ from security.errors import Invalid
 from security.events import EventType, actor_of, emit
 from security.modules import ioc_upsert, ioc_visibility
 from security.modules.extraction import extract_iocs
-from security.modules.indicators import (
+from security.modules.ioc_values import (
     IOC_TYPES,
-    InvalidIndicator,
+    InvalidIoc,
     detect_ioc_type,
     normalize_ioc,
     refang,
@@ -80,13 +80,13 @@ def visible_indicators(principal: Principal | None) -> Select:
     """IOCs the principal may see: TLP red only for admins and its creator (and the system);
     :mod:`security.modules.ioc_visibility` holds the rule."""
     condition = ioc_visibility.visibility_condition(ioc_visibility.viewer_of(principal))
-    statement = select(Indicator)
+    statement = select(Ioc)
     return statement if condition is None else statement.where(condition)
 
 
-def get_visible_ioc(principal: Principal | None, ioc_id: int, *, lock: bool = False) -> Indicator:
+def get_visible_ioc(principal: Principal | None, ioc_id: int, *, lock: bool = False) -> Ioc:
     """The IOC, or 404 whether it is missing or hidden (IDs cannot be probed)."""
-    statement = visible_indicators(principal).where(Indicator.id == ioc_id)
+    statement = visible_indicators(principal).where(Ioc.id == ioc_id)
     return first_or_404(statement, f"IOC {ioc_id} does not exist.", lock=lock)
 
 
@@ -96,35 +96,35 @@ def get_visible_ioc(principal: Principal | None, ioc_id: int, *, lock: bool = Fa
 def _clean_tags(tags: Iterable[str]) -> list[str]:
     listed = None if isinstance(tags, str) else list(tags)
     if listed is None or not all(isinstance(tag, str) for tag in listed):
-        raise InvalidIndicator("tags must be a list of strings")
+        raise InvalidIoc("tags must be a list of strings")
     cleaned = sorted({tag.strip().lower() for tag in listed if tag.strip()})
     if len(cleaned) > MAX_TAGS:
-        raise InvalidIndicator(f"at most {MAX_TAGS} tags")
+        raise InvalidIoc(f"at most {MAX_TAGS} tags")
     if any(len(tag) > MAX_TAG_LENGTH for tag in cleaned):
-        raise InvalidIndicator(f"tags are at most {MAX_TAG_LENGTH} characters")
+        raise InvalidIoc(f"tags are at most {MAX_TAG_LENGTH} characters")
     return cleaned
 
 
 def _check_fields(confidence: Any, tlp: Any, first_seen: datetime, last_seen: datetime) -> None:
     if isinstance(confidence, bool) or not isinstance(confidence, int):
-        raise InvalidIndicator("confidence must be an integer from 0 to 100")
+        raise InvalidIoc("confidence must be an integer from 0 to 100")
     if not 0 <= confidence <= 100:
-        raise InvalidIndicator("confidence must be an integer from 0 to 100")
+        raise InvalidIoc("confidence must be an integer from 0 to 100")
     if tlp not in TLP_LEVELS:
-        raise InvalidIndicator(f"tlp must be one of {', '.join(TLP_LEVELS)}")
+        raise InvalidIoc(f"tlp must be one of {', '.join(TLP_LEVELS)}")
     if first_seen > last_seen:
-        raise InvalidIndicator("first_seen must not be after last_seen")
+        raise InvalidIoc("first_seen must not be after last_seen")
 
 
 def prepare_indicator(item: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """The per-item columns of a row (``ioc_upsert.ITEM_COLUMNS``) from one reported IOC
     (type optional: detected), and whether it clears the expiry (``ioc_upsert.CLEARS_EXPIRY``).
 
-    Raises :class:`InvalidIndicator` naming what is wrong; nothing is written.
+    Raises :class:`InvalidIoc` naming what is wrong; nothing is written.
     """
     unknown = set(item) - OPTIONAL_FIELDS - {"type", "value"}
     if unknown:
-        raise InvalidIndicator(f"unknown fields: {', '.join(sorted(unknown))}")
+        raise InvalidIoc(f"unknown fields: {', '.join(sorted(unknown))}")
     # Unchecked input (a library caller's): the normaliser refuses what is not a string.
     value: Any = item.get("value")
     ioc_type = item.get("type") or detect_ioc_type(value)
@@ -162,9 +162,7 @@ def call_values(principal: Principal | None, now: datetime) -> dict[str, Any]:
     }
 
 
-def upsert_ioc(
-    item: Mapping[str, Any], principal: Principal | None = None
-) -> tuple[Indicator, bool]:
+def upsert_ioc(item: Mapping[str, Any], principal: Principal | None = None) -> tuple[Ioc, bool]:
     """Add one IOC or merge it into the stored one; returns it and whether it is new.
 
     A value whose stored record the principal may not see (TLP red) is merged into the
@@ -175,7 +173,7 @@ def upsert_ioc(
     row = prepare_indicator(item, now)
     viewer = ioc_visibility.viewer_of(principal)
     ioc_id, created = ioc_upsert.upsert_row(row, call_values(principal, now), viewer)
-    indicator = db.session.get_one(Indicator, ioc_id, populate_existing=True)
+    indicator = db.session.get_one(Ioc, ioc_id, populate_existing=True)
     emit(
         EventType.IOC_CREATED if created else EventType.IOC_MERGED,
         ioc_id,
@@ -193,11 +191,11 @@ def add_ioc(
     *,
     principal: Principal | None = None,
     **fields: Any,
-) -> Indicator:
+) -> Ioc:
     """Store an IOC (``ioc_type=None`` detects it), merging with an existing report of it.
 
     ``fields`` are the other IOC fields: ``tags``, ``tlp``, ``description``,
-    ``first_seen``, ``last_seen``, ``expires_at``. Raises :class:`InvalidIndicator`.
+    ``first_seen``, ``last_seen``, ``expires_at``. Raises :class:`InvalidIoc`.
     """
     item = {"type": ioc_type, "value": value, "source": source, "confidence": confidence}
     indicator, _ = upsert_ioc({**item, **fields}, principal)
@@ -252,7 +250,7 @@ def _prepare_chunk(
             prepared.append((index, prepare_indicator({**defaults, **item}, now)))
         except RejectedItem as error:
             result.errors.append({"index": index, "errors": error.errors})
-        except (InvalidIndicator, TypeError) as error:
+        except (InvalidIoc, TypeError) as error:
             result.errors.append({"index": index, "errors": {"value": [str(error)]}})
     return prepared
 
@@ -275,7 +273,7 @@ def bulk_add_iocs(
     record. Every id is of a record the principal may see (see :func:`upsert_ioc`).
     """
     if len(items) > MAX_BULK_ITEMS:
-        raise InvalidIndicator(f"at most {MAX_BULK_ITEMS} IOCs per call, got {len(items)}")
+        raise InvalidIoc(f"at most {MAX_BULK_ITEMS} IOCs per call, got {len(items)}")
     now = utcnow()
     result = BulkResult()
     prepared: list[tuple[int, dict]] = []
@@ -309,7 +307,7 @@ def bulk_add_iocs(
 # --- editing ------------------------------------------------------------------------------
 
 
-def update_ioc(indicator: Indicator, principal: Principal | None, data: Mapping[str, Any]) -> dict:
+def update_ioc(indicator: Ioc, principal: Principal | None, data: Mapping[str, Any]) -> dict:
     """Apply an edit of the analyst-set fields; returns ``{field: [old, new]}`` of changes."""
     values = {name: data.get(name, getattr(indicator, name)) for name in EDITABLE_FIELDS}
     try:
@@ -317,9 +315,9 @@ def update_ioc(indicator: Indicator, principal: Principal | None, data: Mapping[
         _check_fields(
             values["confidence"], values["tlp"], values["first_seen"], values["last_seen"]
         )
-    except InvalidIndicator as error:
+    except InvalidIoc as error:
         # An edit is checked as a whole: the fault may lie in how two fields combine.
-        raise InvalidIndicator(error.detail, field="_schema") from None
+        raise InvalidIoc(error.detail, field="_schema") from None
     changes: dict[str, list[Any]] = {}
     for name, new_value in values.items():
         old_value = getattr(indicator, name)
@@ -337,7 +335,7 @@ def update_ioc(indicator: Indicator, principal: Principal | None, data: Mapping[
     return changes
 
 
-def delete_ioc(indicator: Indicator, principal: Principal | None) -> None:
+def delete_ioc(indicator: Ioc, principal: Principal | None) -> None:
     emit(
         EventType.IOC_DELETED,
         indicator.id,
@@ -353,16 +351,16 @@ def delete_ioc(indicator: Indicator, principal: Principal | None) -> None:
 def _matching_condition(ioc_type: str, value: str) -> Any:
     """Exact (type, value); for an address or network, also every stored network that
     contains it: two index scans (the unique index, the networks' GiST) in one query."""
-    exact = and_(Indicator.type == ioc_type, Indicator.value == value)
+    exact = and_(Ioc.type == ioc_type, Ioc.value == value)
     if ioc_type not in ADDRESS_TYPES:
         return exact
-    enclosing = and_(Indicator.type == "cidr", Indicator.address.op(">>=")(cast(value, INET)))
+    enclosing = and_(Ioc.type == "cidr", Ioc.address.op(">>=")(cast(value, INET)))
     return or_(exact, enclosing)
 
 
 def _matching_indicators(
     principal: Principal | None, ioc_type: str, value: str, record_sighting: bool, now: datetime
-) -> list[Indicator]:
+) -> list[Ioc]:
     """The visible IOCs matching a value, most confident first; with ``record_sighting``,
     found and counted in one statement (an UPDATE ... RETURNING), so a check costs one
     round trip.
@@ -374,23 +372,23 @@ def _matching_indicators(
     matching = (
         visible_indicators(principal)
         .where(_matching_condition(ioc_type, value))
-        .order_by(Indicator.confidence.desc(), Indicator.id)
+        .order_by(Ioc.confidence.desc(), Ioc.id)
         .limit(MAX_MATCHES)
     )
     if not record_sighting:
         return list(db.session.scalars(matching).unique())
     counted = db.session.scalars(
-        update(Indicator)
-        .where(Indicator.id.in_(matching.with_only_columns(Indicator.id)))
+        update(Ioc)
+        .where(Ioc.id.in_(matching.with_only_columns(Ioc.id)))
         .where(func.set_config("synchronous_commit", "off", True).is_not(None))
-        .values(sighting_count=Indicator.sighting_count + 1, last_sighted_at=now)
-        .returning(Indicator)
+        .values(sighting_count=Ioc.sighting_count + 1, last_sighted_at=now)
+        .returning(Ioc)
         .execution_options(synchronize_session=False, populate_existing=True)
     ).all()
     return sorted(counted, key=lambda indicator: (-indicator.confidence, indicator.id))
 
 
-def _describe_match(indicator: Indicator, ioc_type: str, value: str, now: datetime) -> dict:
+def _describe_match(indicator: Ioc, ioc_type: str, value: str, now: datetime) -> dict:
     exact = indicator.type == ioc_type and indicator.value == value
     return {
         "match": "exact" if exact else "cidr",
@@ -411,9 +409,9 @@ def check_ioc(
     """Is ``value`` known bad? Matches the principal may see, each saying why.
 
     ``ioc_type=None`` detects the type. An expired IOC is reported (``active: false``) but
-    does not make the value known bad. Each match carries the matched ``Indicator`` row
-    (``ioc``); ``schemas.intel.IocCheckSchema`` is the result's JSON shape. Raises
-    :class:`InvalidIndicator` for a value that is not an indicator.
+    does not make the value known bad. Each match carries the matched ``Ioc`` row
+    (``ioc``); ``schemas.iocs.IocCheckSchema`` is the result's JSON shape. Raises
+    :class:`InvalidIoc` for a value that is not an indicator.
     """
     ioc_type = ioc_type or detect_ioc_type(value)
     normalized = normalize_ioc(ioc_type, value)
@@ -450,7 +448,7 @@ def check_values(
                 value, principal=principal, record_sighting=record_sighting
             )
             results.append({**check, "error": None})
-        except InvalidIndicator as error:
+        except InvalidIoc as error:
             results.append(
                 {
                     "value": value,
@@ -480,24 +478,24 @@ def _containing(term: str) -> str:
 
 
 def _query_condition(query: str) -> Any:
-    """Free text, each part on its own index (models.intel says why they are split): a
+    """Free text, each part on its own index (models.iocs says why they are split): a
     substring of a domain, URL, e-mail address or CVE id, of a description or of a source;
     the beginning of an address or digest; and, when the query is itself an indicator,
     what :func:`check_ioc` would match. Values are stored refanged, so they are matched
     against the refanged query (``185[.]220[.]``); descriptions and sources as typed."""
     value_query = refang(query).strip()
     conditions = [
-        and_(text(SUBSTRING_SEARCHED_SQL), Indicator.value.ilike(_containing(value_query))),
-        and_(text(HAS_DESCRIPTION_SQL), Indicator.description.ilike(_containing(query))),
-        Indicator.source.ilike(_containing(query)),
+        and_(text(SUBSTRING_SEARCHED_SQL), Ioc.value.ilike(_containing(value_query))),
+        and_(text(HAS_DESCRIPTION_SQL), Ioc.description.ilike(_containing(query))),
+        Ioc.source.ilike(_containing(query)),
     ]
     prefix = value_query.lower()
     if _VALUE_PREFIX.fullmatch(prefix):
-        conditions.append(and_(text(PREFIX_SEARCHED_SQL), Indicator.value.like(f"{prefix}%")))
+        conditions.append(and_(text(PREFIX_SEARCHED_SQL), Ioc.value.like(f"{prefix}%")))
     try:
         ioc_type = detect_ioc_type(query)
         conditions.append(_matching_condition(ioc_type, normalize_ioc(ioc_type, query)))
-    except InvalidIndicator:
+    except InvalidIoc:
         pass
     return or_(*conditions)
 
@@ -508,14 +506,14 @@ def search_statement(principal: Principal | None, filters: Mapping[str, Any]) ->
     statement = visible_indicators(principal)
     for name in ("type", "source", "tlp"):
         if filters.get(name) is not None:
-            statement = statement.where(getattr(Indicator, name) == filters[name])
+            statement = statement.where(getattr(Ioc, name) == filters[name])
     if filters.get("tag"):
-        statement = statement.where(Indicator.tags.contains([filters["tag"].strip().lower()]))
+        statement = statement.where(Ioc.tags.contains([filters["tag"].strip().lower()]))
     if filters.get("min_confidence") is not None:
-        statement = statement.where(Indicator.confidence >= filters["min_confidence"])
+        statement = statement.where(Ioc.confidence >= filters["min_confidence"])
     if filters.get("active") is not None:
         now = utcnow()
-        live = or_(Indicator.expires_at.is_(None), Indicator.expires_at > now)
+        live = or_(Ioc.expires_at.is_(None), Ioc.expires_at > now)
         statement = statement.where(live if filters["active"] else ~live)
     if filters.get("q"):
         statement = statement.where(_query_condition(filters["q"]))
@@ -528,15 +526,15 @@ def search_intelligence(
     principal: Principal | None = None,
     limit: int = 50,
     **filters: Any,
-) -> list[Indicator]:
+) -> list[Ioc]:
     """IOCs matching ``query`` and the filters of :func:`search_statement`, newest first."""
     unknown = set(filters) - {"type", "source", "tag", "tlp", "min_confidence", "active"}
     if unknown:
         raise TypeError(f"unknown filters: {', '.join(sorted(unknown))}")
     if filters.get("type") is not None and filters["type"] not in IOC_TYPES:
-        raise InvalidIndicator(f"{filters['type']!r} is not an IOC type")
+        raise InvalidIoc(f"{filters['type']!r} is not an IOC type")
     statement = search_statement(principal, {**filters, "q": query})
-    statement = statement.order_by(Indicator.created_at.desc(), Indicator.id.desc()).limit(limit)
+    statement = statement.order_by(Ioc.created_at.desc(), Ioc.id.desc()).limit(limit)
     return list(db.session.scalars(statement).unique())
 
 
@@ -552,7 +550,7 @@ def extract_and_check(
     incident: Incident | None = None,
 ) -> dict:
     """IOCs in a text: what was found, which are already known (with the stored records
-    the principal may see), and, with ``save``, the ``Indicator`` rows stored (and linked
+    the principal may see), and, with ``save``, the ``Ioc`` rows stored (and linked
     to ``incident``). Reading a report is not a sighting, so no sighting is recorded."""
     found = extract_iocs(text_body)
     pairs = [(ioc_type, value) for ioc_type, values in found.items() for value in values]
@@ -568,7 +566,7 @@ def extract_and_check(
         ids = sorted({entry["id"] for entry in result.results})
         if incident is not None:
             link_iocs(incident, ids, principal)
-        stored = db.session.scalars(select(Indicator).where(Indicator.id.in_(ids))).unique()
+        stored = db.session.scalars(select(Ioc).where(Ioc.id.in_(ids))).unique()
         body["stored"] = list(stored)
     return body
 
@@ -579,9 +577,7 @@ def link_iocs(incident: Incident, ioc_ids: Sequence[int], principal: Principal |
     wanted = sorted(set(ioc_ids))
     visible = set(
         db.session.scalars(
-            visible_indicators(principal)
-            .with_only_columns(Indicator.id)
-            .where(Indicator.id.in_(wanted))
+            visible_indicators(principal).with_only_columns(Ioc.id).where(Ioc.id.in_(wanted))
         )
     )
     missing = [ioc_id for ioc_id in wanted if ioc_id not in visible]
@@ -599,10 +595,7 @@ def link_iocs(incident: Incident, ioc_ids: Sequence[int], principal: Principal |
     ]
     linked = list(
         db.session.scalars(
-            insert(IncidentIndicator)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .returning(IncidentIndicator.ioc_id)
+            insert(IncidentIoc).values(rows).on_conflict_do_nothing().returning(IncidentIoc.ioc_id)
         )
     )
     if linked:
@@ -615,12 +608,12 @@ def link_iocs(incident: Incident, ioc_ids: Sequence[int], principal: Principal |
     return sorted(linked)
 
 
-def incident_indicators(incident: Incident, principal: Principal | None) -> list[Indicator]:
+def incident_indicators(incident: Incident, principal: Principal | None) -> list[Ioc]:
     """The incident's IOCs that the principal may see, most recently linked first."""
     statement = (
         visible_indicators(principal)
-        .join(IncidentIndicator, IncidentIndicator.ioc_id == Indicator.id)
-        .where(IncidentIndicator.incident_id == incident.id)
-        .order_by(IncidentIndicator.linked_at.desc(), Indicator.id.desc())
+        .join(IncidentIoc, IncidentIoc.ioc_id == Ioc.id)
+        .where(IncidentIoc.incident_id == incident.id)
+        .order_by(IncidentIoc.linked_at.desc(), Ioc.id.desc())
     )
     return list(db.session.scalars(statement).unique())

@@ -49,8 +49,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
-from models import Indicator, db
-from models.intel import EDITABLE_FIELDS
+from models import Ioc, db
+from models.iocs import EDITABLE_FIELDS
 from models.vocabulary import TLP_LEVELS
 from security.modules import ioc_visibility
 from security.modules.ioc_visibility import Viewer
@@ -69,7 +69,7 @@ Reported = Mapping[str, Any] | ReadOnlyColumnCollection[str, Any]
 
 # Rank of each TLP level in SQL, for "the stricter one wins" (a constant, not user input).
 _TLP_RANK_SQL = "ARRAY[{}]".format(", ".join(f"'{level}'" for level in TLP_LEVELS))
-_STORED = Indicator.__table__.c
+_STORED = Ioc.__table__.c
 
 
 def _tlp_rank(tlp: Any) -> Any:
@@ -145,7 +145,7 @@ def _merge_reported(
         *(_typed_parameter(name).label(name) for name in CALL_COLUMNS),
         target.label("separate_for_id"),
     ).where(*conditions)
-    statement = insert(Indicator.__table__).from_select(  # type: ignore[arg-type]  # a Table
+    statement = insert(Ioc.__table__).from_select(  # type: ignore[arg-type]  # a Table
         [*ITEM_COLUMNS, *CALL_COLUMNS, "separate_for_id"], rows, include_defaults=False
     )
     return _merge_on_conflict(statement, clears_expiry)

@@ -3,7 +3,7 @@
 Lives here: the rule (TLP red is seen by admins, by its creator and by the system; every
 other level by everyone) as a SQL condition, and which record of a value a write from a
 caller goes to. Not here: the queries and writes themselves (:mod:`security.modules.intel`,
-:mod:`security.modules.ioc_upsert`, :mod:`security.modules.ioc_rules`).
+:mod:`security.modules.ioc_upsert`, :mod:`security.modules.seed_rules`).
 
 A write never touches a record its caller cannot see, and never says that one exists.
 Each value has one *shared* record (``separate_for_id`` 0); when that record is hidden
@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import FromClause, case, exists, literal, or_
 
-from models import Indicator
+from models import Ioc
 from security.modules.principals import Principal
 
 SHARED = 0
@@ -65,7 +65,7 @@ def shown_to(viewer: Viewer, tlp: Any, created_by_id: Any) -> Any:
 def visibility_condition(viewer: Viewer, iocs: FromClause | None = None) -> Any:
     """The condition on rows of ``iocs`` (the ``iocs`` table, or an alias of it) that the
     viewer may see; None when it sees them all."""
-    columns = (iocs if iocs is not None else Indicator.__table__).c
+    columns = (iocs if iocs is not None else Ioc.__table__).c
     return shown_to(viewer, columns.tlp, columns.created_by_id)
 
 
@@ -81,7 +81,7 @@ def separate_for(
     someone other than its creator would hide it from the reporter and the team)."""
     if viewer.user_id is None or viewer.sees_everything:
         return literal(SHARED)
-    shared = Indicator.__table__.alias("shared")
+    shared = Ioc.__table__.alias("shared")
     hidden_once_merged = exists().where(
         shared.c.type == reported_type,
         shared.c.value == reported_value,

@@ -8,7 +8,7 @@ because the counter store did. Short socket timeouts keep a hung Redis from stal
 requests.
 
 Principals are keyed by a hash of their credential, never by the raw token or key. The
-brute-force guard for logins is separate (:mod:`security.modules.brute_force`).
+brute-force guard for logins is separate (:mod:`security.modules.blocks`).
 
 :data:`limiter` is process-wide (resource classes name its decorators at import time),
 as in Flask-Limiter's application-factory pattern: the limits themselves are read from the

@@ -5,7 +5,7 @@ for what is and is not reported); it is re-exported here because this module is 
 the package's public API has always offered it (ARCHITECTURE.md, "Areas").
 """
 
+from security.modules.detection import create_threat_rule
 from security.modules.extraction import extract_iocs
-from security.modules.rules import create_threat_rule
 
 __all__ = ["create_threat_rule", "extract_iocs"]

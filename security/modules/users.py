@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from typing import TypeGuard
 
 from passlib.context import CryptContext
 from sqlalchemy import func, select
@@ -52,9 +53,9 @@ def hash_password(password: str) -> str:
     return password_context.hash(password)
 
 
-def verify_password(user: User | None, password: str) -> bool:
+def verify_password(user: User | None, password: str) -> TypeGuard[User]:
     """Check a password in constant-ish time whether or not the user exists; rehash if the
-    stored hash uses outdated parameters."""
+    stored hash uses outdated parameters. True means ``user`` is an active user."""
     if user is None or len(password) > PASSWORD_MAX_LENGTH:
         password_context.verify(password[:PASSWORD_MAX_LENGTH], _UNKNOWN_USER_HASH)
         return False

@@ -1,7 +1,7 @@
-"""Compiled rule metadata and one-pass batch evaluation (security/modules/sigma/rules.py)."""
+"""Compiled rule metadata and one-pass batch evaluation (security/modules/sigma/compiler.py)."""
 
 from security.modules.sigma import SigmaMatch, evaluate
-from security.modules.sigma import rules as sigma_rules
+from security.modules.sigma import compiler as sigma_compiler
 
 from .sigma_support import sigma_rule
 
@@ -38,9 +38,9 @@ def test_evaluate_returns_every_match_by_event_then_rule():
 
 def test_evaluate_flattens_each_event_once_for_all_rules(monkeypatch):
     calls = []
-    flatten = sigma_rules.flatten_event
+    flatten = sigma_compiler.flatten_event
     monkeypatch.setattr(
-        sigma_rules, "flatten_event", lambda event: calls.append(event) or flatten(event)
+        sigma_compiler, "flatten_event", lambda event: calls.append(event) or flatten(event)
     )
     rules = [sigma_rule({"s": {"a": str(n)}, "condition": "s"}) for n in range(5)]
 

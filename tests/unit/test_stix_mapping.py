@@ -10,7 +10,7 @@ import pytest
 import stix2
 from stix2validator import ValidationOptions, validate_instance, validate_string
 
-from security.modules.indicators import IOC_TYPES
+from security.modules.ioc_values import IOC_TYPES
 from security.modules.stix_mapping import (
     EXPORTABLE_IOC_TYPES,
     IndicatorRecord,

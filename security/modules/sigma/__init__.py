@@ -7,12 +7,18 @@ not evaluate is refused at compile time with :class:`SigmaRuleError`.
 
 Modules: :mod:`.events` (field lookup), :mod:`.patterns` (wildcard strings),
 :mod:`.values` (value semantics), :mod:`.conditions` (condition tree),
-:mod:`.rules` (parsing, rule object, batch evaluation).
+:mod:`.compiler` (parsing, rule object, batch evaluation).
 """
 
+from .compiler import (
+    SUPPORTED_MODIFIERS,
+    CompiledSigmaRule,
+    SigmaMatch,
+    compile_sigma_rule,
+    evaluate,
+)
 from .errors import SigmaRuleError
 from .events import FlatEvent, flatten_event, flatten_events
-from .rules import SUPPORTED_MODIFIERS, CompiledSigmaRule, SigmaMatch, compile_sigma_rule, evaluate
 
 __all__ = [
     "SUPPORTED_MODIFIERS",

@@ -18,7 +18,7 @@ from typing import Any
 import stix2
 from stix2.exceptions import STIXError
 
-from security.modules.indicators import InvalidIndicator, normalize_ioc
+from security.modules.ioc_values import InvalidIoc, normalize_ioc
 from security.modules.stix_mapping.objects import tlp_markings_defined_in
 from security.modules.stix_mapping.patterns import (
     UnmappablePattern,
@@ -65,7 +65,7 @@ class ImportResult:
 def _normalized(ioc_type: str, value: str) -> str:
     try:
         return normalize_ioc(ioc_type, value)
-    except InvalidIndicator as error:
+    except InvalidIoc as error:
         raise UnmappablePattern(str(error)) from None
 
 

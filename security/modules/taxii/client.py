@@ -32,7 +32,7 @@ from taxii2client.v21 import Collection, as_pages
 
 from models import TaxiiFeed, db, utcnow
 from security.modules import audit
-from security.modules.indicators import InvalidIndicator
+from security.modules.ioc_values import InvalidIoc
 from security.modules.stix_mapping import parse_bundle
 from security.modules.taxii.stix_exchange import store_imported
 from security.outbound.http import Deadlines, checked_session
@@ -199,7 +199,7 @@ def _poll_pages(feed: TaxiiFeed, result: PollResult) -> None:
 _POLL_FAILURES = (
     OutboundUrlRefused,
     UndecryptableSecret,
-    InvalidIndicator,
+    InvalidIoc,
     requests.RequestException,
     TAXIIServiceException,
     ValueError,

@@ -40,10 +40,10 @@ from flask import current_app
 from sqlalchemy import ColumnElement, Select, and_, delete, false, func, or_, select, true, tuple_
 from sqlalchemy.orm import aliased
 
-from models import Indicator, TaxiiCollection, TaxiiObject, TaxiiStatus, db, utcnow
+from models import Ioc, TaxiiCollection, TaxiiObject, TaxiiStatus, db, utcnow
 from security.errors import Forbidden, Invalid, NotFound, TooLarge
 from security.modules import audit
-from security.modules.indicators import InvalidIndicator
+from security.modules.ioc_values import InvalidIoc
 from security.modules.principals import Principal
 from security.modules.stix_mapping import (
     EXPORTABLE_IOC_TYPES,
@@ -68,8 +68,8 @@ _STORED, _IOC = 0, 1
 _COLLECTION_MARKING_IDS = frozenset(marking.id for marking in TLP_2_MARKINGS.values())
 # STIX object type -> condition on the IOC's type.
 _STIX_TYPE_CONDITIONS: dict[str, Callable[[], Any]] = {
-    "indicator": lambda: Indicator.type != "cve",
-    "vulnerability": lambda: Indicator.type == "cve",
+    "indicator": lambda: Ioc.type != "cve",
+    "vulnerability": lambda: Ioc.type == "cve",
 }
 
 
@@ -160,7 +160,7 @@ class ServedObject:
         )
 
     @classmethod
-    def of_ioc(cls, indicator: Indicator) -> ServedObject:
+    def of_ioc(cls, indicator: Ioc) -> ServedObject:
         stix_type = "vulnerability" if indicator.type == "cve" else "indicator"
         return cls(
             PageKey(indicator.updated_at, _IOC, indicator.id),
@@ -211,7 +211,7 @@ def _stix_uuids(ids: Sequence[str], stix_type: str) -> list[uuid.UUID]:
 
 def _id_condition(ids: Sequence[str]) -> Any:
     conditions = [
-        and_(Indicator.stix_id.in_(uuids), type_condition())
+        and_(Ioc.stix_id.in_(uuids), type_condition())
         for stix_type, type_condition in _STIX_TYPE_CONDITIONS.items()
         if (uuids := _stix_uuids(ids, stix_type))
     ]
@@ -223,17 +223,15 @@ def _collection_iocs(collection: TaxiiCollection) -> Select:
     ioc_types = [
         t for t in (collection.ioc_types or EXPORTABLE_IOC_TYPES) if t in EXPORTABLE_IOC_TYPES
     ]
-    statement = select(Indicator).where(
-        Indicator.tlp.in_(collection.served_tlp_levels),
-        Indicator.confidence >= collection.min_confidence,
-        Indicator.type.in_(ioc_types),
+    statement = select(Ioc).where(
+        Ioc.tlp.in_(collection.served_tlp_levels),
+        Ioc.confidence >= collection.min_confidence,
+        Ioc.type.in_(ioc_types),
     )
     if collection.sources:
-        statement = statement.where(Indicator.source.in_(collection.sources))
+        statement = statement.where(Ioc.source.in_(collection.sources))
     if collection.active_only:
-        statement = statement.where(
-            or_(Indicator.expires_at.is_(None), Indicator.expires_at > utcnow())
-        )
+        statement = statement.where(or_(Ioc.expires_at.is_(None), Ioc.expires_at > utcnow()))
     return statement
 
 
@@ -242,21 +240,21 @@ def _filtered_iocs(collection: TaxiiCollection, query: ObjectQuery) -> Select:
     if query.spec_versions is not None and STIX_SPEC_VERSION not in query.spec_versions:
         return statement.where(false())
     if query.added_after is not None:
-        statement = statement.where(Indicator.updated_at > query.added_after)
+        statement = statement.where(Ioc.updated_at > query.added_after)
     if query.ids is not None:
         statement = statement.where(_id_condition(query.ids))
     if query.types is not None:
         conditions = [_STIX_TYPE_CONDITIONS[t]() for t in query.types if t in _STIX_TYPE_CONDITIONS]
         statement = statement.where(or_(*conditions) if conditions else false())
     if query.exact_versions is not None:
-        statement = statement.where(Indicator.updated_at.in_(query.exact_versions))
+        statement = statement.where(Ioc.updated_at.in_(query.exact_versions))
     if query.next is not None:
         after = query.next
         if after.kind == _STORED:
-            statement = statement.where(Indicator.updated_at >= after.date_added)
+            statement = statement.where(Ioc.updated_at >= after.date_added)
         else:
             statement = statement.where(
-                tuple_(Indicator.updated_at, Indicator.id) > tuple_(after.date_added, after.number)
+                tuple_(Ioc.updated_at, Ioc.id) > tuple_(after.date_added, after.number)
             )
     return statement
 
@@ -392,7 +390,7 @@ class TaxiiBackend:
         stored = _filtered_stored(collection, query).order_by(
             TaxiiObject.date_added, TaxiiObject.id
         )
-        iocs = _filtered_iocs(collection, query).order_by(Indicator.updated_at, Indicator.id)
+        iocs = _filtered_iocs(collection, query).order_by(Ioc.updated_at, Ioc.id)
         candidates = sorted(
             [
                 *map(ServedObject.of_stored, db.session.scalars(stored.limit(size + 1))),
@@ -485,7 +483,7 @@ class TaxiiBackend:
         parsed = parse_bundle({"type": "bundle", "objects": objects})
         try:
             imported = store_imported(parsed, principal, source=f"taxii:{principal.user.username}")
-        except InvalidIndicator as error:
+        except InvalidIoc as error:
             raise TooLarge(f"Too many indicators in one envelope: {error}") from None
         status = TaxiiStatus(
             collection_id=collection.id,
@@ -554,7 +552,7 @@ def _ids_of_iocs(objects: list[Any]) -> set[str]:
     }
     if not uuids:
         return set()
-    found = db.session.scalars(select(Indicator.stix_id).where(Indicator.stix_id.in_(uuids)))
+    found = db.session.scalars(select(Ioc.stix_id).where(Ioc.stix_id.in_(uuids)))
     return {uuids[stix_uuid] for stix_uuid in found}
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import stix2
 
-from models import Indicator
+from models import Ioc
 from security.modules import intel
 from security.modules.principals import Principal
 from security.modules.stix_mapping import (
@@ -32,7 +32,7 @@ from security.modules.stix_mapping import (
 STIX_CACHE_SIZE = 20_000
 
 
-def indicator_record(indicator: Indicator) -> IndicatorRecord:
+def indicator_record(indicator: Ioc) -> IndicatorRecord:
     """The mapping's view of a stored IOC; its version (``modified``) is its update time."""
     return IndicatorRecord(
         ioc_type=indicator.type,
@@ -49,7 +49,7 @@ def indicator_record(indicator: Indicator) -> IndicatorRecord:
     )
 
 
-def is_exportable(indicator: Indicator) -> bool:
+def is_exportable(indicator: Ioc) -> bool:
     """TLP red never leaves the platform; a type without a STIX mapping cannot."""
     return indicator.tlp != "red" and indicator.type in EXPORTABLE_IOC_TYPES
 
@@ -59,7 +59,7 @@ def _serialized(record: IndicatorRecord) -> str:
     return to_stix(record).serialize()
 
 
-def stix_dict(indicator: Indicator) -> dict:
+def stix_dict(indicator: Ioc) -> dict:
     """The IOC's STIX object as JSON data, cached by every exported field.
 
     Building it costs milliseconds (stix2 re-parses the pattern it was given), and TAXII
@@ -69,7 +69,7 @@ def stix_dict(indicator: Indicator) -> dict:
     return json.loads(_serialized(indicator_record(indicator)))
 
 
-def export_bundle(indicators: Iterable[Indicator]) -> stix2.Bundle:
+def export_bundle(indicators: Iterable[Ioc]) -> stix2.Bundle:
     """A bundle of the exportable IOCs among ``indicators`` (TLP red and unmapped left out),
     with the TLP marking definitions they use."""
     return build_bundle(
@@ -123,7 +123,7 @@ def store_imported(
 ) -> StixImport:
     """Add or merge the IOCs of a parsed bundle, in the caller's transaction.
 
-    Raises :class:`~security.modules.indicators.InvalidIndicator` when the bundle holds
+    Raises :class:`~security.modules.ioc_values.InvalidIoc` when the bundle holds
     more IOCs than one bulk call may store.
     """
     outcome = StixImport(failures=dict(parsed.unmapped), skipped=list(parsed.skipped))

@@ -1,14 +1,12 @@
-"""Schemas of the admin views of the security machinery: login blocks and the audit log,
-their list queries and their answers."""
+"""Schemas of the audit log's admin view: its list query and its entries."""
 
 from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from models.vocabulary import BLOCK_SCOPES, OUTCOMES
+from models.vocabulary import OUTCOMES
 from schemas.common import (
     PageQuerySchema,
-    QueryBoolean,
     ResponseSchema,
     identifier,
     one_of,
@@ -20,13 +18,6 @@ from schemas.common import (
 )
 
 
-class BlockListQuerySchema(PageQuerySchema):
-    include_inactive = QueryBoolean(
-        load_default=False,
-        metadata={"description": "also list lifted and expired blocks"},
-    )
-
-
 class AuditQuerySchema(PageQuerySchema):
     action = trimmed_string(max_length=64, metadata={"description": "e.g. auth.login"})
     actor = trimmed_string(max_length=64, metadata={"description": "username, any case"})
@@ -36,20 +27,6 @@ class AuditQuerySchema(PageQuerySchema):
     since = utc_datetime(metadata={"description": "entries at or after this time"})
     until = utc_datetime(metadata={"description": "entries before this time"})
     ranges = (("since", "until"),)
-
-
-# --- responses ----------------------------------------------------------------------------
-
-
-class AuthBlockSchema(ResponseSchema):
-    id = identifier()
-    scope = one_of(BLOCK_SCOPES)
-    subject = text()
-    reason = text()
-    failure_count = fields.Integer(required=True)
-    created_at = timestamp()
-    blocked_until = timestamp()
-    lifted_at = timestamp(nullable=True)
 
 
 class AuditEntrySchema(ResponseSchema):
@@ -66,5 +43,4 @@ class AuditEntrySchema(ResponseSchema):
     details = fields.Dict(keys=fields.String(), required=True)
 
 
-AuthBlockPageSchema = page_of(AuthBlockSchema, "AuthBlockPageSchema")
 AuditPageSchema = page_of(AuditEntrySchema, "AuditPageSchema")

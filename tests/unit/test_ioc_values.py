@@ -4,10 +4,10 @@ import re
 
 import pytest
 
-from security.modules.indicators import (
+from security.modules.ioc_values import (
     IOC_TYPES,
     TLD_LIST_PATH,
-    InvalidIndicator,
+    InvalidIoc,
     detect_ioc_type,
     known_tlds,
     normalize_ioc,
@@ -32,7 +32,7 @@ def test_ioc_types_are_the_design_vocabulary():
 
 
 def test_invalid_indicator_is_a_value_error():
-    assert issubclass(InvalidIndicator, ValueError)
+    assert issubclass(InvalidIoc, ValueError)
 
 
 @pytest.mark.parametrize(
@@ -100,27 +100,27 @@ def test_detect_ioc_type_names_the_type(value, ioc_type):
     ],
 )
 def test_detect_ioc_type_rejects_a_value_of_no_type_with_the_reason(value, reason):
-    with pytest.raises(InvalidIndicator, match=re.escape(reason)):
+    with pytest.raises(InvalidIoc, match=re.escape(reason)):
         detect_ioc_type(value)
 
 
 def test_unknown_type_is_rejected_listing_the_types():
-    with pytest.raises(InvalidIndicator, match="expected one of ipv4, ipv6"):
+    with pytest.raises(InvalidIoc, match="expected one of ipv4, ipv6"):
         normalize_ioc("hostname", "evil.com")
 
 
 def test_non_string_value_is_rejected():
-    with pytest.raises(InvalidIndicator, match="must be a string"):
+    with pytest.raises(InvalidIoc, match="must be a string"):
         normalize_ioc("ipv4", 16909060)
 
 
 def test_empty_value_is_rejected():
-    with pytest.raises(InvalidIndicator, match="cannot be empty"):
+    with pytest.raises(InvalidIoc, match="cannot be empty"):
         normalize_ioc("domain", "   ")
 
 
 def test_overlong_value_is_rejected():
-    with pytest.raises(InvalidIndicator, match="at most 4096"):
+    with pytest.raises(InvalidIoc, match="at most 4096"):
         normalize_ioc("url", "http://evil.com/" + "a" * 5000)
 
 
@@ -141,18 +141,18 @@ def test_punycode_tld_is_known():
 
 
 def test_domain_with_unknown_tld_is_rejected():
-    with pytest.raises(InvalidIndicator, match="'local' is not a top-level domain"):
+    with pytest.raises(InvalidIoc, match="'local' is not a top-level domain"):
         normalize_ioc("domain", "db01.corp.local")
 
 
 def test_domain_with_one_label_is_rejected():
-    with pytest.raises(InvalidIndicator, match="at least two labels"):
+    with pytest.raises(InvalidIoc, match="at least two labels"):
         normalize_ioc("domain", "com")
 
 
 @pytest.mark.parametrize("label", ["_dmarc", "-evil", "evil-", "a" * 64, ""])
 def test_domain_label_outside_letters_digits_and_inner_hyphens_is_rejected(label):
-    with pytest.raises(InvalidIndicator, match="must be 1-63 letters"):
+    with pytest.raises(InvalidIoc, match="must be 1-63 letters"):
         normalize_ioc("domain", f"{label}.example.com")
 
 
@@ -193,22 +193,22 @@ def test_url_ipv6_host_is_compressed():
 
 
 def test_url_with_other_scheme_is_rejected():
-    with pytest.raises(InvalidIndicator, match="scheme must be one of"):
+    with pytest.raises(InvalidIoc, match="scheme must be one of"):
         normalize_ioc("url", "javascript://evil.com/")
 
 
 def test_url_host_needs_a_known_tld():
-    with pytest.raises(InvalidIndicator, match="'lan' is not a top-level domain"):
+    with pytest.raises(InvalidIoc, match="'lan' is not a top-level domain"):
         normalize_ioc("url", "http://build.internal.lan/")
 
 
 def test_url_with_whitespace_is_rejected():
-    with pytest.raises(InvalidIndicator, match="contains whitespace"):
+    with pytest.raises(InvalidIoc, match="contains whitespace"):
         normalize_ioc("url", "http://evil.com/a b")
 
 
 def test_url_with_bad_port_is_rejected():
-    with pytest.raises(InvalidIndicator, match="Port out of range"):
+    with pytest.raises(InvalidIoc, match="Port out of range"):
         normalize_ioc("url", "http://evil.com:99999/")
 
 
@@ -221,12 +221,12 @@ def test_defanged_email_is_refanged():
 
 
 def test_email_with_invalid_domain_is_rejected():
-    with pytest.raises(InvalidIndicator, match="domain 'localhost' is not a valid domain"):
+    with pytest.raises(InvalidIoc, match="domain 'localhost' is not a valid domain"):
         normalize_ioc("email", "root@localhost")
 
 
 def test_email_with_invalid_local_part_is_rejected():
-    with pytest.raises(InvalidIndicator, match="not a valid mailbox name"):
+    with pytest.raises(InvalidIoc, match="not a valid mailbox name"):
         normalize_ioc("email", "john..doe@evil.com")
 
 
@@ -238,12 +238,12 @@ def test_hash_is_lower_cased(ioc_type, length):
 
 
 def test_hash_of_another_length_is_rejected():
-    with pytest.raises(InvalidIndicator, match="exactly 64 hexadecimal"):
+    with pytest.raises(InvalidIoc, match="exactly 64 hexadecimal"):
         normalize_ioc("sha256", "d41d8cd98f00b204e9800998ecf8427e")
 
 
 def test_hash_with_non_hex_character_is_rejected():
-    with pytest.raises(InvalidIndicator, match="exactly 32 hexadecimal"):
+    with pytest.raises(InvalidIoc, match="exactly 32 hexadecimal"):
         normalize_ioc("md5", "g41d8cd98f00b204e9800998ecf8427e")
 
 
@@ -253,12 +253,12 @@ def test_cve_is_upper_cased():
 
 @pytest.mark.parametrize("value", ["CVE-2024-123", "CVE-24-1234", "CVE 2024 1234"])
 def test_malformed_cve_is_rejected(value):
-    with pytest.raises(InvalidIndicator, match="must look like CVE-2024-1234"):
+    with pytest.raises(InvalidIoc, match="must look like CVE-2024-1234"):
         normalize_ioc("cve", value)
 
 
 def test_cve_before_1999_is_rejected():
-    with pytest.raises(InvalidIndicator, match="start at 1999"):
+    with pytest.raises(InvalidIoc, match="start at 1999"):
         normalize_ioc("cve", "CVE-1998-0001")
 
 
@@ -272,13 +272,13 @@ def test_cidr_is_canonical(value, canonical):
 
 def test_cidr_with_host_bits_is_rejected_naming_the_network():
     with pytest.raises(
-        InvalidIndicator, match=re.escape("host bits are set; the network is 10.1.2.0/24")
+        InvalidIoc, match=re.escape("host bits are set; the network is 10.1.2.0/24")
     ):
         normalize_ioc("cidr", "10.1.2.3/24")
 
 
 def test_cidr_without_prefix_is_rejected():
-    with pytest.raises(InvalidIndicator, match="needs a /prefix"):
+    with pytest.raises(InvalidIoc, match="needs a /prefix"):
         normalize_ioc("cidr", "10.0.0.0")
 
 
@@ -288,7 +288,7 @@ def test_defanged_ipv4_is_refanged():
 
 @pytest.mark.parametrize("value", ["010.1.2.3", "256.1.2.3", "1.2.3", "1.2.3.4:80"])
 def test_invalid_ipv4_is_rejected(value):
-    with pytest.raises(InvalidIndicator, match="not a valid ipv4"):
+    with pytest.raises(InvalidIoc, match="not a valid ipv4"):
         normalize_ioc("ipv4", value)
 
 
@@ -297,7 +297,7 @@ def test_ipv4_mapped_address_is_normalised_as_ipv4():
 
 
 def test_ipv4_mapped_address_is_refused_as_ipv6():
-    with pytest.raises(InvalidIndicator, match=re.escape("store it as ipv4 1.2.3.4")):
+    with pytest.raises(InvalidIoc, match=re.escape("store it as ipv4 1.2.3.4")):
         normalize_ioc("ipv6", "::ffff:1.2.3.4")
 
 
@@ -312,7 +312,7 @@ def test_ipv6_zone_is_dropped():
 
 
 def test_invalid_ipv6_is_rejected():
-    with pytest.raises(InvalidIndicator, match="not a valid ipv6"):
+    with pytest.raises(InvalidIoc, match="not a valid ipv6"):
         normalize_ioc("ipv6", "2001:db8::1::2")
 
 

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import func, select, text
 
 from auth import Principal, permissions_for_role
-from models import Indicator, User, db, utcnow
-from schemas.intel import IocBulkResultSchema, IocCheckSchema, IocSchema
+from models import Ioc, User, db, utcnow
+from schemas.iocs import IocBulkResultSchema, IocCheckSchema, IocSchema
 from security.modules import intel, ioc_upsert
-from security.modules.indicators import InvalidIndicator
+from security.modules.ioc_values import InvalidIoc
 from tests.helpers import create_user_row
 
 
@@ -28,10 +28,8 @@ def principal_for(app, username: str, role: str) -> Principal:
     return Principal(user, permissions_for_role(role), "token", 0)
 
 
-def stored(ioc_type: str, value: str) -> Indicator | None:
-    return db.session.scalars(
-        select(Indicator).where(Indicator.type == ioc_type, Indicator.value == value)
-    ).first()
+def stored(ioc_type: str, value: str) -> Ioc | None:
+    return db.session.scalars(select(Ioc).where(Ioc.type == ioc_type, Ioc.value == value)).first()
 
 
 def test_address_inside_a_stored_network_is_known_bad(ctx):
@@ -81,7 +79,7 @@ def test_reporting_a_known_value_merges_into_the_stored_ioc(ctx):
     first = intel.add_ioc("domain", "evil.example.com", "feed-a", 40, tags=["c2"], tlp="green")
     again = intel.add_ioc("domain", "EVIL.example.com", "feed-b", 90, tags=["apt"], tlp="amber")
     assert again.id == first.id
-    assert db.session.scalar(select(func.count()).select_from(Indicator)) == 1
+    assert db.session.scalar(select(func.count()).select_from(Ioc)) == 1
     assert (again.confidence, again.tags, again.tlp) == (90, ["apt", "c2"], "amber")
     assert (again.source, again.version) == ("feed-a", 2)
 
@@ -100,7 +98,7 @@ def test_stix_id_stays_the_same_across_merges(ctx):
 
 
 def test_invalid_value_is_refused_with_the_reason(ctx):
-    with pytest.raises(InvalidIndicator, match="host bits"):
+    with pytest.raises(InvalidIoc, match="host bits"):
         intel.add_ioc("cidr", "10.1.2.3/8", "feed", 50)
 
 
@@ -123,7 +121,7 @@ def test_bulk_import_merges_duplicates_within_one_call_via_copy(ctx):
     assert body["results"][5]["id"] == body["results"][600]["id"]
     merged = stored("ipv4", "198.51.0.5")
     assert (merged.confidence, merged.tags, merged.source) == (99, ["dup"], "feed")
-    assert db.session.scalar(select(func.count()).select_from(Indicator)) == 600
+    assert db.session.scalar(select(func.count()).select_from(Ioc)) == 600
 
 
 def test_bulk_import_hands_the_gil_over_promptly_and_restores_the_interval(ctx):
@@ -204,12 +202,12 @@ def test_bulk_reimport_of_unchanged_values_reports_merged_and_leaves_rows_alone(
     seen = utcnow() - timedelta(days=1)
     items = [{"value": f"172.16.0.{i}", "first_seen": seen, "last_seen": seen} for i in range(5)]
     first = IocBulkResultSchema().dump(intel.bulk_add_iocs(items))
-    versions = dict(db.session.execute(select(Indicator.id, Indicator.updated_at)).all())
+    versions = dict(db.session.execute(select(Ioc.id, Ioc.updated_at)).all())
     second = IocBulkResultSchema().dump(intel.bulk_add_iocs(items))
     assert (second["created"], second["merged"]) == (0, 5)
     assert [entry["id"] for entry in second["results"]] == [e["id"] for e in first["results"]]
     db.session.expire_all()
-    assert dict(db.session.execute(select(Indicator.id, Indicator.updated_at)).all()) == versions
+    assert dict(db.session.execute(select(Ioc.id, Ioc.updated_at)).all()) == versions
 
 
 def test_merge_that_changes_a_value_bumps_version_and_updated_at(ctx):
@@ -306,7 +304,7 @@ def test_every_part_of_a_text_search_is_planned_on_an_index(ctx, query, indexes)
 
 
 def test_bulk_import_over_the_limit_is_refused(ctx):
-    with pytest.raises(InvalidIndicator, match="at most 10000"):
+    with pytest.raises(InvalidIoc, match="at most 10000"):
         intel.bulk_add_iocs([{"value": "192.0.2.1"}] * (intel.MAX_BULK_ITEMS + 1))
 
 
@@ -365,7 +363,7 @@ def test_search_treats_like_wildcards_literally(ctx):
 
 
 def test_tags_must_be_a_list_of_strings(ctx):
-    with pytest.raises(InvalidIndicator, match="list of strings"):
+    with pytest.raises(InvalidIoc, match="list of strings"):
         intel.add_ioc("domain", "evil.example.com", "feed", 50, tags="c2")
     result = intel.bulk_add_iocs([{"value": "evil.example.com", "tags": [1]}])
     body = IocBulkResultSchema().dump(result)

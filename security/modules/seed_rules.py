@@ -3,11 +3,11 @@
 Lives here: validating the seed form (strictly: an unknown key is an error naming it),
 finding indicator values in flattened events, the one IOC-store query per batch, and the
 detector that says whether an event matches. Not here: Sigma rules, storing rules,
-alerts (see :mod:`security.modules.rules`).
+alerts (see :mod:`security.modules.detection`).
 
 The seed form, under ``detection['ioc']``:
 
-* ``type``: an IOC type (:data:`~security.modules.indicators.IOC_TYPES`), or ``ip``
+* ``type``: an IOC type (:data:`~security.modules.ioc_values.IOC_TYPES`), or ``ip``
   (IPv4 or IPv6) or ``hash`` (md5, sha1, sha256 or sha512).
 * exactly one of
 
@@ -20,7 +20,7 @@ The seed form, under ``detection['ioc']``:
     containing the event's address counts too.
 
 Events are searched field by field: every string leaf whose whole value is an
-indicator (as :func:`~security.modules.indicators.detect_ioc_type` sees it) is a
+indicator (as :func:`~security.modules.ioc_values.detect_ioc_type` sees it) is a
 candidate, whatever the field is called. Text that merely *contains* an indicator (a
 command line) is not a candidate: that is what Sigma's ``contains`` is for.
 """
@@ -37,12 +37,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
-from models import Indicator, db
+from models import Ioc, db
 from security.errors import Invalid
-from security.modules.indicators import (
+from security.modules.ioc_values import (
     HASH_TYPES_BY_LENGTH,
     IOC_TYPES,
-    InvalidIndicator,
+    InvalidIoc,
     detect_ioc_type,
     normalize_ioc,
 )
@@ -50,7 +50,7 @@ from security.modules.ioc_visibility import EVERY_READER, visibility_condition
 from security.modules.sigma.events import ALL_VALUES
 
 if TYPE_CHECKING:
-    from security.modules.rules import EventBatch
+    from security.modules.detection import EventBatch
 
 ADDRESS_FAMILIES = {"ip": ("ipv4", "ipv6"), "ipv4": ("ipv4",), "ipv6": ("ipv6",)}
 ADDRESS_FAMILIES["cidr"] = ADDRESS_FAMILIES["ip"]
@@ -74,7 +74,7 @@ _STORED_ADDRESS_TYPES = {
 # Alerts (and the incidents they open) are read by the whole team, whoever owns the rule:
 # only IOCs every reader may see count, so no TLP red value reaches an alert this way.
 _SEEN_BY_EVERY_READER = str(
-    visibility_condition(EVERY_READER, Indicator.__table__.alias("i")).compile(
+    visibility_condition(EVERY_READER, Ioc.__table__.alias("i")).compile(
         dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
     )
 )
@@ -230,9 +230,9 @@ def _networks(
         try:
             value_type = detect_ioc_type(value)
             if value_type not in {"ipv4", "ipv6", "cidr"}:
-                raise InvalidIndicator("not an address or a network")
+                raise InvalidIoc("not an address or a network")
             network = ipaddress.ip_network(normalize_ioc(value_type, value))
-        except InvalidIndicator as error:
+        except InvalidIoc as error:
             raise InvalidIocDetection(f"detection.ioc.value {value!r}: {error}") from None
         if f"ipv{network.version}" not in families:
             raise InvalidIocDetection(
@@ -248,9 +248,9 @@ def _exact_values(rule_type: str, values: Sequence[str]) -> frozenset[str]:
         try:
             value_type = detect_ioc_type(value) if rule_type == "hash" else rule_type
             if value_type not in _candidate_types(rule_type):
-                raise InvalidIndicator(f"not a {rule_type}")
+                raise InvalidIoc(f"not a {rule_type}")
             normalized.add(normalize_ioc(value_type, value))
-        except InvalidIndicator as error:
+        except InvalidIoc as error:
             raise InvalidIocDetection(f"detection.ioc.value {value!r}: {error}") from None
     return frozenset(normalized)
 
@@ -284,7 +284,7 @@ def _as_candidate(value: str) -> Candidate | None:
     try:
         ioc_type = detect_ioc_type(value)
         return ioc_type, normalize_ioc(ioc_type, value)
-    except InvalidIndicator:
+    except InvalidIoc:
         return None
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from schemas.intel import BulkItemLoader, IocItemSchema
+from schemas.iocs import BulkItemLoader, IocItemSchema
 from security.modules.intel import RejectedItem
 
 # Values for each field, valid and not: wrong types, bounds, bool-as-int, None, dates.

@@ -1,6 +1,6 @@
 """The IOC store's tables: indicators (``iocs``) and their links to incidents.
 
-An IOC's value is stored already normalised (``security.modules.indicators`` decides the
+An IOC's value is stored already normalised (``security.modules.ioc_values`` decides the
 canonical form; this module does not), in one shared record per type and value (and one
 per user that record is hidden from). IP, IPv6 and CIDR values are also kept in an
 ``inet`` column; the networks among them have a GiST ``inet_ops`` index, so "which stored
@@ -68,7 +68,7 @@ HAS_DESCRIPTION_SQL = "description <> ''"
 TRIGRAM_PENDING_LIST_KB = 32 * 1024
 
 
-class Indicator(Model):
+class Ioc(Model):
     """One indicator of compromise. ``version`` counts edits of the analyst-set fields;
     sightings (``sighting_count``, ``last_sighted_at``) are observations, not edits."""
 
@@ -164,7 +164,7 @@ class Indicator(Model):
         self.updated_at = now or utcnow()
 
 
-class IncidentIndicator(Model):
+class IncidentIoc(Model):
     """An IOC observed in, or relevant to, an incident."""
 
     __tablename__ = "incident_iocs"
@@ -178,4 +178,4 @@ class IncidentIndicator(Model):
     linked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     linked_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    indicator: Mapped[Indicator] = relationship(lazy="joined")
+    indicator: Mapped[Ioc] = relationship(lazy="joined")

@@ -1,7 +1,7 @@
 """``/iocs``: the IOC store over HTTP, and ``/incidents/<id>/iocs`` links.
 
 Thin edge over :mod:`security.modules.intel`: validate, call one operation, commit, answer.
-An indicator the engine refuses (``InvalidIndicator``, a ``security.errors.Invalid``) is a
+An indicator the engine refuses (``InvalidIoc``, a ``security.errors.Invalid``) is a
 422 naming the reason, by the table in ``errors.py``.
 """
 
@@ -12,13 +12,12 @@ from typing import Any
 from flask_restful import Resource
 
 import idempotency
-import incident_service
 from auth import authorize
-from models import Indicator, db
+from models import Ioc, db
 from resources.common import ensure_version_matches, load_json, load_query
 from resources.openapi import Operation
 from resources.responding import page_response, respond
-from schemas.intel import (
+from schemas.iocs import (
     BulkItemLoader,
     IncidentIocLinkResultSchema,
     IncidentIocLinkSchema,
@@ -37,14 +36,14 @@ from schemas.intel import (
     IocSchema,
     IocUpdateSchema,
 )
-from security.modules import intel
+from security.modules import incidents, intel
 from security.modules.gc_pause import garbage_collection_paused
 
 # Bulk imports carry up to 10,000 IOCs; at a few hundred bytes each that needs more than
 # the default 1 MiB body cap, so this endpoint (only) allows 16 MiB.
 BULK_MAX_CONTENT_LENGTH = 16 * 1024 * 1024
 ITEM_DEFAULT_FIELDS = ("source", "confidence", "tlp", "tags")
-IOC_CREATION = idempotency.Creation("iocs.create", Indicator)
+IOC_CREATION = idempotency.Creation("iocs.create", Ioc)
 
 
 class IocList(Resource):
@@ -70,7 +69,7 @@ class IocList(Resource):
         principal = authorize("iocs:read")
         query = load_query(IocListQuerySchema())
         statement = intel.search_statement(principal, query)
-        return page_response(statement, Indicator.created_at, Indicator.id, query)
+        return page_response(statement, Ioc.created_at, Ioc.id, query)
 
     def post(self):
         principal = authorize("iocs:write")
@@ -200,7 +199,7 @@ class IocExtract(Resource):
         if data["save"]:
             principal = authorize("iocs:write")
         if "incident_id" in data:
-            incident = incident_service.get_visible_incident(principal, data["incident_id"])
+            incident = incidents.get_visible_incident(principal, data["incident_id"])
         defaults = {name: data[name] for name in ITEM_DEFAULT_FIELDS if name in data}
         defaults.setdefault("source", "extraction")
         body = intel.extract_and_check(
@@ -236,13 +235,13 @@ class IncidentIocs(Resource):
 
     def get(self, incident_id: int):
         principal = authorize("iocs:read")
-        incident = incident_service.get_visible_incident(principal, incident_id)
+        incident = incidents.get_visible_incident(principal, incident_id)
         return respond(_incident_iocs_body(incident, principal))
 
     def post(self, incident_id: int):
         principal = authorize("iocs:write")
         data = load_json(IncidentIocLinkSchema())
-        incident = incident_service.get_visible_incident(principal, incident_id)
+        incident = incidents.get_visible_incident(principal, incident_id)
         linked = intel.link_iocs(incident, data["ioc_ids"], principal)
         db.session.commit()
         return respond(_incident_iocs_body(incident, principal, linked=linked))

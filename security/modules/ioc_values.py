@@ -1,6 +1,6 @@
 """The IOC vocabulary and the one place an indicator's canonical form is decided.
 
-Lives here: the type vocabulary (:data:`IOC_TYPES`), :class:`InvalidIndicator`,
+Lives here: the type vocabulary (:data:`IOC_TYPES`), :class:`InvalidIoc`,
 :func:`refang`, :func:`detect_ioc_type` and :func:`normalize_ioc`, plus the regular
 expression fragments for defanged punctuation, shared with the extractor so that what
 the extractor recognises and what :func:`refang` undoes cannot drift apart.
@@ -108,7 +108,7 @@ _IPV6_CHARACTERS = _HEX_DIGITS | {":", "."}
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "ftps": 990, "sftp": 22}
 
 
-class InvalidIndicator(Invalid, ValueError):
+class InvalidIoc(Invalid, ValueError):
     """A value that is not a valid indicator of the type asked for (or of any type);
     ``field`` names the input at fault (the value, unless said otherwise)."""
 
@@ -150,9 +150,9 @@ def refang(text: str) -> str:
     return _REFANG.sub(_refang_token, text)
 
 
-def _fail(ioc_type: str, value: str, reason: str) -> InvalidIndicator:
+def _fail(ioc_type: str, value: str, reason: str) -> InvalidIoc:
     shown = value if len(value) <= 80 else value[:77] + "..."
-    return InvalidIndicator(f"{shown!r} is not a valid {ioc_type}: {reason}")
+    return InvalidIoc(f"{shown!r} is not a valid {ioc_type}: {reason}")
 
 
 def _to_ascii_host(value: str) -> str:
@@ -235,7 +235,7 @@ def _normalize_host(host: str, value: str) -> str:
         return _normalize_ipv4(host)
     try:
         return _normalize_domain(host)
-    except InvalidIndicator as error:
+    except InvalidIoc as error:
         raise _fail("url", value, f"host {error}") from None
 
 
@@ -270,7 +270,7 @@ def _normalize_email(value: str) -> str:
         raise _fail("email", value, f"local part {local_part!r} is not a valid mailbox name")
     try:
         return f"{local_part}@{_normalize_domain(domain)}"
-    except InvalidIndicator as error:
+    except InvalidIoc as error:
         raise _fail("email", value, f"domain {error}") from None
 
 
@@ -307,12 +307,12 @@ _NORMALIZERS = {
 
 def _prepare(value: str) -> str:
     if not isinstance(value, str):
-        raise InvalidIndicator(f"an indicator must be a string, not {type(value).__name__}")
+        raise InvalidIoc(f"an indicator must be a string, not {type(value).__name__}")
     text = refang(value.strip())
     if not text:
-        raise InvalidIndicator("an indicator cannot be empty")
+        raise InvalidIoc("an indicator cannot be empty")
     if len(text) > MAX_VALUE_LENGTH:
-        raise InvalidIndicator(f"an indicator is at most {MAX_VALUE_LENGTH} characters long")
+        raise InvalidIoc(f"an indicator is at most {MAX_VALUE_LENGTH} characters long")
     return text
 
 
@@ -338,7 +338,7 @@ _ALREADY_CANONICAL: dict[str, Callable[[str], bool]] = {
 def normalize_ioc(ioc_type: str, value: str) -> str:
     """Return ``value`` in the canonical form of ``ioc_type`` (see the module docstring).
 
-    Raises :class:`InvalidIndicator` naming the reason when the value is not a valid
+    Raises :class:`InvalidIoc` naming the reason when the value is not a valid
     indicator of that type, or when the type is not one of :data:`IOC_TYPES`.
     """
     is_canonical = _ALREADY_CANONICAL.get(ioc_type)
@@ -346,9 +346,7 @@ def normalize_ioc(ioc_type: str, value: str) -> str:
         return value
     normalizer = _NORMALIZERS.get(ioc_type)
     if normalizer is None:
-        raise InvalidIndicator(
-            f"{ioc_type!r} is not an IOC type; expected one of {', '.join(IOC_TYPES)}"
-        )
+        raise InvalidIoc(f"{ioc_type!r} is not an IOC type; expected one of {', '.join(IOC_TYPES)}")
     return normalizer(_prepare(value))
 
 
@@ -364,7 +362,7 @@ def _shape_of(text: str) -> str:
         return "cidr"
     if _HEX_DIGITS.issuperset(text) and not text.isdigit():
         if len(text) not in HASH_TYPES_BY_LENGTH:
-            raise InvalidIndicator(
+            raise InvalidIoc(
                 f"{text!r} is hexadecimal but {len(text)} characters long, "
                 "not the length of an md5, sha1, sha256 or sha512 hash"
             )
@@ -382,7 +380,7 @@ def detect_ioc_type(value: str) -> str:
 
     The type comes from the value's shape and is then validated, so a value that looks
     like a type but is not a valid one (``10.1.2.3/24``, ``evil.notatld``) raises
-    :class:`InvalidIndicator` with the reason rather than being given another type.
+    :class:`InvalidIoc` with the reason rather than being given another type.
     """
     text = _prepare(value)
     ioc_type = _shape_of(text)

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import random
 
-from security.modules import indicators
-from security.modules.indicators import InvalidIndicator, normalize_ioc
+from security.modules import ioc_values
+from security.modules.ioc_values import InvalidIoc, normalize_ioc
 
 
 def full_path(ioc_type: str, value: str) -> tuple[str, str]:
     """The normalisation without the shortcut: prepare (strip, refang, limits), then parse."""
     try:
-        return "ok", indicators._NORMALIZERS[ioc_type](indicators._prepare(value))
-    except InvalidIndicator as error:
+        return "ok", ioc_values._NORMALIZERS[ioc_type](ioc_values._prepare(value))
+    except InvalidIoc as error:
         return "invalid", str(error)
 
 
 def with_shortcut(ioc_type: str, value: str) -> tuple[str, str]:
     try:
         return "ok", normalize_ioc(ioc_type, value)
-    except InvalidIndicator as error:
+    except InvalidIoc as error:
         return "invalid", str(error)
 
 

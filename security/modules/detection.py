@@ -4,7 +4,7 @@ evaluate a batch of events against all of them in one pass.
 Lives here: validating a rule into a :class:`RuleDefinition`, creating/editing/deleting
 the stored :class:`~models.DetectionRule`, the per-process cache of compiled detectors,
 and :func:`evaluate`. Not here: the Sigma engine (:mod:`security.modules.sigma`), the
-seed form (:mod:`security.modules.ioc_rules`), alerts and grouping
+seed form (:mod:`security.modules.seed_rules`), alerts and grouping
 (:mod:`security.modules.alerts`), HTTP.
 
 Both kinds of rule compile into a *detector* with one interface (:class:`Detector`), so a
@@ -36,14 +36,14 @@ from models import DetectionRule, db, utcnow
 from models.vocabulary import RULE_KINDS, SEVERITIES
 from security.errors import Invalid
 from security.events import EventType, actor_of, emit
-from security.modules.ioc_rules import (
+from security.modules.principals import Principal
+from security.modules.seed_rules import (
     Candidate,
     InvalidIocDetection,
     compile_ioc_detection,
     find_candidates,
     stored_confidences,
 )
-from security.modules.principals import Principal
 from security.modules.sigma import (
     CompiledSigmaRule,
     FlatEvent,
@@ -259,7 +259,7 @@ def check_severity(severity: Any) -> str:
 def seed_definition(
     name: str, description: str, detection: Any, severity: str | None
 ) -> RuleDefinition:
-    """Validate a seed-form rule (see :mod:`security.modules.ioc_rules`)."""
+    """Validate a seed-form rule (see :mod:`security.modules.seed_rules`)."""
     with _refused_in("detection"):
         try:
             compile_ioc_detection(detection)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from models import Indicator, db
+from models import Ioc, db
 
 
 def _stored(app) -> list[tuple[str, str]]:
     with app.app_context():
-        return sorted((i.type, i.value) for i in db.session.scalars(select(Indicator)).unique())
+        return sorted((i.type, i.value) for i in db.session.scalars(select(Ioc)).unique())
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 """Schemas for the IOC store: what a client may send, and the exact shape of each answer.
 
 Request schemas check shape and ranges; whether a value is a valid indicator, and its
-canonical form, is decided by ``security.modules.indicators`` (a 422 naming the reason).
-Response schemas are the shape of every answer: resources dump an ``Indicator`` and the
+canonical form, is decided by ``security.modules.ioc_values`` (a 422 naming the reason).
+Response schemas are the shape of every answer: resources dump an ``Ioc`` and the
 ``security.modules.intel`` results through them, and the OpenAPI document declares them.
 """
 
@@ -43,13 +43,13 @@ from schemas.common import (
     username_of,
     utc_datetime,
 )
-from security.modules.indicators import IOC_TYPES, MAX_VALUE_LENGTH
 from security.modules.intel import (
     MAX_BULK_ITEMS,
     MAX_TAG_LENGTH,
     MAX_TAGS,
     RejectedItem,
 )
+from security.modules.ioc_values import IOC_TYPES, MAX_VALUE_LENGTH
 
 DESCRIPTION_MAX = 20_000
 MAX_CHECK_VALUES = 1_000

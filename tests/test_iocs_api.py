@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from models import AuditEntry, IncidentIndicator, Indicator, db
+from models import AuditEntry, IncidentIoc, Ioc, db
 from tests.helpers import make_user
 
 
@@ -26,7 +26,7 @@ def create_incident(user, **fields) -> int:
 
 def count_iocs(app) -> int:
     with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(Indicator))
+        return db.session.scalar(select(func.count()).select_from(Ioc))
 
 
 def test_check_finds_the_stored_network_that_contains_an_address(analyst):
@@ -75,7 +75,7 @@ def test_retry_with_the_same_idempotency_key_replays_the_first_answer(app, analy
     assert second.headers["Idempotent-Replayed"] == "true"
     assert second.get_json() == first.get_json()
     with app.app_context():
-        assert db.session.get(Indicator, first.get_json()["id"]).version == 1
+        assert db.session.get(Ioc, first.get_json()["id"]).version == 1
 
 
 def test_replayed_ioc_create_answers_with_the_first_etag_and_location(analyst):
@@ -282,7 +282,7 @@ def test_link_iocs_to_an_incident_and_list_them(app, analyst):
         second["id"],
     }
     with app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(IncidentIndicator)) == 2
+        assert db.session.scalar(select(func.count()).select_from(IncidentIoc)) == 2
 
 
 def test_linking_an_unknown_ioc_is_422_and_links_nothing(app, analyst):
@@ -294,7 +294,7 @@ def test_linking_an_unknown_ioc_is_422_and_links_nothing(app, analyst):
     assert response.status_code == 422
     assert response.get_json()["missing_ioc_ids"] == [999999]
     with app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(IncidentIndicator)) == 0
+        assert db.session.scalar(select(func.count()).select_from(IncidentIoc)) == 0
 
 
 def test_iocs_of_a_hidden_incident_are_404(app, client, analyst):
