@@ -153,7 +153,7 @@ def create_admin_command(username: str, password_stdin: bool) -> None:
 def _create_admin(username: str, password_stdin: bool) -> None:
     from schemas.auth import RegisterSchema
     from security.errors import Conflict
-    from security.events import Actor, EventType, emit
+    from security.events import CLI, EventType, emit
     from security.modules.users import (
         create_user,
         password_policy_violations,
@@ -182,7 +182,7 @@ def _create_admin(username: str, password_stdin: bool) -> None:
         EventType.USER_CREATED,
         user.id,
         {"username": user.username, "role": "admin", "via": "create-admin"},
-        actor=Actor(None, "cli"),
+        actor=CLI,
     )
     db.session.commit()
     click.echo(f"created admin {user.username!r} (id {user.id})")

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from errors import ApiError
 from models import AuthToken, User, db, utcnow
+from security.events import Actor, EventType, actor_of, emit
 from security.modules import audit, blocks
 from security.modules.principals import (
     LAST_USED_RESOLUTION,
@@ -61,7 +62,8 @@ def verify_login(username: str, password: str, ip: str, *, action: str = "auth.l
 
 
 def issue_token(user: User, ip: str | None) -> tuple[str, AuthToken]:
-    """Create a bearer token; the raw value is returned once and never stored."""
+    """Create a bearer token (a session: an event); the raw value is returned once and
+    never stored."""
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
     token = AuthToken(
@@ -72,6 +74,8 @@ def issue_token(user: User, ip: str | None) -> tuple[str, AuthToken]:
         created_ip=ip,
     )
     db.session.add(token)
+    db.session.flush()
+    emit(EventType.SESSION_CREATED, token.id, actor=Actor(user.id, user.username))
     return raw, token
 
 
@@ -132,8 +136,14 @@ def authorize(permission: str) -> Principal:
     return principal
 
 
-def revoke_token(principal: Principal) -> None:
-    """End the login token the request came with (API keys are revoked via their own API)."""
+def revoke_token(principal: Principal) -> bool:
+    """End the login token the request came with (an event); False when the request came
+    with an API key, which a logout leaves valid (keys are revoked via their own API)."""
+    if principal.credential_type != "token":
+        return False
     token = db.session.get(AuthToken, principal.credential_id)
-    if principal.credential_type == "token" and token is not None and token.revoked_at is None:
-        token.revoked_at = utcnow()
+    if token is None or token.revoked_at is not None:
+        return False
+    token.revoked_at = utcnow()
+    emit(EventType.SESSION_REVOKED, token.id, actor=actor_of(principal))
+    return True

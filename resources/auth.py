@@ -39,7 +39,6 @@ class Login(Resource):
         user = auth.verify_login(data["username"], data["password"], ip)
         raw_token, token = auth.issue_token(user, ip)
         user.last_login_at = utcnow()
-        audit.record("auth.login", actor_id=user.id, actor=user.username)
         db.session.commit()
         return respond(
             {
@@ -62,8 +61,9 @@ class Logout(Resource):
 
     def post(self):
         principal = auth.authenticate()
-        auth.revoke_token(principal)
-        audit.record("auth.logout", object_type="auth_token", object_id=principal.credential_id)
+        if not auth.revoke_token(principal):
+            # An API key stays valid: nothing changed, but the call is still audited.
+            audit.record("auth.logout", object_type="api_key", object_id=principal.credential_id)
         db.session.commit()
         return None, 204
 

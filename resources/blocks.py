@@ -9,7 +9,6 @@ from __future__ import annotations
 from flask_restful import Resource
 
 from auth import authorize
-from errors import ApiError
 from models import AuthBlock, db
 from resources.common import load_query
 from resources.openapi import Operation
@@ -55,12 +54,7 @@ class BlockItem(Resource):
 
     def delete(self, block_id: int):
         principal = authorize("security:admin")
-        block = db.session.get(AuthBlock, block_id, with_for_update=True)
-        if block is None:
-            raise ApiError(404, f"Block {block_id} does not exist.")
-        if block.lifted_at is not None:
-            raise ApiError(409, f"Block {block_id} was already lifted.")
-        blocks.lift_block(block, principal.user.id)
+        block = blocks.lift_block(block_id, principal)
         db.session.commit()
         return respond(block)
 

@@ -4,8 +4,25 @@ Each state change the product has (an incident opened, an alert escalated, an AP
 revoked, ...) calls :func:`emit` (or :func:`emit_all` for many of one kind) exactly once,
 in the caller's transaction. That call writes the change's audit entry, which is the
 event's durable record (the audit ``action`` is the event type), so there is no separate
-``audit.record`` beside it. Audit entries that are not state changes (logins, failed
-logins, an ingestion's summary) are still written with :mod:`security.modules.audit`.
+``audit.record`` beside it.
+
+Audit entries that are not state changes are still written with
+:mod:`security.modules.audit`, because no subscriber should act on them:
+
+* refusals, which change nothing: a failed login (``auth.login`` with outcome
+  ``failure``, beside the successful ones that are the :attr:`~EventType.SESSION_CREATED`
+  events; ``auth.taxii_basic``, whose success issues no token), a login refused while
+  blocked (``auth.login_blocked``), an invalid credential, a permission denied, a logout
+  with an API key (``auth.logout`` about an ``api_key``: the key stays valid);
+* an ingestion's summary (``events.ingest``): the alerts it opened or grew are their own
+  events (``alert.create``, ``alert.group``, ``alert.escalate``).
+
+Bookkeeping that is written without any entry, on purpose: the guard's failure counter
+(``login_failures``, whose outcome is a ``auth.block_created`` event), a token's or a
+key's ``last_used_at`` and the credential usage log, a password hash upgraded at login,
+a feed's poll lease (its poll ends in ``taxii.feed_polled``), and the idempotency
+records. Nor ``flask prune-usage``: it deletes credential usage entries past their
+retention, which is a log ageing out, not a change to any object a subscriber follows.
 
 Side effects subscribe to one of two blinker signals, whose sender is the Flask app:
 
@@ -78,12 +95,52 @@ class EventType(StrEnum):
     API_KEY_ROTATED = "apikey.rotate"
     API_KEY_REVOKED = "apikey.revoke"
     USER_CREATED = "user.create"
+    SESSION_CREATED = "auth.login"
+    SESSION_REVOKED = "auth.logout"
+    BLOCK_CREATED = "auth.block_created"
+    BLOCK_LIFTED = "auth.block_lifted"
+    TAXII_COLLECTION_CREATED = "taxii.collection_create"
+    TAXII_COLLECTION_EDITED = "taxii.collection_update"
+    TAXII_COLLECTION_DELETED = "taxii.collection_delete"
+    TAXII_OBJECTS_ADDED = "taxii.objects_added"
+    TAXII_OBJECT_DELETED = "taxii.object_delete"
+    TAXII_FEED_CREATED = "taxii.feed_create"
+    TAXII_FEED_EDITED = "taxii.feed_update"
+    TAXII_FEED_DELETED = "taxii.feed_delete"
+    TAXII_FEED_POLLED = "taxii.feed_polled"
+    TAXII_FEED_CREDENTIALS_REENCRYPTED = "taxii.feed_reencrypt"
 
     @property
     def subject_type(self) -> str:
-        """The kind of object the event is about, as audit entries name it."""
-        area = self.value.partition(".")[0]
-        return "api_key" if area == "apikey" else area
+        """The kind of object the event is about, as audit entries name it: the area
+        (the action's prefix) unless :data:`SUBJECT_TYPES` names it."""
+        return SUBJECT_TYPES.get(self, self.value.partition(".")[0])
+
+
+SUBJECT_TYPES: dict[EventType, str] = {
+    EventType.API_KEY_ISSUED: "api_key",
+    EventType.API_KEY_ROTATED: "api_key",
+    EventType.API_KEY_REVOKED: "api_key",
+    EventType.SESSION_CREATED: "auth_token",
+    EventType.SESSION_REVOKED: "auth_token",
+    EventType.BLOCK_CREATED: "auth_block",
+    EventType.BLOCK_LIFTED: "auth_block",
+    EventType.TAXII_COLLECTION_CREATED: "taxii_collection",
+    EventType.TAXII_COLLECTION_EDITED: "taxii_collection",
+    EventType.TAXII_COLLECTION_DELETED: "taxii_collection",
+    EventType.TAXII_OBJECTS_ADDED: "taxii_collection",
+    EventType.TAXII_OBJECT_DELETED: "taxii_collection",
+    EventType.TAXII_FEED_CREATED: "taxii_feed",
+    EventType.TAXII_FEED_EDITED: "taxii_feed",
+    EventType.TAXII_FEED_DELETED: "taxii_feed",
+    EventType.TAXII_FEED_POLLED: "taxii_feed",
+    EventType.TAXII_FEED_CREDENTIALS_REENCRYPTED: "taxii_feed",
+}
+"""Subject types that are not the action's prefix (audit entries' historical names)."""
+
+SubjectId = int | str
+"""An object's id: an integer, or text for objects keyed otherwise (a TAXII collection's
+UUID); audit entries keep it as text either way."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +152,8 @@ class Actor:
 
 
 SYSTEM = Actor(None, "system")
+CLI = Actor(None, "cli")
+"""An operator's ``flask`` command: the shell user is not an account of the product."""
 
 
 def actor_of(principal: Principal | None) -> Actor:
@@ -109,12 +168,12 @@ class Event:
     """One state change: what happened (``type``) to which object, by whom, when.
 
     ``subject_id`` is None only for an event about many objects at once (a bulk import);
-    ``data`` holds the facts a subscriber needs (e.g. an incident's severity), never a
-    secret.
+    ``data`` holds the facts a subscriber needs (e.g. an incident's severity, a failed
+    poll's error), never a secret.
     """
 
     type: EventType
-    subject_id: int | None
+    subject_id: SubjectId | None
     actor: Actor
     occurred_at: datetime
     data: Mapping[str, Any] = field(default_factory=dict)
@@ -133,18 +192,22 @@ committed = _signals.signal("domain-events-committed")
 
 def emit(
     event_type: EventType,
-    subject_id: int | None,
+    subject_id: SubjectId | None,
     data: Mapping[str, Any] | None = None,
     *,
     actor: Actor | None = None,
+    outcome: str = "success",
 ) -> Event:
     """Record one state change in the current transaction (its audit entry) and announce it.
 
-    ``actor`` defaults to the request's principal (none outside a request).
+    ``actor`` defaults to the request's principal (none outside a request). ``outcome``
+    is the audit entry's: a change that is itself a refusal (a login block: ``denied``) or
+    records one (a failed feed poll: ``failure``) says so there.
     """
     event = _event(event_type, subject_id, data, actor)
     audit.record(
         event.type.value,
+        outcome=outcome,
         object_type=event.subject_type,
         object_id=event.subject_id,
         details=dict(event.data),
@@ -158,7 +221,7 @@ def emit(
 
 def emit_all(
     event_type: EventType,
-    changes: Iterable[tuple[int, Mapping[str, Any]]],
+    changes: Iterable[tuple[SubjectId, Mapping[str, Any]]],
     *,
     actor: Actor | None = None,
 ) -> tuple[Event, ...]:
@@ -190,7 +253,7 @@ def emit_all(
 
 def _event(
     event_type: EventType,
-    subject_id: int | None,
+    subject_id: SubjectId | None,
     data: Mapping[str, Any] | None,
     actor: Actor | None,
 ) -> Event:

@@ -10,13 +10,16 @@ from prometheus_client import REGISTRY
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select
 
-from models import AuditEntry, Incident, db
+from models import AuditEntry, AuthBlock, AuthToken, Incident, TaxiiCollection, db
 from security import events
 from security.events import Event
 from security.modules import audit, intel
 from tests.detection_support import create_sigma_rule, post_events
-from tests.helpers import STRONG_PASSWORD
+from tests.helpers import STRONG_PASSWORD, login
+from tests.taxii_helpers import TAXII_ACCEPT, create_collection, feed_body, poll_feed_body
 from tests.test_events_alerts import ENCODED_POWERSHELL, EVIL_EVENT
+
+pytest_plugins = ("tests.taxii_fixtures",)
 
 
 class Recorder:
@@ -28,10 +31,10 @@ class Recorder:
     def __call__(self, sender: object, events: tuple[Event, ...]) -> None:
         self.events.extend(events)
 
-    def seen(self) -> list[tuple[str, int | None]]:
+    def seen(self) -> list[tuple[str, int | str | None]]:
         return [(event.type.value, event.subject_id) for event in self.events]
 
-    def take(self) -> list[tuple[str, int | None]]:
+    def take(self) -> list[tuple[str, int | str | None]]:
         """What was seen since the last call."""
         seen = self.seen()
         self.events.clear()
@@ -49,6 +52,17 @@ def audit_count(app, action: str) -> int:
     with app.app_context():
         return db.session.scalar(
             select(func.count()).select_from(AuditEntry).where(AuditEntry.action == action)
+        )
+
+
+def audit_outcomes(app, action: str) -> list[str]:
+    with app.app_context():
+        return list(
+            db.session.scalars(
+                select(AuditEntry.outcome)
+                .where(AuditEntry.action == action)
+                .order_by(AuditEntry.id)
+            )
         )
 
 
@@ -348,3 +362,184 @@ def test_registering_a_user_emits_user_create(admin, recorder):
 
     assert recorder.seen() == [("user.create", response.get_json()["id"])]
     assert recorder.events[0].data == {"username": "newbie", "role": "viewer"}
+
+
+# --- sessions -----------------------------------------------------------------------------
+
+
+def newest_token_id(app, user_id: int) -> int:
+    with app.app_context():
+        return db.session.scalars(
+            select(AuthToken.id).where(AuthToken.user_id == user_id).order_by(AuthToken.id.desc())
+        ).first()
+
+
+def test_a_login_and_a_logout_are_one_event_each_and_a_failed_login_none(
+    app, analyst, client, recorder
+):
+    failed = client.post("/auth/login", json={"username": "analyst1", "password": "Wrong-1234!"})
+    token = login(client, "analyst1")
+    token_id = newest_token_id(app, analyst.id)
+    client.with_token(token).post("/auth/logout")
+
+    assert failed.status_code == 401
+    assert recorder.seen() == [("auth.login", token_id), ("auth.logout", token_id)]
+    assert {event.subject_type for event in recorder.events} == {"auth_token"}
+    assert recorder.events[0].actor == events.Actor(analyst.id, "analyst1")
+    assert audit_outcomes(app, "auth.login")[-2:] == ["failure", "success"]
+
+
+def test_logging_out_with_an_api_key_changes_nothing(app, analyst, client, recorder):
+    key = analyst.client.post("/api-keys", json={"name": "ci", "scopes": ["iocs:read"]})
+    recorder.take()
+
+    response = client.with_token(key.get_json()["key"]).post("/auth/logout")
+
+    assert response.status_code == 204
+    assert recorder.seen() == []
+    assert audit_count(app, "auth.logout") == 1  # the call is audited all the same
+
+
+# --- login blocks -------------------------------------------------------------------------
+
+
+def block_the_client(client) -> None:
+    """Five failed logins from one address, under five usernames: the address is blocked."""
+    for number in range(5):
+        response = client.with_token(None).post(
+            "/auth/login", json={"username": f"guess-{number}", "password": "Wrong-1234!"}
+        )
+        assert response.status_code == 401
+
+
+def only_block_id(app) -> int:
+    with app.app_context():
+        return db.session.scalars(select(AuthBlock.id)).one()
+
+
+def test_a_block_created_and_lifted_is_one_event_each(app, admin, client, recorder):
+    recorder.take()
+    block_the_client(client)
+    block_id = only_block_id(app)
+    lifted = admin.client.delete(f"/security/blocks/{block_id}")
+    again = admin.client.delete(f"/security/blocks/{block_id}")
+    missing = admin.client.delete("/security/blocks/999999")
+
+    assert (lifted.status_code, again.status_code, missing.status_code) == (200, 409, 404)
+    assert recorder.seen() == [("auth.block_created", block_id), ("auth.block_lifted", block_id)]
+    created, lifted_event = recorder.events
+    assert created.subject_type == "auth_block"
+    assert created.data == {"scope": "ip", "subject": "127.0.0.1", "failures": 5}
+    assert created.actor == events.Actor(None, "guess-4")
+    assert lifted_event.actor == events.Actor(admin.id, admin.username)
+    assert audit_outcomes(app, "auth.block_created") == ["denied"]
+    assert again.get_json()["detail"] == f"Block {block_id} was already lifted."
+
+
+def test_a_lift_rolled_back_emits_nothing_and_keeps_the_block(app, admin, client, recorder):
+    block_the_client(client)
+    block_id = only_block_id(app)
+    recorder.take()
+
+    with events.recorded.connected_to(refuse, sender=app):
+        response = admin.client.delete(f"/security/blocks/{block_id}")
+
+    assert response.status_code == 500
+    assert recorder.seen() == []
+    with app.app_context():
+        assert db.session.get(AuthBlock, block_id).lifted_at is None
+
+
+# --- TAXII collections, objects and feeds -------------------------------------------------
+
+MALWARE = {
+    "type": "malware",
+    "spec_version": "2.1",
+    "id": "malware--31b940d4-6f7f-459a-80ea-9c1f17b58abc",
+    "created": "2026-03-01T10:00:00.000Z",
+    "modified": "2026-03-01T10:00:00.000Z",
+    "name": "Example loader",
+    "is_family": True,
+}
+
+
+def test_a_collection_and_its_objects_change_with_one_event_each(admin, recorder):
+    recorder.take()
+    collection_id = create_collection(admin)["id"]
+    path = f"/taxii/collections/{collection_id}"
+    admin.client.patch(path, json={"read_roles": ["admin"]}, headers={"If-Match": '"1"'})
+    objects = f"/taxii2/api/collections/{collection_id}/objects/"
+    taxii = {"Accept": TAXII_ACCEPT, "Content-Type": TAXII_ACCEPT}
+    posted = admin.client.post(objects, json={"objects": [MALWARE]}, headers=taxii)
+    deleted = admin.client.delete(f"{objects}{MALWARE['id']}/", headers={"Accept": TAXII_ACCEPT})
+    admin.client.delete(path)
+
+    assert (posted.status_code, deleted.status_code) == (202, 200)
+    assert recorder.seen() == [
+        ("taxii.collection_create", collection_id),
+        ("taxii.collection_update", collection_id),
+        ("taxii.objects_added", collection_id),  # a malware object: nothing for the IOC store
+        ("taxii.object_delete", collection_id),
+        ("taxii.collection_delete", collection_id),
+    ]
+    assert {event.subject_type for event in recorder.events} == {"taxii_collection"}
+    assert recorder.events[3].data == {"stix_id": MALWARE["id"], "versions": 1}
+
+
+def test_a_collection_created_in_a_failing_request_emits_nothing(app, admin, recorder):
+    recorder.take()
+    with events.recorded.connected_to(refuse, sender=app):
+        response = admin.client.post("/taxii/collections", json={"title": "Lost"})
+
+    assert response.status_code == 500
+    assert recorder.seen() == []
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(TaxiiCollection)) == 0
+
+
+def test_a_feed_and_its_polls_change_with_one_event_each(
+    app, monkeypatch, taxii_settings, live_server, admin, recorder
+):
+    collection = create_collection(admin)
+    body = poll_feed_body(live_server, collection, admin)
+    feed_id = admin.client.post("/taxii/feeds", json=body).get_json()["id"]
+    path = f"/taxii/feeds/{feed_id}"
+    admin.client.patch(path, json={"poll_interval_seconds": 600})
+    refused = admin.client.patch(path, json={"api_root_url": "http://10.0.0.1/taxii2/api/"})
+    polled = admin.client.post(f"{path}/poll")
+    monkeypatch.setitem(app.config, "OUTBOUND_ALLOWED_HOSTS", ())
+    failed = admin.client.post(f"{path}/poll")
+    admin.client.delete(path)
+
+    assert (refused.status_code, polled.status_code, failed.status_code) == (422, 200, 502)
+    assert [seen for seen in recorder.seen() if seen[0].startswith("taxii.feed")] == [
+        ("taxii.feed_create", feed_id),
+        ("taxii.feed_update", feed_id),
+        ("taxii.feed_polled", feed_id),
+        ("taxii.feed_polled", feed_id),
+        ("taxii.feed_delete", feed_id),
+    ]
+    polls = [event for event in recorder.events if event.type.value == "taxii.feed_polled"]
+    assert polls[0].data["error"] is None
+    assert "TAXII_ALLOWED_HOSTS" in polls[1].data["error"]
+    assert audit_outcomes(app, "taxii.feed_polled") == ["success", "failure"]
+
+
+def test_reencrypting_feed_secrets_is_one_event_per_feed(
+    app, monkeypatch, taxii_settings, live_server, admin, recorder
+):
+    from cryptography.fernet import Fernet
+
+    collection = create_collection(admin)
+    body = feed_body(live_server, collection, auth_type="bearer", token="feed-secret-value")
+    feed_id = admin.client.post("/taxii/feeds", json=body).get_json()["id"]
+    recorder.take()
+    keys = app.config["ENCRYPTION_KEYS"]
+    monkeypatch.setitem(app.config, "ENCRYPTION_KEYS", (Fernet.generate_key().decode(), *keys))
+
+    result = app.test_cli_runner().invoke(args=["reencrypt-secrets"])
+
+    assert result.exit_code == 0, result.output
+    assert recorder.seen() == [("taxii.feed_reencrypt", feed_id)]
+    assert recorder.events[0].actor == events.CLI
+    assert "feed-secret-value" not in str(recorder.events[0].data)

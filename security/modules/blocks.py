@@ -2,7 +2,9 @@
 
 Counts live in PostgreSQL (``login_failures``, ``auth_blocks``), so every gunicorn worker
 and every instance sees the same count and the same blocks. A per-subject advisory lock
-serialises concurrent failures, so a burst cannot slip past the threshold.
+serialises concurrent failures, so a burst cannot slip past the threshold. A block
+created and a block lifted are events (``auth.block_created``, ``auth.block_lifted``);
+the failures that lead to one are counted, not announced.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from flask import current_app
 from sqlalchemy import Select, delete, func, select, text
 
 from models import AuthBlock, LoginFailure, db, utcnow
-from security.errors import TooManyAttempts
+from security.errors import Conflict, NotFound, TooManyAttempts
+from security.events import Actor, EventType, actor_of, emit
 from security.modules import audit
+from security.modules.principals import Principal
 
 
 @dataclass(frozen=True)
@@ -113,13 +117,12 @@ def record_failed_login(username: str, ip: str) -> list[AuthBlock]:
         )
         db.session.add(block)
         db.session.flush()
-        audit.record(
-            "auth.block_created",
+        emit(
+            EventType.BLOCK_CREATED,
+            block.id,
+            {"scope": scope, "subject": subject, "failures": failures},
+            actor=Actor(None, username[:64]),
             outcome="denied",
-            object_type="auth_block",
-            object_id=block.id,
-            actor=username[:64],
-            details={"scope": scope, "subject": subject, "failures": failures},
         )
         created.append(block)
     return created
@@ -153,15 +156,25 @@ def blocks_query(include_inactive: bool = False) -> Select:
     return query
 
 
-def lift_block(block: AuthBlock, lifted_by_id: int) -> None:
-    """End a block early and forget the failures that caused it, so it does not re-trigger."""
+def lift_block(block_id: int, principal: Principal) -> AuthBlock:
+    """End a block early and forget the failures that caused it, so it does not re-trigger.
+
+    :class:`NotFound` if there is no such block, :class:`Conflict` if it was lifted
+    already (a block that merely expired can still be lifted: its failures are forgotten).
+    """
+    block = db.session.get(AuthBlock, block_id, with_for_update=True)
+    if block is None:
+        raise NotFound(f"Block {block_id} does not exist.")
+    if block.lifted_at is not None:
+        raise Conflict(f"Block {block_id} was already lifted.")
     block.lifted_at = utcnow()
-    block.lifted_by_id = lifted_by_id
+    block.lifted_by_id = principal.user.id
     column = LoginFailure.username if block.scope == "account" else LoginFailure.ip
     db.session.execute(delete(LoginFailure).where(column == block.subject))
-    audit.record(
-        "auth.block_lifted",
-        object_type="auth_block",
-        object_id=block.id,
-        details={"scope": block.scope, "subject": block.subject},
+    emit(
+        EventType.BLOCK_LIFTED,
+        block.id,
+        {"scope": block.scope, "subject": block.subject},
+        actor=actor_of(principal),
     )
+    return block

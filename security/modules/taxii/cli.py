@@ -15,6 +15,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
 from models import TaxiiFeed, db
+from security.events import CLI
 from security.modules.taxii.client import FeedBusy, FeedPollError, due_feeds, poll_feed
 from security.modules.taxii.feeds import reencrypt_feed_credentials
 from security.outbound.secrets import EncryptionUnavailable, UndecryptableSecret
@@ -64,7 +65,7 @@ def reencrypt_secrets_command() -> None:
     """Encrypt the stored feed credentials again under the first ENCRYPTION_KEY (rotation:
     prepend the new key, run this, then drop the old key)."""
     try:
-        count = reencrypt_feed_credentials()
+        count = reencrypt_feed_credentials(CLI)
     except (EncryptionUnavailable, UndecryptableSecret) as error:
         db.session.rollback()
         click.echo(f"error: {error}", err=True)

@@ -7,6 +7,8 @@ on the whole poll (``TAXII_PAGE_DEADLINE_SECONDS``, ``TAXII_POLL_DEADLINE_SECOND
 redirects, and every request URL and redirect target checked against SSRF. The watermark
 for the next poll is the remote server's ``X-TAXII-Date-Added-Last``, saved after every
 page together with that page's IOCs, so a poll that fails halfway resumes where it stopped.
+Each page's IOCs are one ``ioc.bulk_import`` event, committed with the page; the poll's
+end (its outcome saved on the feed) is one ``taxii.feed_polled`` event, a failed one too.
 
 A poll ends when the server has no more, after :data:`MAX_PAGES_PER_POLL` pages, or when a
 page holds only objects this poll already received: the server re-dated them because
@@ -31,7 +33,7 @@ from taxii2client.exceptions import TAXIIServiceException
 from taxii2client.v21 import Collection, as_pages
 
 from models import TaxiiFeed, db, utcnow
-from security.modules import audit
+from security.events import EventType, emit
 from security.modules.ioc_values import InvalidIoc
 from security.modules.stix_mapping import parse_bundle
 from security.modules.taxii.stix_exchange import store_imported
@@ -228,18 +230,17 @@ def poll_feed(feed_id: int) -> PollResult:
     feed.last_object_count = result.objects
     if error_message is None:
         feed.last_success_at = now
-    audit.record(
-        "taxii.feed_polled",
-        outcome="failure" if error_message else "success",
-        object_type="taxii_feed",
-        object_id=feed.id,
-        details={
+    emit(
+        EventType.TAXII_FEED_POLLED,
+        feed.id,
+        {
             "objects": result.objects,
             "created": result.created,
             "merged": result.merged,
             "failures": len(result.failures),
             "error": error_message,
         },
+        outcome="failure" if error_message else "success",
     )
     db.session.commit()
     if error_message is not None:

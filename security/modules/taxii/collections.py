@@ -1,4 +1,4 @@
-"""Defining the TAXII collections we serve (admins): create, edit, delete, audited.
+"""Defining the TAXII collections we serve (admins): create, edit, delete, each an event.
 
 A collection is a filter over the IOC store plus a STIX object store of its own, which
 starts with the TLP marking definitions; which objects it serves, and who may read or
@@ -13,7 +13,7 @@ from typing import Any
 
 from models import TaxiiCollection, db, utcnow
 from security.errors import NotFound
-from security.modules import audit
+from security.events import EventType, actor_of, emit
 from security.modules.principals import Principal
 from security.modules.taxii.object_store import add_tlp_markings
 
@@ -44,11 +44,11 @@ def create_collection(principal: Principal, data: Mapping[str, Any]) -> TaxiiCol
     db.session.add(collection)
     db.session.flush()
     add_tlp_markings(collection, utcnow())
-    audit.record(
-        "taxii.collection_create",
-        object_type="taxii_collection",
-        object_id=collection.id,
-        details={"title": collection.title, "max_tlp": collection.max_tlp},
+    emit(
+        EventType.TAXII_COLLECTION_CREATED,
+        str(collection.id),
+        {"title": collection.title, "max_tlp": collection.max_tlp},
+        actor=actor_of(principal),
     )
     return collection
 
@@ -58,21 +58,11 @@ def update_collection(collection: TaxiiCollection, data: Mapping[str, Any]) -> N
     for name in changed:
         setattr(collection, name, data[name])
     collection.touch()
-    audit.record(
-        "taxii.collection_update",
-        object_type="taxii_collection",
-        object_id=collection.id,
-        details={"fields": changed},
-    )
+    emit(EventType.TAXII_COLLECTION_EDITED, str(collection.id), {"fields": changed})
 
 
 def delete_collection(collection: TaxiiCollection) -> None:
     """Remove the collection with its stored objects and status resources; the IOCs it
     served stay."""
-    audit.record(
-        "taxii.collection_delete",
-        object_type="taxii_collection",
-        object_id=collection.id,
-        details={"title": collection.title},
-    )
+    emit(EventType.TAXII_COLLECTION_DELETED, str(collection.id), {"title": collection.title})
     db.session.delete(collection)

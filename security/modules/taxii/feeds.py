@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from models import TaxiiFeed, db
 from security.errors import Conflict, Invalid
-from security.modules import audit
+from security.events import Actor, EventType, actor_of, emit, emit_all
 from security.modules.principals import Principal
 from security.outbound.secrets import EncryptionUnavailable, encrypt_secret, reencrypt_tokens
 from security.outbound.ssrf import (
@@ -87,11 +87,11 @@ def create_feed(principal: Principal, data: Mapping[str, Any]) -> TaxiiFeed:
     _set_credentials(feed, data["auth_type"], data)
     db.session.add(feed)
     db.session.flush()
-    audit.record(
-        "taxii.feed_create",
-        object_type="taxii_feed",
-        object_id=feed.id,
-        details={"name": feed.name, "url": feed.api_root_url, "auth_type": feed.auth_type},
+    emit(
+        EventType.TAXII_FEED_CREATED,
+        feed.id,
+        {"name": feed.name, "url": feed.api_root_url, "auth_type": feed.auth_type},
+        actor=actor_of(principal),
     )
     return feed
 
@@ -116,11 +116,10 @@ def update_feed(feed: TaxiiFeed, data: Mapping[str, Any]) -> None:
     if "auth_type" in data or SECRET_FIELDS & set(data):
         _set_credentials(feed, data.get("auth_type", feed.auth_type), data)
     feed.touch()
-    audit.record(
-        "taxii.feed_update",
-        object_type="taxii_feed",
-        object_id=feed.id,
-        details={
+    emit(
+        EventType.TAXII_FEED_EDITED,
+        feed.id,
+        {
             "fields": sorted(set(data) - SECRET_FIELDS),
             "credentials_changed": bool(SECRET_FIELDS & set(data)),
         },
@@ -129,20 +128,18 @@ def update_feed(feed: TaxiiFeed, data: Mapping[str, Any]) -> None:
 
 def delete_feed(feed: TaxiiFeed) -> None:
     """Forget the feed (its IOCs stay: they are intelligence, not the feed's property)."""
-    audit.record(
-        "taxii.feed_delete",
-        object_type="taxii_feed",
-        object_id=feed.id,
-        details={"name": feed.name},
-    )
+    emit(EventType.TAXII_FEED_DELETED, feed.id, {"name": feed.name})
     db.session.delete(feed)
 
 
-def reencrypt_feed_credentials() -> int:
+def reencrypt_feed_credentials(actor: Actor) -> int:
     """Encrypt every feed's stored credentials again under the first key (the caller
     commits); returns how many. A token no configured key opens raises
     :class:`~security.outbound.secrets.UndecryptableSecret` naming the feed, before
-    anything is written."""
+    anything is written.
+
+    Each feed re-encrypted is an event: the credentials mean the same, but which key
+    protects a secret at rest is a change an auditor asks about."""
     feeds = db.session.scalars(
         select(TaxiiFeed).where(TaxiiFeed.credentials_encrypted.is_not(None)).with_for_update()
     ).all()
@@ -150,4 +147,9 @@ def reencrypt_feed_credentials() -> int:
     tokens = reencrypt_tokens(stored, lambda feed: f"feed {feed.name!r}")
     for feed, token in tokens.items():
         feed.credentials_encrypted = token
+    emit_all(
+        EventType.TAXII_FEED_CREDENTIALS_REENCRYPTED,
+        [(feed.id, {"name": feed.name}) for feed in tokens],
+        actor=actor,
+    )
     return len(tokens)

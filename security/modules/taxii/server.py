@@ -42,7 +42,7 @@ from sqlalchemy.orm import aliased
 
 from models import Ioc, TaxiiCollection, TaxiiObject, TaxiiStatus, db, utcnow
 from security.errors import Forbidden, Invalid, NotFound, TooLarge
-from security.modules import audit
+from security.events import EventType, actor_of, emit
 from security.modules.ioc_values import InvalidIoc
 from security.modules.principals import Principal
 from security.modules.stix_mapping import (
@@ -453,11 +453,10 @@ class TaxiiBackend:
             self._refuse_ioc_view(collection, object_id)
             raise NotFound(f"Object {object_id} has no such version in this collection.")
         db.session.execute(delete(TaxiiObject).where(TaxiiObject.id.in_(row_ids)))
-        audit.record(
-            "taxii.object_delete",
-            object_type="taxii_collection",
-            object_id=str(collection.id),
-            details={"stix_id": object_id, "versions": len(row_ids)},
+        emit(
+            EventType.TAXII_OBJECT_DELETED,
+            str(collection.id),
+            {"stix_id": object_id, "versions": len(row_ids)},
         )
         return len(row_ids)
 
@@ -514,17 +513,17 @@ class TaxiiBackend:
                 report.outcome(raw, next(outcomes))
         db.session.add(status)
         db.session.flush()
-        audit.record(
-            "taxii.objects_added",
-            object_type="taxii_collection",
-            object_id=str(collection.id),
-            details={
+        emit(
+            EventType.TAXII_OBJECTS_ADDED,
+            str(collection.id),
+            {
                 "status_id": str(status.id),
                 "successes": len(status.successes),
                 "failures": len(status.failures),
                 "iocs_created": imported.created,
                 "iocs_merged": imported.merged,
             },
+            actor=actor_of(principal),
         )
         return status
 

@@ -133,6 +133,8 @@ def store_imported(
         "tlp": default_tlp,
     }
     items = [_store_item(imported) for imported in parsed.iocs]
+    if not items:
+        return outcome  # nothing for the IOC store (markings, malware): no import event
     result = intel.bulk_add_iocs(items, principal, defaults=defaults)
     for error in result.errors:
         imported = parsed.iocs[error["index"]]
