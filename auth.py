@@ -27,7 +27,7 @@ from security.modules.principals import (
     hash_secret,
     permissions_for_role,
 )
-from security.modules.users import verify_password
+from security.modules.users import PasswordExpired, ensure_password_current, verify_password
 
 TOKEN_PREFIX = "sat_"  # noqa: S105 - a public marker telling tokens from API keys, not a secret
 CredentialResolver = Callable[[str], "Principal | None"]
@@ -40,7 +40,8 @@ def verify_login(username: str, password: str, ip: str, *, action: str = "auth.l
     The brute-force guard answers first (429 while blocked); a wrong or unknown pair is
     counted against the account and the IP, audited as a failed ``action`` and committed
     (the 401 that follows would otherwise roll the count back). On success the account's
-    failures are forgotten; the caller records the success and commits.
+    failures are forgotten, and a password past ``PASSWORD_MAX_AGE_DAYS`` is refused
+    (audited); the caller records the success and commits.
     """
     blocks.ensure_login_allowed(username, ip)
     user = db.session.scalars(
@@ -57,6 +58,17 @@ def verify_login(username: str, password: str, ip: str, *, action: str = "auth.l
         db.session.commit()
         raise ApiError(401, "Invalid username or password.")
     blocks.forget_account_failures(username)
+    try:
+        ensure_password_current(user)
+    except PasswordExpired:
+        audit.record_now(
+            action,
+            outcome="denied",
+            actor_id=user.id,
+            actor=user.username,
+            details={"reason": "password_expired"},
+        )
+        raise
     return user
 
 

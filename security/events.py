@@ -78,6 +78,8 @@ class EventType(StrEnum):
     API_KEY_ROTATED = "apikey.rotate"
     API_KEY_REVOKED = "apikey.revoke"
     USER_CREATED = "user.create"
+    USER_PASSWORD_CHANGED = "user.password_change"  # noqa: S105 - an event name, no secret
+    RETENTION_PRUNED = "retention.prune"
 
     @property
     def subject_type(self) -> str:

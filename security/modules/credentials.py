@@ -226,9 +226,12 @@ def get_recent_usage(
 
 
 def prune_credential_usage(now: datetime | None = None) -> int:
-    """Delete usage entries older than the retention period; returns how many. One
-    statement on the ``occurred_at`` index, cheap enough to run on every key change."""
+    """Delete usage entries older than the retention period (none when it is ``forever``);
+    returns how many. One statement on the ``occurred_at`` index, cheap enough to run on
+    every key change."""
     days = current_app.config["CREDENTIAL_USAGE_RETENTION_DAYS"]
+    if days is None:
+        return 0
     cutoff = (now or utcnow()) - timedelta(days=days)
     pruned = db.session.execute(delete(CredentialUsage).where(CredentialUsage.occurred_at < cutoff))
     return cast(CursorResult, pruned).rowcount  # a DELETE's result is a CursorResult
