@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from errors import ApiError
 from models import AuthToken, User, db, utcnow
 from security.modules import audit, blocks
+from security.modules.client_certificates import resolve_client_certificate
 from security.modules.principals import (
     LAST_USED_RESOLUTION,
     Principal,
@@ -115,7 +116,10 @@ def resolve_login_token(raw: str) -> Principal | None:
 
 
 def authenticate() -> Principal:
-    """The request's principal, or 401 (audited) when the credential is missing or invalid."""
+    """The request's principal, or 401 (audited) when the credential is missing or invalid.
+
+    A bearer credential decides when there is one; without one, a verified client
+    certificate mapped to an API key (``CLIENT_CERTIFICATE_KEYS``) stands for that key."""
     if g.get("principal") is not None:
         return g.principal
     raw = bearer_credential()
@@ -123,6 +127,8 @@ def authenticate() -> Principal:
     if raw is not None and len(raw) <= 512:
         resolver = _resolver_for(raw)
         principal = resolver(raw) if resolver else None
+    elif raw is None:
+        principal = resolve_client_certificate()
     if principal is None:
         if raw is not None:
             audit.record_now("auth.invalid_credential", outcome="failure")

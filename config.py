@@ -85,6 +85,8 @@ class Settings:
     closed_incident_event_retention_days: int | None = DEFAULT_CLOSED_INCIDENT_EVENT_RETENTION_DAYS
     password_history_size: int = DEFAULT_PASSWORD_HISTORY_SIZE
     password_max_age_days: int = 0
+    client_certificate_keys: dict[str, str] = field(default_factory=dict)
+    client_certificate_header: str = ""
     taxii_poll_deadline_seconds: int = DEFAULT_TAXII_POLL_DEADLINE_SECONDS
     taxii_page_deadline_seconds: int = DEFAULT_TAXII_PAGE_DEADLINE_SECONDS
     # Name -> secret of the set ones; kept out of repr() so no log or traceback shows them.
@@ -129,6 +131,8 @@ class Settings:
             "CLOSED_INCIDENT_EVENT_RETENTION_DAYS": self.closed_incident_event_retention_days,
             "PASSWORD_HISTORY_SIZE": self.password_history_size,
             "PASSWORD_MAX_AGE_DAYS": self.password_max_age_days,
+            "CLIENT_CERTIFICATE_KEYS": self.client_certificate_keys,
+            "CLIENT_CERTIFICATE_HEADER": self.client_certificate_header,
             "TAXII_POLL_DEADLINE_SECONDS": self.taxii_poll_deadline_seconds,
             "TAXII_PAGE_DEADLINE_SECONDS": self.taxii_page_deadline_seconds,
             # Unset credentials are None, so their checks fail (never pass).
@@ -156,6 +160,27 @@ def _retention_setting(env: Mapping[str, str], name: str, default: int) -> int |
     if env.get(name, "").strip().lower() == KEEP_FOREVER:
         return None
     return _int_setting(env, name, default, minimum=1)
+
+
+CERTIFICATE_IDENTITY = re.compile(r"^(?:CN=|DNS:|URI:|email:|IP:)\S.*$")
+API_KEY_PREFIX_FORM = re.compile(r"^sak_[a-z0-9]{8}$")
+
+
+def _client_certificate_keys(env: Mapping[str, str]) -> dict[str, str]:
+    """``IDENTITY=PREFIX`` pairs, comma-separated: a client certificate identity (``CN=...``,
+    ``DNS:...``, ``URI:...``, ``email:...``, ``IP:...``) and the API key prefix it stands for."""
+    mapping: dict[str, str] = {}
+    for entry in filter(
+        None, (part.strip() for part in env.get("CLIENT_CERTIFICATE_KEYS", "").split(","))
+    ):
+        identity, _, prefix = entry.rpartition("=")
+        if not CERTIFICATE_IDENTITY.match(identity) or not API_KEY_PREFIX_FORM.match(prefix):
+            raise ConfigError(
+                "CLIENT_CERTIFICATE_KEYS entries must be IDENTITY=sak_xxxxxxxx with an identity "
+                f"CN=, DNS:, URI:, email: or IP:, got {entry!r}"
+            )
+        mapping[identity] = prefix
+    return mapping
 
 
 def _bool_setting(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -419,6 +444,8 @@ def load_settings(
             env, "PASSWORD_HISTORY_SIZE", DEFAULT_PASSWORD_HISTORY_SIZE, minimum=1
         ),
         password_max_age_days=_int_setting(env, "PASSWORD_MAX_AGE_DAYS", 0),
+        client_certificate_keys=_client_certificate_keys(env),
+        client_certificate_header=env.get("CLIENT_CERTIFICATE_HEADER", "").strip(),
         **_taxii_deadlines(env),
         env_credentials=_env_credentials(env),
         extra=overrides,
