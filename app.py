@@ -118,6 +118,13 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(set_password_command)
 
 
+password_stdin_option = click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input (for scripts).",
+)
+
+
 def _read_password(password_stdin: bool) -> str:
     if password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
@@ -136,11 +143,7 @@ def _exit_interrupted(signum: int, frame: object) -> None:
 @click.command("create-admin")
 @with_appcontext
 @click.argument("username")
-@click.option(
-    "--password-stdin",
-    is_flag=True,
-    help="Read the password from the first line of standard input (for scripts).",
-)
+@password_stdin_option
 def create_admin_command(username: str, password_stdin: bool) -> None:
     """Create an admin account. Exit codes: 0 created, 1 user exists (checked before the
     password is asked for), 2 usage error, 3 password rejected by the policy, 4 database
@@ -222,11 +225,7 @@ def prune_command() -> None:
 @click.command("set-password")
 @with_appcontext
 @click.argument("username")
-@click.option(
-    "--password-stdin",
-    is_flag=True,
-    help="Read the password from the first line of standard input (for scripts).",
-)
+@password_stdin_option
 def set_password_command(username: str, password_stdin: bool) -> None:
     """Give a user a new password, under the whole policy (one of the last
     PASSWORD_HISTORY_SIZE is refused). Exit codes: 0 set, 1 no such user, 3 password

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from config import ConfigError, load_settings
 from models import Alert, AuditEntry, CredentialUsage, Incident, db, utcnow
-from tests.helpers import create_user_row
+from tests.helpers import add_credential_usage, create_user_row
 
 
 def days_ago(days: int):
@@ -23,21 +23,6 @@ def add_audit_entry(app, age_days: int) -> None:
         db.session.add(
             AuditEntry(
                 action=f"test.{age_days}d", outcome="success", occurred_at=days_ago(age_days)
-            )
-        )
-        db.session.commit()
-
-
-def add_usage(app, age_days: int) -> None:
-    with app.app_context():
-        db.session.add(
-            CredentialUsage(
-                credential_kind="env",
-                credential_name="API_KEY",
-                component="test",
-                operation=f"{age_days}d",
-                outcome="success",
-                occurred_at=days_ago(age_days),
             )
         )
         db.session.commit()
@@ -100,11 +85,11 @@ def test_audit_entries_older_than_the_limit_are_deleted_and_newer_ones_stay(app)
 
 
 def test_credential_usage_older_than_the_limit_is_deleted(app):
-    add_usage(app, 91)
-    add_usage(app, 89)
+    add_credential_usage(app, 91)
+    add_credential_usage(app, 89)
     prune(app)
     with app.app_context():
-        assert set(db.session.scalars(select(CredentialUsage.operation))) == {"89d"}
+        assert set(db.session.scalars(select(CredentialUsage.operation))) == {"89 days ago"}
 
 
 def test_raw_events_of_old_alerts_outside_incidents_are_cleared_and_the_alerts_stay(app):
@@ -126,7 +111,7 @@ def test_raw_events_of_incidents_closed_long_ago_are_cleared_open_ones_keep_thei
 
 def test_the_pruning_is_in_the_audit_log_with_counts_and_cutoffs(app):
     add_audit_entry(app, 500)
-    add_usage(app, 100)
+    add_credential_usage(app, 100)
     add_alert(app, "old", 100)
     prune(app)
     with app.app_context():
@@ -152,13 +137,13 @@ def test_forever_keeps_everything(app, monkeypatch):
     ):
         monkeypatch.setitem(app.config, setting, None)
     add_audit_entry(app, 5000)
-    add_usage(app, 5000)
+    add_credential_usage(app, 5000)
     add_alert(app, "ancient", 5000)
     prune(app)
     assert audit_actions(app) == {"test.5000d", "retention.prune"}
     assert alerts_with_events(app) == {"ancient"}
     with app.app_context():
-        assert db.session.scalars(select(CredentialUsage)).one().operation == "5000d"
+        assert db.session.scalars(select(CredentialUsage)).one().operation == "5000 days ago"
 
 
 def test_a_shorter_configured_limit_applies(app, monkeypatch):
