@@ -36,6 +36,7 @@ from security.modules.utils import json_default
 logger = logging.getLogger("soc.app")
 
 EXIT_USER_EXISTS = 1
+EXIT_NO_SUCH_USER = 1
 EXIT_PASSWORD_REJECTED = 3
 EXIT_DATABASE_UNAVAILABLE = 4
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as a shell reports a command ended by Ctrl-C
@@ -113,6 +114,15 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(taxii_poll_command)
     app.cli.add_command(reencrypt_secrets_command)
     app.cli.add_command(prune_usage_command)
+    app.cli.add_command(prune_command)
+    app.cli.add_command(set_password_command)
+
+
+password_stdin_option = click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input (for scripts).",
+)
 
 
 def _read_password(password_stdin: bool) -> str:
@@ -133,11 +143,7 @@ def _exit_interrupted(signum: int, frame: object) -> None:
 @click.command("create-admin")
 @with_appcontext
 @click.argument("username")
-@click.option(
-    "--password-stdin",
-    is_flag=True,
-    help="Read the password from the first line of standard input (for scripts).",
-)
+@password_stdin_option
 def create_admin_command(username: str, password_stdin: bool) -> None:
     """Create an admin account. Exit codes: 0 created, 1 user exists (checked before the
     password is asked for), 2 usage error, 3 password rejected by the policy, 4 database
@@ -198,3 +204,46 @@ def prune_usage_command() -> None:
     pruned = prune_credential_usage()
     db.session.commit()
     click.echo(f"pruned {pruned} credential usage entries")
+
+
+@click.command("prune")
+@with_appcontext
+def prune_command() -> None:
+    """Delete what is past its retention: audit log entries (AUDIT_RETENTION_DAYS), credential
+    usage (CREDENTIAL_USAGE_RETENTION_DAYS), raw alert events (ALERT_EVENT_RETENTION_DAYS)
+    and those of closed incidents (CLOSED_INCIDENT_EVENT_RETENTION_DAYS). The pruning is
+    itself audited (retention.prune). Run it daily from cron or a systemd timer."""
+    from security.events import Actor
+    from security.modules.retention import prune
+
+    pruned = prune(actor=Actor(None, "cli"))
+    db.session.commit()
+    summary = (f"pruned {count} {name.replace('_', ' ')}" for name, count in pruned.items())
+    click.echo(", ".join(summary))
+
+
+@click.command("set-password")
+@with_appcontext
+@click.argument("username")
+@password_stdin_option
+def set_password_command(username: str, password_stdin: bool) -> None:
+    """Give a user a new password, under the whole policy (one of the last
+    PASSWORD_HISTORY_SIZE is refused). Exit codes: 0 set, 1 no such user, 3 password
+    rejected."""
+    from sqlalchemy import func, select
+
+    from models import User
+    from security.events import Actor
+    from security.modules.users import PasswordRefused, set_password
+
+    user = db.session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+    if user is None:
+        click.echo(f"error: no user is named {username!r}", err=True)
+        sys.exit(EXIT_NO_SUCH_USER)
+    try:
+        set_password(user, _read_password(password_stdin), actor=Actor(None, "cli"))
+    except PasswordRefused as error:
+        click.echo(f"error: password rejected: {'; '.join(error.problems)}", err=True)
+        sys.exit(EXIT_PASSWORD_REJECTED)
+    db.session.commit()
+    click.echo(f"set a new password for {user.username!r}")

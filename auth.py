@@ -21,6 +21,7 @@ from errors import ApiError
 from models import AuthToken, User, db, utcnow
 from security.events import Actor, EventType, actor_of, emit
 from security.modules import audit, blocks
+from security.modules.client_certificates import resolve_client_certificate
 from security.modules.principals import (
     LAST_USED_RESOLUTION,
     Principal,
@@ -28,7 +29,7 @@ from security.modules.principals import (
     hash_secret,
     permissions_for_role,
 )
-from security.modules.users import verify_password
+from security.modules.users import PasswordExpired, ensure_password_current, verify_password
 
 TOKEN_PREFIX = "sat_"  # noqa: S105 - a public marker telling tokens from API keys, not a secret
 CredentialResolver = Callable[[str], "Principal | None"]
@@ -41,7 +42,8 @@ def verify_login(username: str, password: str, ip: str, *, action: str = "auth.l
     The brute-force guard answers first (429 while blocked); a wrong or unknown pair is
     counted against the account and the IP, audited as a failed ``action`` and committed
     (the 401 that follows would otherwise roll the count back). On success the account's
-    failures are forgotten; the caller records the success and commits.
+    failures are forgotten, and a password past ``PASSWORD_MAX_AGE_DAYS`` is refused
+    (audited); the caller records the success and commits.
     """
     blocks.ensure_login_allowed(username, ip)
     user = db.session.scalars(
@@ -58,6 +60,17 @@ def verify_login(username: str, password: str, ip: str, *, action: str = "auth.l
         db.session.commit()
         raise ApiError(401, "Invalid username or password.")
     blocks.forget_account_failures(username)
+    try:
+        ensure_password_current(user)
+    except PasswordExpired:
+        audit.record_now(
+            action,
+            outcome="denied",
+            actor_id=user.id,
+            actor=user.username,
+            details={"reason": "password_expired"},
+        )
+        raise
     return user
 
 
@@ -107,7 +120,10 @@ def resolve_login_token(raw: str) -> Principal | None:
 
 
 def authenticate() -> Principal:
-    """The request's principal, or 401 (audited) when the credential is missing or invalid."""
+    """The request's principal, or 401 (audited) when the credential is missing or invalid.
+
+    A bearer credential decides when there is one; without one, a verified client
+    certificate mapped to an API key (``CLIENT_CERTIFICATE_KEYS``) stands for that key."""
     if g.get("principal") is not None:
         return g.principal
     raw = bearer_credential()
@@ -115,6 +131,8 @@ def authenticate() -> Principal:
     if raw is not None and len(raw) <= 512:
         resolver = _resolver_for(raw)
         principal = resolver(raw) if resolver else None
+    elif raw is None:
+        principal = resolve_client_certificate()
     if principal is None:
         if raw is not None:
             audit.record_now("auth.invalid_credential", outcome="failure")

@@ -24,7 +24,14 @@ one-pass scan (``chunked_framing.py``), and gunicorn's chunked reader parses it 
 thread. Connections the server closes after an answer linger in the poller too (gunicorn
 would drain them for up to 2 s in the event loop itself).
 
-TLS is not supported by this worker: it serves behind a proxy or on loopback, plain HTTP.
+With TLS settings (``gunicorn.conf.py``: ``GUNICORN_CERTFILE`` and friends) the event loop
+first completes each connection's TLS handshake without blocking, within the same
+``GUNICORN_HEAD_TIMEOUT`` and counted among the unfinished requests, and only then reads
+the request as above, decrypted. A handshake that fails (no client certificate where one is
+required, one from another CA, an expired one, an old protocol) closes the connection
+before any HTTP is read. The verified client certificate reaches the app as
+``environ["soc.client_certificate"]`` (DER bytes), for
+``security.modules.client_certificates``.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import errno
 import os
 import selectors
 import socket
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,6 +56,7 @@ from gunicorn.http.message import (
     Request,
 )
 from gunicorn.http.unreader import IterUnreader, SocketUnreader
+from gunicorn.sock import ssl_context
 from gunicorn.workers.gthread import TConn, ThreadWorker
 from werkzeug.exceptions import RequestTimeout
 
@@ -60,6 +69,7 @@ BODY_TOO_LATE = "The request body was not received in time."
 RECEIVE_SIZE = 64 * 1024
 # A closed connection's last answer is given this long to reach the client.
 LINGER_SECONDS = 2.0
+CLIENT_CERTIFICATE_KEY = "soc.client_certificate"
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,7 @@ class UnfinishedRequest:
     """What has arrived of one request, and when the rest is due."""
 
     deadline: float
+    handshaking: bool = False
     data: bytearray = field(default_factory=bytearray)
     searched: int = 0
     head_end: int | None = None
@@ -161,12 +172,7 @@ class RequestBufferingWorker(ThreadWorker):
         self.hsts = False
         self.unfinished: dict[BufferedConnection, UnfinishedRequest] = {}
         self.lingering: dict[socket.socket, float] = {}
-
-    @classmethod
-    def check_config(cls, cfg, log) -> None:
-        if cfg.is_ssl:
-            raise RuntimeError("the request-buffering worker serves plain HTTP; end TLS in front")
-        super().check_config(cfg, log)
+        self.tls_context: ssl.SSLContext | None = None
 
     def run(self) -> None:
         from config import load_settings
@@ -177,6 +183,10 @@ class RequestBufferingWorker(ThreadWorker):
         self.hsts = settings.hsts_enabled
         # gunicorn's own error pages (400, 414, 431, ...) become problem+json answers.
         util.write_error = problem_writer(hsts=self.hsts)
+        if self.cfg.is_ssl:
+            # One context for every connection (gunicorn would build one per connection).
+            self.tls_context = ssl_context(self.cfg)
+            self.wsgi = _with_client_certificate(self.wsgi)  # type: ignore[has-type]
         super().run()
 
     def accept(self, listener: socket.socket) -> None:
@@ -190,6 +200,50 @@ class RequestBufferingWorker(ThreadWorker):
         conn = BufferedConnection(
             self.cfg, client_sock, client_addr, listener.getsockname(), self.linger
         )
+        if self.tls_context is None:
+            self.enqueue_req(conn)
+            return
+        conn.sock = self.tls_context.wrap_socket(
+            client_sock,
+            server_side=True,
+            do_handshake_on_connect=False,
+            suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
+        )
+        pending = UnfinishedRequest(
+            deadline=time.monotonic() + self.limits.head_timeout, handshaking=True
+        )
+        self._wait_for(conn, pending, selectors.EVENT_READ, self._shake_hands)
+
+    def _wait_for(self, conn: BufferedConnection, pending: UnfinishedRequest, events: int, then):
+        """Keep ``conn`` among the unfinished, and call ``then`` when it is ready again."""
+        self.unfinished[conn] = pending
+        conn.sock.setblocking(False)
+        self._unregister(conn.sock)
+        self.poller.register(conn.sock, events, partial(then, conn))
+        if len(self.unfinished) > self.limits.max_unfinished:
+            oldest = next(iter(self.unfinished))
+            self._refuse(oldest, 503, "Service Unavailable", "Too many unfinished requests.")
+
+    def _shake_hands(self, conn: BufferedConnection, tls_sock: ssl.SSLSocket) -> None:
+        """One step of the TLS handshake; once done, the request is read as over plain TCP."""
+        pending = self.unfinished.get(conn)
+        if pending is None:  # refused earlier in this turn of the event loop
+            return
+        try:
+            tls_sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._wait_for(conn, pending, selectors.EVENT_READ, self._shake_hands)
+            return
+        except ssl.SSLWantWriteError:
+            self._wait_for(conn, pending, selectors.EVENT_WRITE, self._shake_hands)
+            return
+        except (ssl.SSLError, OSError) as error:
+            self.log.info("TLS handshake with %s failed: %s", conn.client, error)
+            self._forget(conn)
+            self.nr_conns -= 1
+            util.close(tls_sock)
+            return
+        self._forget(conn)
         self.enqueue_req(conn)
 
     def enqueue_req(self, conn: BufferedConnection) -> None:
@@ -198,19 +252,20 @@ class RequestBufferingWorker(ThreadWorker):
         pending = UnfinishedRequest(deadline=time.monotonic() + self.limits.head_timeout)
         if conn.parser is not None:
             pending.data += conn.parser.unreader.take_buffered()
+        if isinstance(conn.sock, ssl.SSLSocket):
+            # Bytes TLS has decrypted already: the poller would not see them arrive.
+            conn.sock.setblocking(False)
+            pending.data += _receive_decrypted(conn.sock)
         if self._advance(conn, pending):
             return
-        self.unfinished[conn] = pending
-        conn.sock.setblocking(False)
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._receive, conn))
-        if len(self.unfinished) > self.limits.max_unfinished:
-            oldest = next(iter(self.unfinished))
-            self._refuse(oldest, 503, "Service Unavailable", "Too many unfinished requests.")
+        self._wait_for(conn, pending, selectors.EVENT_READ, self._receive)
 
     def _receive(self, conn: BufferedConnection, sock: socket.socket) -> None:
         try:
             received = sock.recv(RECEIVE_SIZE)
-        except (BlockingIOError, InterruptedError):
+            if isinstance(sock, ssl.SSLSocket):
+                received += _receive_decrypted(sock)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError:
             received = b""
@@ -297,15 +352,19 @@ class RequestBufferingWorker(ThreadWorker):
         # Draining a body that was not buffered would wait on the client in a thread.
         return conn.body_buffered and super()._keepalive_after(conn, keepalive)
 
-    def _forget(self, conn: BufferedConnection) -> None:
-        self.unfinished.pop(conn, None)
+    def _forget(self, conn: BufferedConnection) -> UnfinishedRequest | None:
         self._unregister(conn.sock)
+        return self.unfinished.pop(conn, None)
 
     def _refuse(self, conn: BufferedConnection, status: int, reason: str, detail: str) -> None:
-        """Answer an unfinished request with a problem and close its connection."""
-        self._forget(conn)
+        """Answer an unfinished request with a problem and close its connection (a
+        connection still in its TLS handshake is closed: it cannot be answered yet)."""
+        pending = self._forget(conn)
         self.nr_conns -= 1
         self.log.warning("closing an unfinished request from %s: %s", conn.client, detail)
+        if pending is not None and pending.handshaking:
+            util.close(conn.sock)
+            return
         _send_quietly(conn.sock, problem_answer(status, reason, detail, hsts=self.hsts))
         self.linger(conn.sock)
 
@@ -350,6 +409,26 @@ class RequestBufferingWorker(ThreadWorker):
             self._refuse(conn, 408, "Request Timeout", "The request was not received in time.")
         for sock in [sock for sock, until in self.lingering.items() if until <= now]:
             self._close_lingering(sock)
+
+
+def _receive_decrypted(tls_sock: ssl.SSLSocket) -> bytes:
+    """What TLS has already decrypted and buffered beyond the last read."""
+    received = bytearray()
+    while tls_sock.pending():
+        received += tls_sock.recv(tls_sock.pending())
+    return bytes(received)
+
+
+def _with_client_certificate(application):
+    """The WSGI app, given the connection's verified client certificate (DER) if any."""
+
+    def application_with_certificate(environ, start_response):
+        connection = environ.get("gunicorn.socket")
+        if isinstance(connection, ssl.SSLSocket):
+            environ[CLIENT_CERTIFICATE_KEY] = connection.getpeercert(binary_form=True)
+        return application(environ, start_response)
+
+    return application_with_certificate
 
 
 def _expects_continue(request: Request) -> bool:

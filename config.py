@@ -32,6 +32,12 @@ ENV_CREDENTIAL_NAMES = ("API_KEY", "DB_PASSWORD", "SECRET_TOKEN", "MAIL_API_KEY"
 DEFAULT_ROTATION_GRACE_SECONDS = 24 * 3600
 MAX_ROTATION_GRACE_SECONDS = 7 * 24 * 3600
 DEFAULT_CREDENTIAL_USAGE_RETENTION_DAYS = 90
+# Retention (README, "Retention"): days each kind of record is kept; KEEP_FOREVER keeps it.
+KEEP_FOREVER = "forever"
+DEFAULT_AUDIT_RETENTION_DAYS = 365
+DEFAULT_ALERT_EVENT_RETENTION_DAYS = 90
+DEFAULT_CLOSED_INCIDENT_EVENT_RETENTION_DAYS = 365
+DEFAULT_PASSWORD_HISTORY_SIZE = 5
 DEFAULT_TAXII_POLL_DEADLINE_SECONDS = 600
 DEFAULT_TAXII_PAGE_DEADLINE_SECONDS = 120
 # A poll holds its feed's lease for 15 minutes (taxii.client.LEASE): it must end before.
@@ -72,7 +78,15 @@ class Settings:
     alert_auto_incident_severity: str = "high"
     alert_group_window_seconds: int = 3600
     api_key_rotation_grace_seconds: int = DEFAULT_ROTATION_GRACE_SECONDS
-    credential_usage_retention_days: int = DEFAULT_CREDENTIAL_USAGE_RETENTION_DAYS
+    # None keeps the records forever.
+    credential_usage_retention_days: int | None = DEFAULT_CREDENTIAL_USAGE_RETENTION_DAYS
+    audit_retention_days: int | None = DEFAULT_AUDIT_RETENTION_DAYS
+    alert_event_retention_days: int | None = DEFAULT_ALERT_EVENT_RETENTION_DAYS
+    closed_incident_event_retention_days: int | None = DEFAULT_CLOSED_INCIDENT_EVENT_RETENTION_DAYS
+    password_history_size: int = DEFAULT_PASSWORD_HISTORY_SIZE
+    password_max_age_days: int = 0
+    client_certificate_keys: dict[str, str] = field(default_factory=dict)
+    client_certificate_header: str = ""
     taxii_poll_deadline_seconds: int = DEFAULT_TAXII_POLL_DEADLINE_SECONDS
     taxii_page_deadline_seconds: int = DEFAULT_TAXII_PAGE_DEADLINE_SECONDS
     # Name -> secret of the set ones; kept out of repr() so no log or traceback shows them.
@@ -112,6 +126,13 @@ class Settings:
             "ALERT_GROUP_WINDOW_SECONDS": self.alert_group_window_seconds,
             "API_KEY_ROTATION_GRACE_SECONDS": self.api_key_rotation_grace_seconds,
             "CREDENTIAL_USAGE_RETENTION_DAYS": self.credential_usage_retention_days,
+            "AUDIT_RETENTION_DAYS": self.audit_retention_days,
+            "ALERT_EVENT_RETENTION_DAYS": self.alert_event_retention_days,
+            "CLOSED_INCIDENT_EVENT_RETENTION_DAYS": self.closed_incident_event_retention_days,
+            "PASSWORD_HISTORY_SIZE": self.password_history_size,
+            "PASSWORD_MAX_AGE_DAYS": self.password_max_age_days,
+            "CLIENT_CERTIFICATE_KEYS": self.client_certificate_keys,
+            "CLIENT_CERTIFICATE_HEADER": self.client_certificate_header,
             "TAXII_POLL_DEADLINE_SECONDS": self.taxii_poll_deadline_seconds,
             "TAXII_PAGE_DEADLINE_SECONDS": self.taxii_page_deadline_seconds,
             # Unset credentials are None, so their checks fail (never pass).
@@ -132,6 +153,34 @@ def _int_setting(env: Mapping[str, str], name: str, default: int, minimum: int =
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _retention_setting(env: Mapping[str, str], name: str, default: int) -> int | None:
+    """Days to keep a kind of record (at least 1), or None for ``forever``."""
+    if env.get(name, "").strip().lower() == KEEP_FOREVER:
+        return None
+    return _int_setting(env, name, default, minimum=1)
+
+
+CERTIFICATE_IDENTITY = re.compile(r"^(?:CN=|DNS:|URI:|email:|IP:)\S.*$")
+API_KEY_PREFIX_FORM = re.compile(r"^sak_[a-z0-9]{8}$")
+
+
+def _client_certificate_keys(env: Mapping[str, str]) -> dict[str, str]:
+    """``IDENTITY=PREFIX`` pairs, comma-separated: a client certificate identity (``CN=...``,
+    ``DNS:...``, ``URI:...``, ``email:...``, ``IP:...``) and the API key prefix it stands for."""
+    mapping: dict[str, str] = {}
+    for entry in filter(
+        None, (part.strip() for part in env.get("CLIENT_CERTIFICATE_KEYS", "").split(","))
+    ):
+        identity, _, prefix = entry.rpartition("=")
+        if not CERTIFICATE_IDENTITY.match(identity) or not API_KEY_PREFIX_FORM.match(prefix):
+            raise ConfigError(
+                "CLIENT_CERTIFICATE_KEYS entries must be IDENTITY=sak_xxxxxxxx with an identity "
+                f"CN=, DNS:, URI:, email: or IP:, got {entry!r}"
+            )
+        mapping[identity] = prefix
+    return mapping
 
 
 def _bool_setting(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -377,12 +426,26 @@ def load_settings(
         alert_auto_incident_severity=_alert_auto_incident_severity(env),
         alert_group_window_seconds=_int_setting(env, "ALERT_GROUP_WINDOW_SECONDS", 3600, minimum=1),
         api_key_rotation_grace_seconds=_rotation_grace_seconds(env),
-        credential_usage_retention_days=_int_setting(
-            env,
-            "CREDENTIAL_USAGE_RETENTION_DAYS",
-            DEFAULT_CREDENTIAL_USAGE_RETENTION_DAYS,
-            minimum=1,
+        credential_usage_retention_days=_retention_setting(
+            env, "CREDENTIAL_USAGE_RETENTION_DAYS", DEFAULT_CREDENTIAL_USAGE_RETENTION_DAYS
         ),
+        audit_retention_days=_retention_setting(
+            env, "AUDIT_RETENTION_DAYS", DEFAULT_AUDIT_RETENTION_DAYS
+        ),
+        alert_event_retention_days=_retention_setting(
+            env, "ALERT_EVENT_RETENTION_DAYS", DEFAULT_ALERT_EVENT_RETENTION_DAYS
+        ),
+        closed_incident_event_retention_days=_retention_setting(
+            env,
+            "CLOSED_INCIDENT_EVENT_RETENTION_DAYS",
+            DEFAULT_CLOSED_INCIDENT_EVENT_RETENTION_DAYS,
+        ),
+        password_history_size=_int_setting(
+            env, "PASSWORD_HISTORY_SIZE", DEFAULT_PASSWORD_HISTORY_SIZE, minimum=1
+        ),
+        password_max_age_days=_int_setting(env, "PASSWORD_MAX_AGE_DAYS", 0),
+        client_certificate_keys=_client_certificate_keys(env),
+        client_certificate_header=env.get("CLIENT_CERTIFICATE_HEADER", "").strip(),
         **_taxii_deadlines(env),
         env_credentials=_env_credentials(env),
         extra=overrides,

@@ -8,13 +8,15 @@ each knob can be changed from the environment without editing this file. The
 misconfiguration ends the server with one clear line instead of every worker failing (and
 being respawned) on its own.
 Workers share their metrics through ``PROMETHEUS_MULTIPROC_DIR``, log JSON like the app,
-and send no ``Server`` banner.
+and send no ``Server`` banner. With ``GUNICORN_CERTFILE`` (and ``GUNICORN_KEYFILE``) they
+serve TLS 1.2 or 1.3 themselves; with ``GUNICORN_CLIENT_CA`` too, mutual TLS.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +31,24 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 # gunicorn's runtime control socket lives at one path per user ($HOME/.gunicorn), so two
 # servers on one machine would fight over it; nothing here needs it.
 control_socket_disable = True
+# TLS served by gunicorn itself (README, "TLS and mutual TLS"): a certificate and key turn
+# it on; a CA bundle for client certificates makes one from that CA required (mutual TLS).
+certfile = os.environ.get("GUNICORN_CERTFILE") or None
+keyfile = os.environ.get("GUNICORN_KEYFILE") or None
+ca_certs = os.environ.get("GUNICORN_CLIENT_CA") or None
+cert_reqs = ssl.CERT_REQUIRED if ca_certs else ssl.CERT_NONE
+
+
+def ssl_context(config, default_ssl_context_factory) -> ssl.SSLContext:
+    """gunicorn's context (certificate, key, client CA, Python's secure defaults) with TLS 1.2
+    as the oldest protocol (OpenSSL picks 1.3 whenever the client has it) and HTTP/1.1 as
+    the only application protocol the worker reads."""
+    context = default_ssl_context_factory()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
 # ProxyFix (TRUSTED_PROXIES) is the one place deciding which X-Forwarded-* headers to believe;
 # gunicorn's own default would trust X-Forwarded-Proto from any local process.
 forwarded_allow_ips = ""

@@ -12,7 +12,7 @@ from models.detection import Alert, DetectionRule
 from models.incidents import IdempotencyRecord, Incident, TimelineEntry
 from models.iocs import IncidentIoc, Ioc
 from models.taxii import TaxiiCollection, TaxiiFeed, TaxiiObject, TaxiiStatus
-from models.users import AuthToken, User
+from models.users import AuthToken, PasswordHistoryEntry, User
 
 __all__ = [
     "Alert",
@@ -27,6 +27,7 @@ __all__ = [
     "IncidentIoc",
     "Ioc",
     "LoginFailure",
+    "PasswordHistoryEntry",
     "TaxiiCollection",
     "TaxiiFeed",
     "TaxiiObject",

@@ -1,4 +1,5 @@
-"""Accounts and their bearer tokens (the secret itself is never stored, only its SHA-256)."""
+"""Accounts, their bearer tokens (the secret itself is never stored, only its SHA-256) and
+the hashes of their earlier passwords (the password policy's history)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ class User(Model):
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # When the current password was set: the optional maximum age counts from here.
+    password_changed_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 
 
 class AuthToken(Model):
@@ -37,3 +40,16 @@ class AuthToken(Model):
     created_ip: Mapped[str | None] = mapped_column(String(64))
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class PasswordHistoryEntry(Model):
+    """One of a user's earlier passwords, as its argon2 hash (never the password itself)."""
+
+    __tablename__ = "password_history"
+    __table_args__ = (Index("ix_password_history_user_set", "user_id", "set_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # When this password was set (it was replaced later).
+    set_at: Mapped[datetime]

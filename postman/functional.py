@@ -86,6 +86,31 @@ SERVICE = folder(
             ],
             auth=None,
         ),
+        request(
+            "API reference page",
+            "GET",
+            "/docs",
+            [
+                status(200),
+                header("Content-Type", "^text/html"),
+                header("Content-Security-Policy", "script-src 'self'"),
+            ],
+            auth=None,
+        ),
+        *(
+            request(
+                f"API reference page: {asset}",
+                "GET",
+                f"/docs/{asset}",
+                [status(200), header("Content-Type", media_type)],
+                auth=None,
+            )
+            for asset, media_type in (
+                ("swagger-ui.css", "^text/css"),
+                ("swagger-ui-bundle.js", "^text/javascript"),
+                ("swagger-initializer.js", "^text/javascript"),
+            )
+        ),
     ],
 )
 

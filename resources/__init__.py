@@ -14,6 +14,7 @@ from resources import (
     auth,
     blocks,
     detection,
+    docs,
     health,
     incidents,
     iocs,
@@ -36,6 +37,7 @@ AREAS = [
     stix,
     taxii,
     openapi,
+    docs,
 ]
 
 

@@ -109,6 +109,8 @@ class EventType(StrEnum):
     TAXII_FEED_DELETED = "taxii.feed_delete"
     TAXII_FEED_POLLED = "taxii.feed_polled"
     TAXII_FEED_CREDENTIALS_REENCRYPTED = "taxii.feed_reencrypt"
+    USER_PASSWORD_CHANGED = "user.password_change"  # noqa: S105 - an event name, no secret
+    RETENTION_PRUNED = "retention.prune"
 
     @property
     def subject_type(self) -> str:

@@ -73,3 +73,23 @@ def make_user(app, client: ApiClient, username: str, role: str) -> TestUser:
     user_id = create_user_row(app, username, role)
     token = login(client, username)
     return TestUser(user_id, username, STRONG_PASSWORD, role, token, client.with_token(token))
+
+
+def add_credential_usage(app, days_ago: int) -> None:
+    """One use of the API_KEY environment secret ``days_ago`` days ago, named after its age."""
+    from datetime import timedelta
+
+    from models import CredentialUsage, db, utcnow
+
+    with app.app_context():
+        db.session.add(
+            CredentialUsage(
+                credential_kind="env",
+                credential_name="API_KEY",
+                component="test",
+                operation=f"{days_ago} days ago",
+                outcome="success",
+                occurred_at=utcnow() - timedelta(days=days_ago),
+            )
+        )
+        db.session.commit()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -71,13 +72,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_for_http_ok(url: str, deadline: float, process: subprocess.Popen) -> None:
-    """Poll ``url`` until it answers 200; fail early if ``process`` exits, or at ``deadline``."""
+def wait_for_http_ok(
+    url: str, deadline: float, process: subprocess.Popen, context: ssl.SSLContext | None = None
+) -> None:
+    """Poll ``url`` until it answers 200; fail early if ``process`` exits, or at ``deadline``.
+    ``context`` is the TLS client's for an ``https`` URL."""
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"process exited with {process.returncode} before {url} answered")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback)
+            with urllib.request.urlopen(url, timeout=2, context=context) as response:  # noqa: S310
                 if response.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):

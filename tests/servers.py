@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -46,6 +47,8 @@ class GunicornServer:
     port: int
     process: subprocess.Popen
     log_path: Path
+    # The TLS client's context when the server serves TLS (GUNICORN_CERTFILE).
+    client_context: ssl.SSLContext | None = None
 
     def request(
         self, method: str, path: str, headers: dict[str, str] | None = None, body: Any = None
@@ -56,7 +59,13 @@ class GunicornServer:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        connection = (
+            http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            if self.client_context is None
+            else http.client.HTTPSConnection(
+                "127.0.0.1", self.port, timeout=10, context=self.client_context
+            )
+        )
         try:
             connection.request(method, path, body=data, headers=headers)
             response = connection.getresponse()
@@ -104,9 +113,14 @@ def _stop(process: subprocess.Popen) -> None:
 
 @contextmanager
 def running_gunicorn(
-    database_url: str, log_directory: Path, workers: int = 2, **settings: str
+    database_url: str,
+    log_directory: Path,
+    workers: int = 2,
+    client_context: ssl.SSLContext | None = None,
+    **settings: str,
 ) -> Iterator[GunicornServer]:
-    """gunicorn with ``gunicorn.conf.py`` in production mode on a free loopback port."""
+    """gunicorn with ``gunicorn.conf.py`` in production mode on a free loopback port; with TLS
+    settings, ``client_context`` is the context its readiness checks connect with."""
     port = free_port()
     log_path = log_directory / f"gunicorn-{port}.log"
     env = process_env(
@@ -128,8 +142,9 @@ def running_gunicorn(
         )
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
-        wait_for_http_ok(f"http://127.0.0.1:{port}/health", deadline, process)
-        server = GunicornServer(port, process, log_path)
+        scheme = "http" if client_context is None else "https"
+        wait_for_http_ok(f"{scheme}://127.0.0.1:{port}/health", deadline, process, client_context)
+        server = GunicornServer(port, process, log_path, client_context)
         _wait_for_every_worker(server, workers, deadline)
         yield server
     finally:

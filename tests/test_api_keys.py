@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 
 from auth import hash_secret
 from models import ApiKey, AuditEntry, CredentialUsage, User, db, utcnow
-from tests.helpers import make_user
+from tests.helpers import add_credential_usage, make_user
 
 
 def issue(user, scopes=("iocs:read",), **fields) -> dict:
@@ -211,29 +211,14 @@ def test_key_writes_are_audited(app, analyst):
     assert all(name == issued["prefix"] for name in logged)
 
 
-def _usage_at(app, days_ago: int) -> None:
-    with app.app_context():
-        db.session.add(
-            CredentialUsage(
-                credential_kind="env",
-                credential_name="API_KEY",
-                component="test",
-                operation=f"{days_ago} days ago",
-                outcome="success",
-                occurred_at=utcnow() - timedelta(days=days_ago),
-            )
-        )
-        db.session.commit()
-
-
 def _usage_operations(app) -> set[str]:
     with app.app_context():
         return set(db.session.scalars(select(CredentialUsage.operation)))
 
 
 def test_issuing_a_key_prunes_usage_older_than_the_retention_period(app, analyst):
-    _usage_at(app, 91)
-    _usage_at(app, 89)
+    add_credential_usage(app, 91)
+    add_credential_usage(app, 89)
     issue(analyst)
     assert _usage_operations(app) == {"89 days ago"}
 
@@ -243,15 +228,15 @@ def test_rotating_a_key_prunes_usage_within_a_shorter_configured_retention(
 ):
     key_id = issue(analyst)["id"]
     monkeypatch.setitem(app.config, "CREDENTIAL_USAGE_RETENTION_DAYS", 7)
-    _usage_at(app, 8)
-    _usage_at(app, 6)
+    add_credential_usage(app, 8)
+    add_credential_usage(app, 6)
     assert analyst.client.post(f"/api-keys/{key_id}/rotate").status_code == 200
     assert _usage_operations(app) == {"6 days ago"}
 
 
 def test_prune_usage_command_deletes_old_entries_and_says_how_many(app):
-    _usage_at(app, 120)
-    _usage_at(app, 1)
+    add_credential_usage(app, 120)
+    add_credential_usage(app, 1)
     result = app.test_cli_runner().invoke(args=["prune-usage"])
     assert result.exit_code == 0, result.output
     assert "pruned 1 credential usage entries" in result.output

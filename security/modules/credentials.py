@@ -77,6 +77,8 @@ ENV_CREDENTIALS = ENV_CREDENTIAL_NAMES
 API_KEY_PREFIX = "sak_"
 _PREFIX_ALPHABET = string.ascii_lowercase + string.digits
 _PREFIX_LENGTH = len(API_KEY_PREFIX) + 8
+# The usage log's note for a key opened by a mapped client certificate, not its secret.
+CERTIFICATE_USE = "client_certificate"
 MAX_ROTATION_GRACE = timedelta(seconds=MAX_ROTATION_GRACE_SECONDS)
 SCOPE_PATTERN = re.compile(r"^(?:\*|[a-z][a-z0-9_-]{0,31}):(?:\*|[a-z]{1,16})$")
 MAX_SCOPES = 32
@@ -226,9 +228,12 @@ def get_recent_usage(
 
 
 def prune_credential_usage(now: datetime | None = None) -> int:
-    """Delete usage entries older than the retention period; returns how many. One
-    statement on the ``occurred_at`` index, cheap enough to run on every key change."""
+    """Delete usage entries older than the retention period (none when it is ``forever``);
+    returns how many. One statement on the ``occurred_at`` index, cheap enough to run on
+    every key change."""
     days = current_app.config["CREDENTIAL_USAGE_RETENTION_DAYS"]
+    if days is None:
+        return 0
     cutoff = (now or utcnow()) - timedelta(days=days)
     pruned = db.session.execute(delete(CredentialUsage).where(CredentialUsage.occurred_at < cutoff))
     return cast(CursorResult, pruned).rowcount  # a DELETE's result is a CursorResult
@@ -379,6 +384,17 @@ def rotate_credential(
     return IssuedKey(key, f"{key.prefix}_{secret}")
 
 
+def _state_refusal(key: ApiKey, now: datetime) -> str | None:
+    """Why the key opens nothing now, whatever proves it was presented; None if it may."""
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and key.expires_at <= now:
+        return "expired"
+    if not key.user.is_active:
+        return "owner_inactive"
+    return None
+
+
 def _refusal(key: ApiKey, digest: str, now: datetime) -> tuple[str | None, str | None]:
     """``(refusal, note)``: why the secret does not open the key (None: it does), and a
     note for a successful use worth knowing about (the pre-rotation secret)."""
@@ -388,14 +404,11 @@ def _refusal(key: ApiKey, digest: str, now: datetime) -> tuple[str | None, str |
     )
     if not current and not previous:
         return "wrong_secret", None
-    if key.revoked_at is not None:
-        return "revoked", None
-    if key.expires_at is not None and key.expires_at <= now:
-        return "expired", None
+    state = _state_refusal(key, now)
+    if state is not None:
+        return state, None
     if not current and (key.previous_valid_until is None or key.previous_valid_until <= now):
         return "rotated_out", None
-    if not key.user.is_active:
-        return "owner_inactive", None
     return None, None if current else "previous_secret"
 
 
@@ -405,20 +418,49 @@ def authenticate_api_key(
     """The key that ``raw`` opens, or None; every attempt is logged with its reason."""
     prefix, separator = raw[:_PREFIX_LENGTH], raw[_PREFIX_LENGTH : _PREFIX_LENGTH + 1]
     secret = raw[_PREFIX_LENGTH + 1 :]
-    key = None
-    if separator == "_" and secret:
-        key = db.session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first()
-    if key is None:
-        log_credential_usage(
-            CredentialRef("api_key", prefix),
-            component,
-            operation,
-            outcome="failure",
-            reason="unknown_key",
-        )
+    if separator != "_" or not secret:
+        _log_unknown_key(prefix, component, operation)
         return None
-    now = utcnow()
-    refusal, note = _refusal(key, hash_secret(secret), now)
+    key = _key_named(prefix, component, operation)
+    if key is None:
+        return None
+    return _logged_use(key, component, operation, *_refusal(key, hash_secret(secret), utcnow()))
+
+
+def authenticate_api_key_by_certificate(
+    prefix: str, *, component: str, operation: str
+) -> ApiKey | None:
+    """The key an admin mapped a verified client certificate to (``CLIENT_CERTIFICATE_KEYS``),
+    or None. The certificate, checked at the TLS handshake, stands for the secret; the key's
+    revocation, expiry and owner still apply, and the use is logged like any other."""
+    key = _key_named(prefix, component, operation)
+    if key is None:
+        return None
+    return _logged_use(key, component, operation, _state_refusal(key, utcnow()), CERTIFICATE_USE)
+
+
+def _key_named(prefix: str, component: str, operation: str) -> ApiKey | None:
+    """The key with this prefix; an unknown one is logged as such."""
+    key = db.session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+    if key is None:
+        _log_unknown_key(prefix, component, operation)
+    return key
+
+
+def _log_unknown_key(prefix: str, component: str, operation: str) -> None:
+    log_credential_usage(
+        CredentialRef("api_key", prefix),
+        component,
+        operation,
+        outcome="failure",
+        reason="unknown_key",
+    )
+
+
+def _logged_use(
+    key: ApiKey, component: str, operation: str, refusal: str | None, note: str | None
+) -> ApiKey | None:
+    """Log one use of ``key`` (refused when ``refusal`` says why); the key if it was not."""
     entry = log_credential_usage(
         key,
         component,
@@ -433,7 +475,7 @@ def authenticate_api_key(
         # record_refused_api_key_use() log that use as denied.
         db.session.flush()
         g.api_key_usage_id = entry.id
-    ip = _client_ip()
+    now, ip = utcnow(), _client_ip()
     # Like login tokens: rewriting the key's row on every request would serialise
     # concurrent requests made with one key on its row lock (the usage log has every use).
     stale = key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION

@@ -4,6 +4,10 @@ The headers an API needs are a fixed table, so they are written here rather than
 from flask-talisman, which is built for HTML pages: it adds CSP nonces, session-cookie
 flags and an HTTP-to-HTTPS redirect that would drop a POST's body. CORS, which has real
 protocol logic (preflight, ``Vary: Origin``), comes from flask-cors.
+
+The one page the app serves (``/docs``, the interactive API reference) needs scripts and
+styles, from the app itself and nowhere else: its view calls :func:`use_page_policy`, and
+only that response gets the page's policy instead of the API's ``default-src 'none'``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ STATIC_HEADERS = {
     # JSON is never rendered as a page: nothing may load, nothing may frame it.
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
+_PAGE_POLICY = "page_content_security_policy"
 HSTS_VALUE = "max-age=31536000; includeSubDomains"
 NO_STORE = "no-store"
 
@@ -26,10 +31,18 @@ def _carries_credentials() -> bool:
     return "Authorization" in request.headers or g.get("principal") is not None
 
 
+def use_page_policy(policy: str) -> None:
+    """Answer this request with ``policy`` as its Content-Security-Policy (an HTML page)."""
+    g.setdefault(_PAGE_POLICY, policy)
+
+
 def apply_security_headers(response: Response) -> Response:
     """Add the header table, HSTS when it applies, and ``no-store`` where it must hold."""
     for name, value in STATIC_HEADERS.items():
         response.headers[name] = value
+    page_policy = g.get(_PAGE_POLICY)
+    if page_policy is not None:
+        response.headers["Content-Security-Policy"] = page_policy
     if request.is_secure or current_app.config["HSTS_ENABLED"]:
         response.headers["Strict-Transport-Security"] = HSTS_VALUE
     # Caches must never keep what a credential unlocked; other responses keep their own

@@ -1,21 +1,28 @@
 """User accounts: the password policy, password hashing, and creating a user.
 
 Passwords are argon2id via passlib. Creating a user lives here, not in a resource, because
-both ``POST /auth/register`` and ``flask create-admin`` create users the same way. Logging
-in (tokens, the brute-force guard) is ``auth.py``'s business.
+both ``POST /auth/register`` and ``flask create-admin`` create users the same way, and so
+does setting a new password (:func:`set_password`, for ``flask set-password`` and a
+password-change endpoint): the policy, including its history (the last
+``PASSWORD_HISTORY_SIZE`` passwords, kept as argon2 hashes, cannot be set again) and its
+optional maximum age (``PASSWORD_MAX_AGE_DAYS``), is enforced here once. Logging in
+(tokens, the brute-force guard) is ``auth.py``'s business.
 """
 
 from __future__ import annotations
 
 import secrets
 import string
+from datetime import datetime, timedelta
 from typing import TypeGuard
 
+from flask import current_app
 from passlib.context import CryptContext
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
-from models import User, db
-from security.errors import Conflict
+from models import PasswordHistoryEntry, User, db, utcnow
+from security.errors import Conflict, Forbidden, Invalid
+from security.events import Actor, EventType, emit
 
 PASSWORD_MIN_LENGTH = 12
 PASSWORD_MAX_LENGTH = 1024
@@ -47,6 +54,18 @@ def password_policy_violations(password: str) -> list[str]:
     if not any(c in string.punctuation or not c.isalnum() for c in password):
         problems.append("must contain a special character")
     return problems
+
+
+class PasswordRefused(Invalid):
+    """A new password the policy refuses; ``errors["password"]`` lists every rule it breaks."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("The password does not meet the policy.", errors={"password": problems})
+
+
+class PasswordExpired(Forbidden):
+    """The password is older than ``PASSWORD_MAX_AGE_DAYS``: it must be replaced first."""
 
 
 def hash_password(password: str) -> str:
@@ -81,3 +100,83 @@ def create_user(username: str, password: str, role: str) -> User:
     db.session.add(user)
     db.session.flush()
     return user
+
+
+def history_size() -> int:
+    """How many of a user's latest passwords (the current one included) cannot be set."""
+    return current_app.config["PASSWORD_HISTORY_SIZE"]
+
+
+def set_password(user: User, password: str, *, actor: Actor | None = None) -> None:
+    """Give ``user`` a new password (the caller commits), or raise :class:`PasswordRefused`
+    naming every rule it breaks; one of the last :func:`history_size` passwords is refused.
+
+    The replaced password's hash joins the history, which keeps only what the check needs.
+    ``actor`` defaults to the request's principal (the user themselves, or an admin).
+    """
+    problems = password_policy_violations(password)
+    if not problems and _recently_used(user, password):
+        problems.append(f"must not be one of your last {history_size()} passwords")
+    if problems:
+        raise PasswordRefused(problems)
+    now = utcnow()
+    db.session.add(
+        PasswordHistoryEntry(
+            user_id=user.id, password_hash=user.password_hash, set_at=user.password_changed_at
+        )
+    )
+    user.password_hash = hash_password(password)
+    user.password_changed_at = now
+    db.session.flush()
+    _forget_older_passwords(user)
+    emit(EventType.USER_PASSWORD_CHANGED, user.id, {"username": user.username}, actor=actor)
+
+
+def _earlier_hashes(user: User) -> list[str]:
+    """The hashes of the passwords before the current one that the history still covers."""
+    return list(
+        db.session.scalars(
+            select(PasswordHistoryEntry.password_hash)
+            .where(PasswordHistoryEntry.user_id == user.id)
+            .order_by(PasswordHistoryEntry.set_at.desc(), PasswordHistoryEntry.id.desc())
+            .limit(history_size() - 1)
+        )
+    )
+
+
+def _recently_used(user: User, password: str) -> bool:
+    """Whether ``password`` is the current one or one of the earlier ones still remembered;
+    each argon2 hash carries its own salt, so each is verified (no lookup by hash)."""
+    if len(password) > PASSWORD_MAX_LENGTH:
+        return False
+    hashes = [user.password_hash, *_earlier_hashes(user)]
+    return any(password_context.verify(password, stored) for stored in hashes)
+
+
+def _forget_older_passwords(user: User) -> None:
+    """Delete the history the check no longer reads: only hashes that are needed are kept."""
+    kept = select(PasswordHistoryEntry.id).where(PasswordHistoryEntry.user_id == user.id)
+    kept = kept.order_by(PasswordHistoryEntry.set_at.desc(), PasswordHistoryEntry.id.desc())
+    db.session.execute(
+        delete(PasswordHistoryEntry).where(
+            PasswordHistoryEntry.user_id == user.id,
+            PasswordHistoryEntry.id.not_in(kept.limit(history_size() - 1)),
+        )
+    )
+
+
+def password_expired(user: User, now: datetime | None = None) -> bool:
+    """Whether the password is older than ``PASSWORD_MAX_AGE_DAYS`` (0, the default, is off)."""
+    days = current_app.config["PASSWORD_MAX_AGE_DAYS"]
+    if not days:
+        return False
+    return (now or utcnow()) - user.password_changed_at > timedelta(days=days)
+
+
+def ensure_password_current(user: User) -> None:
+    """Refuse (:class:`PasswordExpired`) a login with a password past its maximum age."""
+    if password_expired(user):
+        raise PasswordExpired(
+            "The password has expired (PASSWORD_MAX_AGE_DAYS); an admin sets a new one "
+            "with flask set-password."
+        )
