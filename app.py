@@ -21,7 +21,7 @@ from flask.cli import with_appcontext
 from flask.json.provider import DefaultJSONProvider
 from flask_migrate import Migrate
 
-from auth import TOKEN_PREFIX, register_credential_resolver, resolve_login_token
+from auth import register_credential_resolver, register_login_tokens
 from config import ConfigError, load_settings
 from database import MIGRATIONS_DIRECTORY, DatabaseUnavailable, ensure_database_exists
 from errors import ProblemApi, register_error_handlers
@@ -100,7 +100,7 @@ def _build_app(overrides: Mapping[str, Any] | None) -> Flask:
     from security.modules.middleware import create_security_middleware
 
     create_security_middleware(app)
-    register_credential_resolver(app, TOKEN_PREFIX, resolve_login_token)
+    register_login_tokens(app)
     register_credential_resolver(app, API_KEY_PREFIX, resolve_api_key)
     api = ProblemApi(app, catch_all_404s=True)
     register_resources(api)

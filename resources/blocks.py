@@ -60,7 +60,7 @@ class BlockItem(Resource):
             raise ApiError(404, f"Block {block_id} does not exist.")
         if block.lifted_at is not None:
             raise ApiError(409, f"Block {block_id} was already lifted.")
-        blocks.lift_block(block, principal.user.id)
+        blocks.lift_block(block, principal.user_id)
         db.session.commit()
         return respond(block)
 
