@@ -190,7 +190,7 @@ def profile(fixture: Fixture, settings: dict[str, str], requests: int = 300) -> 
     ``requests`` of them through the test client (same database, same Redis)."""
     app = create_app(app_settings(fixture.database_url, **settings))
     client = ApiClient(app.test_client(), fixture.token)
-    counter = redis.Redis.from_url(REDIS_URL)
+    round_trips = _count_redis_round_trips()
     statements = []
     with app.app_context():
         from models import db
@@ -198,14 +198,13 @@ def profile(fixture: Fixture, settings: dict[str, str], requests: int = 300) -> 
         event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     for endpoint in fixture.endpoints():
         client.request(endpoint.method, endpoint.path, json=endpoint.body)  # warm
-        before = _redis_calls(counter)
+        round_trips.clear()
         statements.clear()
         response = client.request(endpoint.method, endpoint.path, json=endpoint.body)
         assert response.status_code < 300, response.get_json()
-        commands = _redis_calls(counter) - before - 1  # the INFO itself
         print(
-            f"\n== {endpoint.method} {endpoint.path}: {commands} Redis commands, "
-            f"{len(statements)} SQL statements"
+            f"\n== {endpoint.method} {endpoint.path}: {len(round_trips)} Redis round trips "
+            f"({', '.join(round_trips)}), {len(statements)} SQL statements"
         )
         for statement in statements:
             print("   SQL", " ".join(statement.split())[:110])
@@ -218,9 +217,18 @@ def profile(fixture: Fixture, settings: dict[str, str], requests: int = 300) -> 
     dispose(app)
 
 
-def _redis_calls(client: redis.Redis) -> int:
-    stats = client.info("commandstats")
-    return sum(entry["calls"] for entry in stats.values())
+def _count_redis_round_trips() -> list[str]:
+    """The names of the commands this process sends to Redis from now on, one per round
+    trip (a script's own commands run inside its one ``EVALSHA``)."""
+    sent: list[str] = []
+    execute = redis.Redis.execute_command
+
+    def counting(self: redis.Redis, *args: object, **options: object) -> object:
+        sent.append(str(args[0]))
+        return execute(self, *args, **options)
+
+    redis.Redis.execute_command = counting  # type: ignore[method-assign]
+    return sent
 
 
 def main() -> None:
