@@ -16,14 +16,22 @@ from collections.abc import Mapping
 from typing import Any
 
 import click
-from flask import Flask
+from flask import Flask, g, request
+from flask import typing as ft
 from flask.cli import with_appcontext
 from flask.json.provider import DefaultJSONProvider
 from flask_migrate import Migrate
+from sqlalchemy.exc import DBAPIError
 
-from auth import TOKEN_PREFIX, register_credential_resolver, resolve_login_token
+from auth import register_credential_resolver, register_login_tokens
 from config import ConfigError, load_settings
-from database import MIGRATIONS_DIRECTORY, DatabaseUnavailable, ensure_database_exists
+from database import (
+    MIGRATIONS_DIRECTORY,
+    DatabaseUnavailable,
+    close_sessions_despite_lost_connections,
+    ensure_database_exists,
+    lost_connection,
+)
 from errors import ProblemApi, register_error_handlers
 from models import db
 from resources import register_resources
@@ -35,11 +43,36 @@ from security.modules.utils import json_default
 
 logger = logging.getLogger("soc.app")
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 EXIT_USER_EXISTS = 1
 EXIT_NO_SUCH_USER = 1
 EXIT_PASSWORD_REJECTED = 3
 EXIT_DATABASE_UNAVAILABLE = 4
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as a shell reports a command ended by Ctrl-C
+
+
+class ApiFlask(Flask):
+    """Flask that retries a read once when its database connection was found dead.
+
+    Pooled connections are not pinged before use (that would be a round trip on every
+    request), so after a database restart the first statement on each old connection
+    fails; SQLAlchemy then drops the pool's old connections. A read is safe to run again on
+    a new one; a write is not retried here: it is answered 503, unacknowledged
+    (``errors.handle_exception``).
+    """
+
+    def dispatch_request(self) -> ft.ResponseReturnValue:
+        try:
+            return super().dispatch_request()
+        except DBAPIError as error:
+            if request.method not in SAFE_METHODS or not lost_connection(error):
+                raise
+        logger.warning(
+            "database connection lost; retrying %s %s once", request.method, request.path
+        )
+        db.session.rollback()
+        g.pop("principal", None)
+        return super().dispatch_request()
 
 
 class ApiJSONProvider(DefaultJSONProvider):
@@ -83,11 +116,12 @@ def _help_app() -> Flask:
 
 def _build_app(overrides: Mapping[str, Any] | None) -> Flask:
     settings = load_settings(overrides=overrides)
-    app = Flask(__name__)
+    app = ApiFlask(__name__)
     app.json = ApiJSONProvider(app)
     app.config.update(settings.to_flask())
     app.config.setdefault("RESTFUL_JSON", {"default": json_default})
     db.init_app(app)
+    close_sessions_despite_lost_connections(app)
     events.install_session_hooks()
     events.committed.connect(metrics.count_state_changes, sender=app)
     Migrate(app, db, directory=MIGRATIONS_DIRECTORY)
@@ -101,7 +135,7 @@ def _build_app(overrides: Mapping[str, Any] | None) -> Flask:
     from security.modules.middleware import create_security_middleware
 
     create_security_middleware(app)
-    register_credential_resolver(app, TOKEN_PREFIX, resolve_login_token)
+    register_login_tokens(app)
     register_credential_resolver(app, API_KEY_PREFIX, resolve_api_key)
     api = ProblemApi(app, catch_all_404s=True)
     register_resources(api)

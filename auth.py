@@ -11,8 +11,10 @@ engine's vocabulary (:mod:`security.modules.principals`); passwords are
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from flask import Flask, current_app, g, request
 from sqlalchemy import func, select
@@ -34,6 +36,10 @@ from security.modules.users import PasswordExpired, ensure_password_current, ver
 TOKEN_PREFIX = "sat_"  # noqa: S105 - a public marker telling tokens from API keys, not a secret
 CredentialResolver = Callable[[str], "Principal | None"]
 _RESOLVERS = "soc.credential_resolvers"
+_VERIFIED_TOKENS = "soc.verified_tokens"
+# How long a verified login token is trusted without asking the database again: the most a
+# revocation, logout or deactivation elsewhere can take to reach this process.
+VERIFIED_TOKEN_SECONDS = 0.5
 
 
 def verify_login(username: str, password: str, ip: str, *, action: str = "auth.login") -> User:
@@ -103,11 +109,65 @@ def _resolver_for(raw: str) -> CredentialResolver | None:
     return next((resolve for prefix, resolve in resolvers.items() if raw.startswith(prefix)), None)
 
 
+@dataclass(frozen=True)
+class VerifiedToken:
+    """A login token found valid in the database, and when (monotonic clock)."""
+
+    principal: Principal
+    expires_at: datetime
+    verified_at: float
+
+
+class VerifiedTokenCache:
+    """Login tokens this process found valid less than :data:`VERIFIED_TOKEN_SECONDS` ago.
+
+    Most requests are a burst of calls with one token (a SOAR enriching alerts), and
+    reading the token, its user and its state from PostgreSQL was a round trip on every
+    one. A token verified this recently is trusted without one; a revocation, a logout, an
+    expiry, a deactivation or a role change made anywhere (another worker, another
+    instance, an operator's SQL) takes effect here once the entry is that old, with no
+    signal that could be lost. A logout through this process also drops its entry at once.
+    Entries are keyed by the token's hash, never the raw token.
+    """
+
+    def __init__(self, seconds: float = VERIFIED_TOKEN_SECONDS, capacity: int = 10_000) -> None:
+        self.seconds = seconds
+        self.capacity = capacity
+        self._entries: dict[str, VerifiedToken] = {}
+
+    def get(self, digest: str) -> Principal | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if time.monotonic() - entry.verified_at >= self.seconds or entry.expires_at <= utcnow():
+            self._entries.pop(digest, None)
+            return None
+        return entry.principal
+
+    def put(self, digest: str, principal: Principal, expires_at: datetime) -> None:
+        if len(self._entries) >= self.capacity:
+            self._entries.clear()  # stale entries only cost a lookup each; keep it simple
+        self._entries[digest] = VerifiedToken(principal, expires_at, time.monotonic())
+
+    def forget(self, digest: str | None = None) -> None:
+        """Drop one token's entry, or every entry."""
+        if digest is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(digest, None)
+
+
+def _verified_tokens() -> VerifiedTokenCache:
+    return current_app.extensions[_VERIFIED_TOKENS]
+
+
 def resolve_login_token(raw: str) -> Principal | None:
     """Bearer resolver for the ``sat_`` login tokens :func:`issue_token` hands out."""
-    token = db.session.scalars(
-        select(AuthToken).where(AuthToken.token_hash == hash_secret(raw))
-    ).first()
+    digest = hash_secret(raw)
+    cached = _verified_tokens().get(digest)
+    if cached is not None:
+        return cached
+    token = db.session.scalars(select(AuthToken).where(AuthToken.token_hash == digest)).first()
     now = utcnow()
     if token is None or token.revoked_at is not None or token.expires_at <= now:
         return None
@@ -116,7 +176,15 @@ def resolve_login_token(raw: str) -> Principal | None:
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         token.last_used_at = now
         db.session.commit()
-    return Principal(token.user, permissions_for_role(token.user.role), "token", token.id)
+    principal = Principal.of(token.user, permissions_for_role(token.user.role), "token", token.id)
+    _verified_tokens().put(digest, principal, token.expires_at)
+    return principal
+
+
+def register_login_tokens(app: Flask) -> None:
+    """Accept the ``sat_`` login tokens, with this process's cache of verified ones."""
+    app.extensions[_VERIFIED_TOKENS] = VerifiedTokenCache()
+    register_credential_resolver(app, TOKEN_PREFIX, resolve_login_token)
 
 
 def authenticate() -> Principal:
@@ -156,12 +224,15 @@ def authorize(permission: str) -> Principal:
 
 def revoke_token(principal: Principal) -> bool:
     """End the login token the request came with (an event); False when the request came
-    with an API key, which a logout leaves valid (keys are revoked via their own API)."""
+    with an API key, which a logout leaves valid (keys are revoked via their own API). This
+    process stops accepting the token at once, every other one within
+    :data:`VERIFIED_TOKEN_SECONDS`."""
     if principal.credential_type != "token":
         return False
     token = db.session.get(AuthToken, principal.credential_id)
     if token is None or token.revoked_at is not None:
         return False
     token.revoked_at = utcnow()
+    _verified_tokens().forget(token.token_hash)
     emit(EventType.SESSION_REVOKED, token.id, actor=actor_of(principal))
     return True

@@ -16,6 +16,7 @@ from psycopg2 import errors as pg_errors
 from psycopg2 import sql
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 MIGRATIONS_DIRECTORY = str(Path(__file__).resolve().parent / "migrations")
 # Any constant works as long as every process agrees on it: "soc-api" in ASCII.
@@ -25,6 +26,35 @@ CONNECT_TIMEOUT_SECONDS = 5
 
 class DatabaseUnavailable(RuntimeError):
     """The PostgreSQL server could not be reached; the message names host and port."""
+
+
+def lost_connection(error: BaseException) -> bool:
+    """Whether ``error`` says the database went away (a restart, a failover, a network cut)
+    rather than refused a statement.
+
+    SQLAlchemy marks a pooled connection found dead as ``connection_invalidated`` and
+    discards every connection of the pool opened before it, so the next checkout connects
+    anew; an ``OperationalError`` is also what connecting to a server still starting gives.
+    """
+    return isinstance(error, OperationalError) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    )
+
+
+def close_sessions_despite_lost_connections(app: Flask) -> None:
+    """End each request's session (Flask-SQLAlchemy's teardown, run first) without letting
+    a connection lost after the answer was made turn that answer into a 500: the rollback
+    that ends a read then fails, but the pool has already discarded the connection."""
+    from models import db
+
+    @app.teardown_appcontext
+    def close_session(_error: BaseException | None) -> None:
+        try:
+            db.session.remove()
+        except DBAPIError as error:
+            if not lost_connection(error):
+                raise
+            db.session.registry.clear()
 
 
 def describe_server(url: URL) -> str:

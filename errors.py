@@ -17,6 +17,7 @@ from flask import Flask, Response, g, has_request_context, json, request
 from flask_restful import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from database import lost_connection
 from models.base import IllegalTransition
 from security import errors as domain
 
@@ -101,6 +102,10 @@ DOMAIN_ERROR_STATUS: dict[type[Exception], int] = {
     domain.DomainError: 400,
 }
 DomainRefusal = domain.DomainError | IllegalTransition
+DATABASE_LOST = (
+    "The database connection was lost before the request completed; retry it (a create with "
+    "the same Idempotency-Key is applied once)."
+)
 
 
 def domain_error_status(error: DomainRefusal) -> int:
@@ -164,6 +169,10 @@ def handle_exception(error: Exception) -> Response:
             error.description or status_title(error.code),
             headers=_http_exception_headers(error),
         )
+    if lost_connection(error):
+        # Not acknowledged, so not promised: the client retries (503 + Retry-After).
+        logger.warning("database connection lost: %s", type(error.__cause__ or error).__name__)
+        return render(503, DATABASE_LOST, headers={"Retry-After": "1"})
     if not isinstance(error, HTTPException):
         logger.exception("unhandled error", exc_info=error)
     return render(500, InternalServerError.description)

@@ -80,7 +80,7 @@ class ApiKeyList(Resource):
             headers = {**SECRET_HEADERS, "Location": f"/api-keys/{issued.key.id}"}
             return respond(issued, 201, headers=headers)
 
-        return idempotency.answer_once(principal.user.id, API_KEY_CREATION, issue)
+        return idempotency.answer_once(principal.user_id, API_KEY_CREATION, issue)
 
 
 class ApiKeyItem(Resource):

@@ -109,7 +109,7 @@ class Register(Resource):
             emit(EventType.USER_CREATED, user.id, {"username": user.username, "role": user.role})
             return respond(user, 201, headers={"Location": f"/users/{user.id}"})
 
-        return idempotency.answer_once(principal.user.id, USER_CREATION, create)
+        return idempotency.answer_once(principal.user_id, USER_CREATION, create)
 
 
 def register(api) -> None:

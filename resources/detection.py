@@ -114,7 +114,7 @@ class RuleList(Resource):
     def post(self):
         principal = authorize("rules:write")
         return idempotency.answer_once(
-            principal.user.id, RULE_CREATION, lambda: self._create(principal)
+            principal.user_id, RULE_CREATION, lambda: self._create(principal)
         )
 
     @staticmethod
@@ -328,7 +328,7 @@ class AlertEscalation(Resource):
             location = {"Location": f"/incidents/{incident.id}"}
             return respond(body, 201, etag=alert.version, headers=location)
 
-        return idempotency.answer_once(principal.user.id, ESCALATION, escalate)
+        return idempotency.answer_once(principal.user_id, ESCALATION, escalate)
 
 
 def register(api) -> None:

@@ -77,7 +77,7 @@ class IncidentList(Resource):
             location = {"Location": f"/incidents/{incident.id}"}
             return respond(incident, 201, etag=incident.version, headers=location)
 
-        return idempotency.answer_once(principal.user.id, INCIDENT_CREATION, create)
+        return idempotency.answer_once(principal.user_id, INCIDENT_CREATION, create)
 
 
 class IncidentItem(Resource):
@@ -175,7 +175,7 @@ class IncidentComments(Resource):
             entry = incidents.add_comment(incident, principal, data["body"])
             return respond(entry, 201)
 
-        return idempotency.answer_once(principal.user.id, COMMENT_CREATION, comment)
+        return idempotency.answer_once(principal.user_id, COMMENT_CREATION, comment)
 
 
 def register(api) -> None:

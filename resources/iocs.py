@@ -81,7 +81,7 @@ class IocList(Resource):
             location = {"Location": f"/iocs/{indicator.id}"}
             return respond(indicator, status, etag=indicator.version, headers=location)
 
-        return idempotency.answer_once(principal.user.id, IOC_CREATION, upsert)
+        return idempotency.answer_once(principal.user_id, IOC_CREATION, upsert)
 
 
 class IocBulk(Resource):

@@ -264,7 +264,7 @@ class CollectionAdminList(Resource):
             location = f"/taxii/collections/{collection.id}"
             return respond(collection, 201, etag=collection.version, headers={"Location": location})
 
-        return idempotency.answer_once(principal.user.id, COLLECTION_CREATION, create)
+        return idempotency.answer_once(principal.user_id, COLLECTION_CREATION, create)
 
 
 class CollectionAdminItem(Resource):
@@ -357,7 +357,7 @@ class FeedList(Resource):
             location = {"Location": f"/taxii/feeds/{feed.id}"}
             return respond(feed, 201, etag=feed.version, headers=location)
 
-        return idempotency.answer_once(principal.user.id, FEED_CREATION, create)
+        return idempotency.answer_once(principal.user_id, FEED_CREATION, create)
 
 
 class FeedItem(Resource):

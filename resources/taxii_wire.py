@@ -111,7 +111,7 @@ def _basic_principal(username: str, password: str) -> Principal:
     ip = request.remote_addr or "unknown"
     user = auth.verify_login(username, password, ip, action="auth.taxii_basic")
     db.session.commit()
-    return Principal(user, permissions_for_role(user.role), "password", user.id)
+    return Principal.of(user, permissions_for_role(user.role), "password", user.id)
 
 
 def taxii_principal() -> Principal:

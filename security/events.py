@@ -162,7 +162,7 @@ def actor_of(principal: Principal | None) -> Actor:
     """The principal as an actor; ``None`` (the engine acting on its own) is :data:`SYSTEM`."""
     if principal is None:
         return SYSTEM
-    return Actor(principal.user.id, principal.user.username)
+    return Actor(principal.user_id, principal.username)
 
 
 @dataclass(frozen=True)

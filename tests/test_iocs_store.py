@@ -25,7 +25,7 @@ def ctx(app):
 
 def principal_for(app, username: str, role: str) -> Principal:
     user = db.session.get(User, create_user_row(app, username, role))
-    return Principal(user, permissions_for_role(role), "token", 0)
+    return Principal.of(user, permissions_for_role(role), "token", 0)
 
 
 def stored(ioc_type: str, value: str) -> Ioc | None:

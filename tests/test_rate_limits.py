@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import redis
 
 from security.modules.ratelimit import limiter
 from tests.helpers import STRONG_PASSWORD, create_user_row
@@ -156,3 +157,41 @@ def test_server_warns_when_several_workers_count_in_memory(database_url, suite_g
     ) as server:
         messages = [record.get("message", "") for record in server.log_records()]
     assert any("rate limits are counted per worker" in message for message in messages)
+
+
+def redis_commands(url: str) -> dict[str, int]:
+    """Commands the Redis server has run so far, by name (those run inside a script too)."""
+    stats = redis.Redis.from_url(url).info("commandstats")
+    return {name.removeprefix("cmdstat_"): entry["calls"] for name, entry in stats.items()}
+
+
+@pytest.mark.slow
+def test_every_limit_of_a_request_costs_one_redis_round_trip(app, database_url, suite_guards):
+    create_user_row(app, "one-trip-user", "viewer")
+    with (
+        private_redis() as (redis_url, _),
+        running_gunicorn(
+            database_url, suite_guards.log_directory, workers=2, RATELIMIT_STORAGE_URI=redis_url
+        ) as server,
+    ):
+        login = server.request(
+            "POST", "/auth/login", body={"username": "one-trip-user", "password": STRONG_PASSWORD}
+        )
+        bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        server.request_many(8, "GET", "/auth/me", bearer)  # every worker has loaded the script
+        before = redis_commands(redis_url)
+        answer = server.request("GET", "/auth/me", bearer)
+        after = redis_commands(redis_url)
+    sent = {name: after[name] - before.get(name, 0) for name in after}
+    sent["info"] -= 1  # this test's own INFO
+    from_clients = {
+        name: count
+        for name, count in sent.items()
+        if count and name not in {"incrby", "expire", "ttl"}
+    }
+    assert from_clients == {"evalsha": 1}, "one script for the per-route, principal and IP limits"
+    assert sent["incrby"] == 3
+    assert answer.status == 200
+    assert int(answer.headers["X-RateLimit-Limit"]) == 300
+    assert int(answer.headers["X-RateLimit-Remaining"]) == 300 - 9  # 8 + this one
+    assert int(answer.headers["X-RateLimit-Reset"]) > 0

@@ -168,7 +168,7 @@ def lift_block(block_id: int, principal: Principal) -> AuthBlock:
     if block.lifted_at is not None:
         raise Conflict(f"Block {block_id} was already lifted.")
     block.lifted_at = utcnow()
-    block.lifted_by_id = principal.user.id
+    block.lifted_by_id = principal.user_id
     column = LoginFailure.username if block.scope == "account" else LoginFailure.ip
     db.session.execute(delete(LoginFailure).where(column == block.subject))
     emit(

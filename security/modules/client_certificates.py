@@ -93,4 +93,4 @@ def resolve_client_certificate() -> Principal | None:
     db.session.commit()  # the use is logged even when the key refuses it
     if key is None:
         return None
-    return Principal(key.user, key_permissions(key), "api_key", key.id)
+    return Principal.of(key.user, key_permissions(key), "api_key", key.id)

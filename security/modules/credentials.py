@@ -321,7 +321,7 @@ def visible_api_keys(principal: Principal) -> Select:
     statement = select(ApiKey)
     if principal.is_admin:
         return statement
-    return statement.where(ApiKey.user_id == principal.user.id)
+    return statement.where(ApiKey.user_id == principal.user_id)
 
 
 def get_visible_api_key(principal: Principal, key_id: int, *, lock: bool = False) -> ApiKey:
@@ -499,7 +499,7 @@ def resolve_api_key(raw: str) -> Principal | None:
     db.session.commit()
     if key is None:
         return None
-    return Principal(key.user, key_permissions(key), "api_key", key.id)
+    return Principal.of(key.user, key_permissions(key), "api_key", key.id)
 
 
 def record_refused_api_key_use(response: Response) -> Response:

@@ -468,7 +468,7 @@ def create_rule(
         sigma_id=definition.sigma_id,
         tags=list(definition.tags),
         group_by=check_group_by(group_by),
-        created_by_id=principal.user.id if principal else None,
+        created_by_id=principal.user_id if principal else None,
         version=1,
         created_at=now,
         updated_at=now,

@@ -27,7 +27,7 @@ def visible_incidents(principal: Principal) -> Select:
     statement = select(Incident)
     if principal.is_admin:
         return statement
-    user_id = principal.user.id
+    user_id = principal.user_id
     return statement.where(
         or_(
             Incident.tlp != "red",
@@ -163,7 +163,7 @@ def _add_timeline(
 ) -> TimelineEntry:
     entry = TimelineEntry(
         incident_id=incident.id,
-        actor_id=principal.user.id,
+        actor_id=principal.user_id,
         kind=kind,
         created_at=at or utcnow(),
         **fields,

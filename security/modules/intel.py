@@ -155,7 +155,7 @@ def call_values(principal: Principal | None, now: datetime) -> dict[str, Any]:
     """The columns every row written by one call shares (see ``ioc_upsert.CALL_COLUMNS``)."""
     return {
         "sighting_count": 0,
-        "created_by_id": principal.user.id if principal else None,
+        "created_by_id": principal.user_id if principal else None,
         "created_at": now,
         "updated_at": now,
         "version": 1,
@@ -588,7 +588,7 @@ def link_iocs(incident: Incident, ioc_ids: Sequence[int], principal: Principal |
         {
             "incident_id": incident.id,
             "ioc_id": ioc_id,
-            "linked_by_id": principal.user.id if principal else None,
+            "linked_by_id": principal.user_id if principal else None,
             "linked_at": utcnow(),
         }
         for ioc_id in wanted

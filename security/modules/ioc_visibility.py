@@ -48,7 +48,7 @@ def viewer_of(principal: Principal | None) -> Viewer:
     """The viewer a request's principal is (None: the system itself)."""
     if principal is None:
         return SYSTEM
-    return Viewer(user_id=principal.user.id, sees_everything=principal.is_admin)
+    return Viewer(user_id=principal.user_id, sees_everything=principal.is_admin)
 
 
 def shown_to(viewer: Viewer, tlp: Any, created_by_id: Any) -> Any:

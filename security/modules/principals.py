@@ -9,12 +9,12 @@ a high-entropy secret is hashed for storage.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import request
 
-from models import User
+from models import User, db
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"*:*"}),
@@ -54,25 +54,38 @@ def permission_granted(granted: frozenset[str] | set[str], permission: str) -> b
 class Principal:
     """The authenticated caller: a user acting through a login token or an API key.
 
-    ``user_id`` and ``username`` are read once, when the principal is made: the error path
-    (logging, auditing) reads them after a failed write, when touching ``user`` would load
-    it from a session that must first be rolled back, and fail again.
+    It carries the user's id, name and role, which is all most requests need, so a
+    principal can be made without loading the user (``auth.py`` makes one from a recently
+    verified token); :attr:`user` loads the row into the current session on first use.
+    Being plain values, they can also be read on the error path (logging, auditing) after
+    a failed write, when touching a row would load it from a session that must first be
+    rolled back, and fail again.
     """
 
-    user: User
+    user_id: int
+    username: str
+    role: str
     permissions: frozenset[str]
     credential_type: str
     credential_id: int
-    user_id: int = field(init=False)
-    username: str = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "user_id", self.user.id)
-        object.__setattr__(self, "username", self.user.username)
+    @classmethod
+    def of(
+        cls, user: User, permissions: frozenset[str], credential_type: str, credential_id: int
+    ) -> Principal:
+        """The principal of ``user`` (a loaded row) presenting the given credential."""
+        return cls(user.id, user.username, user.role, permissions, credential_type, credential_id)
+
+    @property
+    def user(self) -> User:
+        """The caller's row in the current session (the identity map answers repeats)."""
+        user = db.session.get(User, self.user_id)
+        assert user is not None, "a principal's user is never deleted while it is in use"
+        return user
 
     @property
     def is_admin(self) -> bool:
-        return self.user.role == "admin"
+        return self.role == "admin"
 
     def can(self, permission: str) -> bool:
         return permission_granted(self.permissions, permission)

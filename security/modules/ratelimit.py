@@ -1,7 +1,8 @@
 """Rate limits (Flask-Limiter): a global limit per principal and per IP, stricter ones on auth.
 
 Counters live in ``RATELIMIT_STORAGE_URI`` (Redis in production, so every worker and
-instance shares one count). If Redis stops answering, Flask-Limiter falls back to
+instance shares one count); all the limits of a request are counted in one Redis round trip
+(:mod:`security.modules.one_trip_limiter`). If Redis stops answering, Flask-Limiter falls back to
 per-process memory counters and says so once ("Rate limit storage unreachable"), then
 probes Redis with a growing back-off and says when it has recovered: requests never fail
 because the counter store did. Short socket timeouts keep a hung Redis from stalling
@@ -21,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Flask, Response, current_app, request
-from flask_limiter import ApplicationLimit, Limiter, RequestLimit, RouteLimit
+from flask_limiter import ApplicationLimit, RequestLimit, RouteLimit
 
 from security.modules import metrics
+from security.modules.one_trip_limiter import OneTripLimiter
 from security.modules.principals import bearer_credential, hash_secret
 
 # Liveness and readiness probes must answer even when a client floods the API.
@@ -57,7 +59,7 @@ def _count_rejection(_breached: RequestLimit) -> None:
     metrics.RATE_LIMIT_REJECTIONS.labels(endpoint=metrics.route_label()).inc()
 
 
-limiter = Limiter(
+limiter = OneTripLimiter(
     key_func=principal_key,
     application_limits=[
         ApplicationLimit(

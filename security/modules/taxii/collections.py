@@ -39,7 +39,7 @@ def get_collection(collection_id: uuid.UUID, *, lock: bool = False) -> TaxiiColl
 
 def create_collection(principal: Principal, data: Mapping[str, Any]) -> TaxiiCollection:
     collection = TaxiiCollection(
-        **{name: data[name] for name in EDITABLE_FIELDS}, created_by_id=principal.user.id
+        **{name: data[name] for name in EDITABLE_FIELDS}, created_by_id=principal.user_id
     )
     db.session.add(collection)
     db.session.flush()

@@ -83,7 +83,7 @@ def create_feed(principal: Principal, data: Mapping[str, Any]) -> TaxiiFeed:
     """A new feed from validated input (the caller commits)."""
     _ensure_name_free(data["name"])
     check_feed_url(data["api_root_url"])
-    feed = TaxiiFeed(**{name: data[name] for name in SETTINGS}, created_by_id=principal.user.id)
+    feed = TaxiiFeed(**{name: data[name] for name in SETTINGS}, created_by_id=principal.user_id)
     _set_credentials(feed, data["auth_type"], data)
     db.session.add(feed)
     db.session.flush()

@@ -335,7 +335,7 @@ class TaxiiBackend:
 
     def access(self, principal: Principal, collection: TaxiiCollection) -> tuple[bool, bool]:
         """(can_read, can_write): the permission and the collection's roles must agree."""
-        role = principal.user.role
+        role = principal.role
         can_read = principal.can("taxii:read") and collection.role_may_read(role)
         can_write = principal.can("taxii:write") and collection.role_may_write(role)
         return can_read, can_write
@@ -481,12 +481,12 @@ class TaxiiBackend:
         """
         parsed = parse_bundle({"type": "bundle", "objects": objects})
         try:
-            imported = store_imported(parsed, principal, source=f"taxii:{principal.user.username}")
+            imported = store_imported(parsed, principal, source=f"taxii:{principal.username}")
         except InvalidIoc as error:
             raise TooLarge(f"Too many indicators in one envelope: {error}") from None
         status = TaxiiStatus(
             collection_id=collection.id,
-            created_by_id=principal.user.id,
+            created_by_id=principal.user_id,
             request_timestamp=utcnow(),
             successes=[],
             failures=[],
@@ -501,7 +501,7 @@ class TaxiiBackend:
                     **object_store.stored_tlp_markings(collection),
                     **tlp_markings_defined_in(objects),
                 },
-                principal.user.id,
+                principal.user_id,
                 status.request_timestamp,
             )
         )
@@ -533,7 +533,7 @@ class TaxiiBackend:
             status = db.session.get(TaxiiStatus, uuid.UUID(status_id))
         except ValueError:
             status = None
-        if status is None or not (principal.is_admin or status.created_by_id == principal.user.id):
+        if status is None or not (principal.is_admin or status.created_by_id == principal.user_id):
             raise NotFound(f"Status {status_id} does not exist.")
         return status
 
