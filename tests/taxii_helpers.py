@@ -9,6 +9,17 @@ from cryptography.fernet import Fernet
 
 from tests.helpers import STRONG_PASSWORD
 
+# A STIX object the IOC store does not map (a malware family): stored and served as is.
+MALWARE = {
+    "type": "malware",
+    "spec_version": "2.1",
+    "id": "malware--31b940d4-6f7f-459a-80ea-9c1f17b58abc",
+    "created": "2026-03-01T10:00:00.000Z",
+    "modified": "2026-03-01T10:00:00.000Z",
+    "name": "Example loader",
+    "is_family": True,
+}
+
 TAXII_ACCEPT = "application/taxii+json;version=2.1"
 ENCRYPTION_KEY = Fernet.generate_key().decode()
 

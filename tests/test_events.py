@@ -16,7 +16,13 @@ from security.events import Event
 from security.modules import audit, intel
 from tests.detection_support import create_sigma_rule, post_events
 from tests.helpers import STRONG_PASSWORD, login
-from tests.taxii_helpers import TAXII_ACCEPT, create_collection, feed_body, poll_feed_body
+from tests.taxii_helpers import (
+    MALWARE,
+    TAXII_ACCEPT,
+    create_collection,
+    feed_body,
+    poll_feed_body,
+)
 from tests.test_events_alerts import ENCODED_POWERSHELL, EVIL_EVENT
 
 pytest_plugins = ("tests.taxii_fixtures",)
@@ -451,16 +457,6 @@ def test_a_lift_rolled_back_emits_nothing_and_keeps_the_block(app, admin, client
 
 
 # --- TAXII collections, objects and feeds -------------------------------------------------
-
-MALWARE = {
-    "type": "malware",
-    "spec_version": "2.1",
-    "id": "malware--31b940d4-6f7f-459a-80ea-9c1f17b58abc",
-    "created": "2026-03-01T10:00:00.000Z",
-    "modified": "2026-03-01T10:00:00.000Z",
-    "name": "Example loader",
-    "is_family": True,
-}
 
 
 def test_a_collection_and_its_objects_change_with_one_event_each(admin, recorder):

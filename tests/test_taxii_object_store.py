@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.taxii_helpers import (
+    MALWARE,
     TAXII_ACCEPT,
     create_collection,
     sample_items,
@@ -19,15 +20,6 @@ from tests.taxii_helpers import (
 
 pytest_plugins = ("tests.taxii_fixtures",)
 
-MALWARE = {
-    "type": "malware",
-    "spec_version": "2.1",
-    "id": "malware--31b940d4-6f7f-459a-80ea-9c1f17b58abc",
-    "created": "2026-03-01T10:00:00.000Z",
-    "modified": "2026-03-01T10:00:00.000Z",
-    "name": "Example loader",
-    "is_family": True,
-}
 TLP_RED_2 = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
 TLP_GREEN_2 = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
 
