@@ -19,6 +19,8 @@ from resources import (
     iocs,
     metrics,
     openapi,
+    reports,
+    sla_policies,
     stix,
     taxii,
 )
@@ -35,6 +37,8 @@ AREAS = [
     audit,
     stix,
     taxii,
+    sla_policies,
+    reports,
     openapi,
 ]
 

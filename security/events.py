@@ -78,6 +78,7 @@ class EventType(StrEnum):
     API_KEY_ROTATED = "apikey.rotate"
     API_KEY_REVOKED = "apikey.revoke"
     USER_CREATED = "user.create"
+    SLA_POLICY_CREATED = "sla_policy.create"
 
     @property
     def subject_type(self) -> str:

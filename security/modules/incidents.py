@@ -11,30 +11,35 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select, true
 
 from models import Incident, TimelineEntry, User, db, utcnow
 from security.errors import Invalid
 from security.events import EventType, emit
+from security.modules import sla_policies
 from security.modules.lookup import first_or_404
 from security.modules.principals import Principal
 
 EDITABLE_FIELDS = ("title", "description", "severity", "tlp", "assignee")
 
 
-def visible_incidents(principal: Principal) -> Select:
-    """Incidents the principal may see: TLP red only for admins, reporter and assignee."""
-    statement = select(Incident)
+def visibility(principal: Principal, incident: Any = Incident) -> ColumnElement[bool]:
+    """The condition on ``incidents`` rows (or an alias of it, ``incident``) that the
+    principal may see: TLP red only for admins, the reporter and the assignee. Reports
+    aggregate under the same condition."""
     if principal.is_admin:
-        return statement
+        return true()
     user_id = principal.user.id
-    return statement.where(
-        or_(
-            Incident.tlp != "red",
-            Incident.reporter_id == user_id,
-            Incident.assignee_id == user_id,
-        )
+    return or_(
+        incident.tlp != "red",
+        incident.reporter_id == user_id,
+        incident.assignee_id == user_id,
     )
+
+
+def visible_incidents(principal: Principal) -> Select:
+    """Incidents the principal may see (:func:`visibility`)."""
+    return select(Incident).where(visibility(principal))
 
 
 def get_visible_incident(principal: Principal, incident_id: int, *, lock: bool = False) -> Incident:
@@ -64,6 +69,7 @@ def create_incident(principal: Principal, data: dict[str, Any]) -> Incident:
         reporter=principal.user,
         assignee=resolve_assignee(data.get("assignee")),
         status="new",
+        sla_policy=sla_policies.current_policy(),
         version=1,
         created_at=now,
         updated_at=now,

@@ -1,0 +1,67 @@
+"""reports: versioned SLA policies, each incident's policy version, and the report indexes
+
+The first policy version holds the targets that were hard-coded per severity until now
+(models/incidents.py), so every existing incident keeps the due times it had. The
+partial index on the timeline serves the reopen rate of /reports/metrics.
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-11-29 22:00:00
+
+"""
+
+import json
+
+from alembic import op
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+# revision identifiers, used by Alembic.
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+# Minutes to first response and to resolution, per severity, as shipped before policies.
+FIRST_POLICY_TARGETS = {
+    "critical": {"response_minutes": 15, "resolution_minutes": 60},
+    "high": {"response_minutes": 60, "resolution_minutes": 4 * 60},
+    "medium": {"response_minutes": 4 * 60, "resolution_minutes": 24 * 60},
+    "low": {"response_minutes": 24 * 60, "resolution_minutes": 5 * 24 * 60},
+}
+
+
+def upgrade():
+    op.create_table(
+        "sla_policies",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("targets", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("version"),
+    )
+    op.execute(
+        sa.text(
+            "INSERT INTO sla_policies (version, targets, note, created_at)"
+            " VALUES (1, CAST(:targets AS jsonb), :note, now())"
+        ).bindparams(
+            targets=json.dumps(FIRST_POLICY_TARGETS),
+            note="the targets shipped before SLA policies",
+        )
+    )
+    op.add_column("incidents", sa.Column("sla_policy_id", sa.Integer(), nullable=True))
+    op.execute("UPDATE incidents SET sla_policy_id = (SELECT id FROM sla_policies)")
+    op.alter_column("incidents", "sla_policy_id", nullable=False)
+    op.create_foreign_key(
+        "incidents_sla_policy_id_fkey", "incidents", "sla_policies", ["sla_policy_id"], ["id"]
+    )
+    op.create_index("ix_incidents_sla_policy_id", "incidents", ["sla_policy_id"])
+
+
+def downgrade():
+    op.drop_index("ix_incidents_sla_policy_id", table_name="incidents")
+    op.drop_constraint("incidents_sla_policy_id_fkey", "incidents", type_="foreignkey")
+    op.drop_column("incidents", "sla_policy_id")
+    op.drop_table("sla_policies")
