@@ -32,7 +32,6 @@ class SlaPolicyList(Resource):
             responses={201: SlaPolicySchema},
             headers=("ETag", "Location", "Idempotent-Replayed"),
             idempotent=True,
-            errors=(422,),
             description=(
                 "A version never changes: incidents keep the version they were opened under."
             ),
