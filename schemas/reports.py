@@ -28,7 +28,9 @@ MAX_RULES = 100
 class GroupingList(fields.String):
     """``severity`` or ``week,severity``: up to two dimensions, each once."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs) -> list[str]:
+    def _deserialize(  # type: ignore[override]  # a list of words from one string
+        self, value: Any, attr: str | None, data: Any, **kwargs
+    ) -> list[str]:
         names = super()._deserialize(value, attr, data, **kwargs).split(",")
         unknown = sorted(set(names) - set(REPORT_GROUPINGS))
         if unknown:

@@ -70,11 +70,11 @@ class TimeRange:
         return and_(true(), *conditions)
 
 
-def _seconds(interval: Any) -> ColumnElement[float]:
+def _seconds(interval: Any) -> ColumnElement[Any]:
     return func.extract("epoch", interval)
 
 
-def _ratio(numerator: Any, denominator: Any) -> ColumnElement[float]:
+def _ratio(numerator: Any, denominator: Any) -> ColumnElement[Any]:
     """numerator / denominator as a fraction, null when there is nothing to divide by."""
     return cast(numerator, Float) / func.nullif(denominator, 0)
 
@@ -124,7 +124,7 @@ def _cohort(principal: Principal, group_by: Sequence[str], period: TimeRange, no
     the measures aggregate (each computed once per incident)."""
     assignee = aliased(User)
     first_alert = _first_alert()
-    dimensions: dict[str, ColumnElement[Any]] = {
+    dimensions: dict[str, Any] = {
         "severity": Incident.severity,
         "assignee": assignee.username,
         "source": func.coalesce(first_alert.c.kind, MANUAL_SOURCE),
@@ -232,12 +232,10 @@ def rule_efficacy(
     false_alarms = _count_where(false_positive)
     dismissed = _count_where(Alert.status == "dismissed")
     kind = DetectionRule.kind.label("source")
+    grouped: list[ColumnElement[Any]] = [kind]
+    keys: list[ColumnElement[Any]] = [null().label("rule_id"), null().label("rule"), kind]
     if by == "rule":
-        grouped = [Alert.rule_id.label("rule_id"), Alert.rule_name.label("rule"), kind]
-        keys = grouped
-    else:
-        grouped = [kind]
-        keys = [null().label("rule_id"), null().label("rule"), kind]
+        grouped = keys = [Alert.rule_id.label("rule_id"), Alert.rule_name.label("rule"), kind]
     noise = func.count() - confirmed
     statement = (
         select(
