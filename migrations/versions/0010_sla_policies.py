@@ -58,9 +58,18 @@ def upgrade():
         "incidents_sla_policy_id_fkey", "incidents", "sla_policies", ["sla_policy_id"], ["id"]
     )
     op.create_index("ix_incidents_sla_policy_id", "incidents", ["sla_policy_id"])
+    op.create_index(
+        "ix_incident_timeline_reopens",
+        "incident_timeline",
+        ["incident_id"],
+        postgresql_where=sa.text(
+            "kind = 'status_change' AND from_status IN ('resolved', 'closed')"
+        ),
+    )
 
 
 def downgrade():
+    op.drop_index("ix_incident_timeline_reopens", table_name="incident_timeline")
     op.drop_index("ix_incidents_sla_policy_id", table_name="incidents")
     op.drop_constraint("incidents_sla_policy_id_fkey", "incidents", type_="foreignkey")
     op.drop_column("incidents", "sla_policy_id")
