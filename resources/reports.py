@@ -40,8 +40,15 @@ def _period(query: dict[str, Any]) -> reports.TimeRange:
     return reports.TimeRange(query.get("created_after"), query.get("created_before"))
 
 
-def _table(table: dict[str, Any], row_schema: type) -> Any:
-    """The table as JSON (the declared schema) or as CSV with the same columns."""
+def _table(query: dict[str, Any], grouping: str, rows: list[dict], row_schema: type) -> Any:
+    """The table (with the range and the ``grouping`` parameter it answers) as JSON, by
+    the declared schema, or as CSV with the same columns."""
+    table = {
+        "created_after": query.get("created_after"),
+        "created_before": query.get("created_before"),
+        grouping: query[grouping],
+        "rows": rows,
+    }
     media_type = negotiate()
     if media_type == JSON:
         return respond(table, headers=NEGOTIATED)
@@ -71,13 +78,7 @@ class MetricsReport(Resource):
         principal = authorize("reports:read")
         query = load_query(MetricsQuerySchema())
         rows = reports.metrics(principal, query["group_by"], _period(query))
-        table = {
-            "created_after": query.get("created_after"),
-            "created_before": query.get("created_before"),
-            "group_by": query["group_by"],
-            "rows": rows,
-        }
-        return _table(table, MetricsRowSchema)
+        return _table(query, "group_by", rows, MetricsRowSchema)
 
 
 class RuleEfficacyReport(Resource):
@@ -96,13 +97,7 @@ class RuleEfficacyReport(Resource):
         principal = authorize("reports:read")
         query = load_query(RuleEfficacyQuerySchema())
         rows = reports.rule_efficacy(principal, query["by"], _period(query), query["limit"])
-        table = {
-            "created_after": query.get("created_after"),
-            "created_before": query.get("created_before"),
-            "by": query["by"],
-            "rows": rows,
-        }
-        return _table(table, RuleEfficacyRowSchema)
+        return _table(query, "by", rows, RuleEfficacyRowSchema)
 
 
 class MetricsReportPage(Resource):

@@ -250,3 +250,12 @@ def test_rule_efficacy_counts_alerts_matches_escalations_and_precision(data_set,
         "false_positives": 0,
         "precision": 1.0,
     }
+
+
+def test_rule_efficacy_as_csv(data_set, viewer):
+    response = viewer.client.get("/reports/rules", headers={"Accept": "text/csv"})
+    assert response.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert [(row["rule"], row["alerts"], row["precision"]) for row in rows] == [
+        ("Brute force", "2", "1.0")
+    ]
