@@ -54,7 +54,7 @@ FILL = [
     """
     INSERT INTO incidents (title, description, severity, status, tlp, reporter_id,
                            assignee_id, version, created_at, updated_at, responded_at,
-                           resolved_at, sla_policy_id)
+                           resolved_at)
     SELECT 'bench ' || g, '',
            (ARRAY['low', 'medium', 'high', 'critical'])[1 + g % 4],
            s.status,
@@ -64,8 +64,7 @@ FILL = [
            5, c.at, c.at,
            c.at + (random() * 300) * interval '1 minute',
            CASE WHEN s.status = 'investigating' THEN NULL
-                ELSE c.at + (60 + random() * 4000) * interval '1 minute' END,
-           1
+                ELSE c.at + (60 + random() * 4000) * interval '1 minute' END
     FROM generate_series(1, :incidents) g,
          LATERAL (SELECT timestamptz '2025-12-01' + g * interval '5 minutes' AS at) c,
          LATERAL (SELECT CASE WHEN g % 10 < 6 THEN 'closed'

@@ -50,7 +50,12 @@ class Incident(Model):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     responded_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
-    sla_policy_id: Mapped[int] = mapped_column(ForeignKey("sla_policies.id"), index=True)
+    # The newest version when the row is written (migration 0010's function), then fixed.
+    sla_policy_id: Mapped[int] = mapped_column(
+        ForeignKey("sla_policies.id"),
+        index=True,
+        server_default=text("current_sla_policy_id()"),
+    )
     search_vector = mapped_column(
         TSVECTOR,
         Computed(

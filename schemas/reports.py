@@ -51,7 +51,6 @@ class ReportRangeQuerySchema(StrictSchema):
 class MetricsQuerySchema(ReportRangeQuerySchema):
     group_by = GroupingList(
         load_default=["severity"],
-        validate=validate.Length(max=40),
         metadata={
             "description": (
                 f"one or two of {', '.join(REPORT_GROUPINGS)}, comma-separated (e.g. week,severity)"

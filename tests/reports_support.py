@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from models import Alert, DetectionRule, Incident, TimelineEntry, User, db
-from security.modules.sla_policies import current_policy
 
 # (status, minutes after creation) of each step.
 Steps = Sequence[tuple[str, int]]
@@ -37,7 +36,6 @@ def open_incident(
         version=1,
         created_at=created_at,
         updated_at=created_at,
-        sla_policy=current_policy(),
     )
     db.session.add(incident)
     db.session.flush()

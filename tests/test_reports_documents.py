@@ -5,9 +5,12 @@ by rendering in headless Chromium when it is installed)."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -141,11 +144,16 @@ def test_a_tlp_red_incident_s_report_is_hidden_like_the_incident(app, admin, vie
 
 
 @pytest.fixture
-def metrics_page(reported_incident, analyst) -> str:
+def metrics_response(reported_incident, analyst):
     response = analyst.client.get("/reports/metrics.html")
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.mimetype == "text/html"
-    return response.get_data(as_text=True)
+    return response
+
+
+@pytest.fixture
+def metrics_page(metrics_response) -> str:
+    return metrics_response.get_data(as_text=True)
 
 
 def test_the_charts_page_draws_inline_svg_and_loads_nothing(metrics_page):
@@ -160,33 +168,67 @@ def test_the_charts_page_says_so_when_the_range_is_empty(analyst):
     assert external_references(page) == []
 
 
+def test_a_page_may_style_itself_and_load_nothing(metrics_response):
+    policy = metrics_response.headers["Content-Security-Policy"]
+    assert policy == "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+
+
+@contextmanager
+def serving(response) -> Iterator[str]:
+    """The app's answer (body and headers, its CSP included) served at a local URL, as a
+    browser would get it from the API."""
+    body = response.get_data()
+    headers = [(name, value) for name, value in response.headers if name != "Content-Length"]
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            for name, value in headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/metrics.html"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
-def test_the_charts_page_renders_in_headless_chromium(metrics_page, tmp_path):
-    """A screenshot of the page from a file, with every host unresolvable: the page must
-    render from itself alone."""
-    page = tmp_path / "metrics.html"
-    page.write_text(metrics_page, encoding="utf-8")
+def test_the_charts_page_renders_in_headless_chromium(metrics_response, tmp_path):
+    """A screenshot of the page as the API serves it (its headers, CSP included), with
+    every other host unresolvable: it renders from itself alone, and the browser reports
+    no request refused and no style blocked by the policy."""
     screenshot = tmp_path / "metrics.png"
-    profile = tmp_path / "profile"
-    completed = subprocess.run(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            f"--user-data-dir={profile}",
-            "--host-resolver-rules=MAP * ~NOTFOUND",
-            f"--screenshot={screenshot}",
-            "--window-size=1280,2400",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    with serving(metrics_response) as url:
+        completed = subprocess.run(
+            [
+                str(CHROMIUM),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                f"--user-data-dir={tmp_path / 'profile'}",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                "--enable-logging=stderr",
+                f"--screenshot={screenshot}",
+                "--window-size=1280,2400",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "Content Security Policy" not in completed.stderr
     assert screenshot.read_bytes().startswith(b"\x89PNG")
     assert screenshot.stat().st_size > 10_000
-    shutil.rmtree(profile, ignore_errors=True)

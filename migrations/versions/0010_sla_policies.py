@@ -1,7 +1,8 @@
 """reports: versioned SLA policies, each incident's policy version, and the report indexes
 
 The first policy version holds the targets that were hard-coded per severity until now
-(models/incidents.py), so every existing incident keeps the due times it had. The
+(models/incidents.py), so every existing incident keeps the due times it had; a new
+incident's policy defaults to the newest version (current_sla_policy_id()). The
 partial index on the timeline serves the reopen rate of /reports/metrics.
 
 Revision ID: 0010
@@ -51,9 +52,21 @@ def upgrade():
             note="the targets shipped before SLA policies",
         )
     )
+    # The database itself gives every new incident the current version, whatever writes
+    # the row (the API, a bulk load, a script): a default may not hold a subquery, but it
+    # may call a function that does.
+    op.execute(
+        "CREATE FUNCTION current_sla_policy_id() RETURNS integer LANGUAGE sql STABLE"
+        " AS 'SELECT id FROM sla_policies ORDER BY version DESC LIMIT 1'"
+    )
     op.add_column("incidents", sa.Column("sla_policy_id", sa.Integer(), nullable=True))
-    op.execute("UPDATE incidents SET sla_policy_id = (SELECT id FROM sla_policies)")
-    op.alter_column("incidents", "sla_policy_id", nullable=False)
+    op.execute("UPDATE incidents SET sla_policy_id = current_sla_policy_id()")
+    op.alter_column(
+        "incidents",
+        "sla_policy_id",
+        nullable=False,
+        server_default=sa.text("current_sla_policy_id()"),
+    )
     op.create_foreign_key(
         "incidents_sla_policy_id_fkey", "incidents", "sla_policies", ["sla_policy_id"], ["id"]
     )
@@ -73,4 +86,5 @@ def downgrade():
     op.drop_index("ix_incidents_sla_policy_id", table_name="incidents")
     op.drop_constraint("incidents_sla_policy_id_fkey", "incidents", type_="foreignkey")
     op.drop_column("incidents", "sla_policy_id")
+    op.execute("DROP FUNCTION current_sla_policy_id()")
     op.drop_table("sla_policies")

@@ -18,6 +18,10 @@ STATIC_HEADERS = {
     # JSON is never rendered as a page: nothing may load, nothing may frame it.
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
+# The HTML pages the product renders (reports: security/modules/report_documents.py) are
+# self-contained: their own inline styles (the page's and the SVG charts'), still nothing
+# loaded from anywhere, no script, no framing.
+PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 HSTS_VALUE = "max-age=31536000; includeSubDomains"
 NO_STORE = "no-store"
 
@@ -30,6 +34,8 @@ def apply_security_headers(response: Response) -> Response:
     """Add the header table, HSTS when it applies, and ``no-store`` where it must hold."""
     for name, value in STATIC_HEADERS.items():
         response.headers[name] = value
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = PAGE_POLICY
     if request.is_secure or current_app.config["HSTS_ENABLED"]:
         response.headers["Strict-Transport-Security"] = HSTS_VALUE
     # Caches must never keep what a credential unlocked; other responses keep their own

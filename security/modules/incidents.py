@@ -16,7 +16,6 @@ from sqlalchemy import ColumnElement, Select, func, or_, select, true
 from models import Incident, TimelineEntry, User, db, utcnow
 from security.errors import Invalid
 from security.events import EventType, emit
-from security.modules import sla_policies
 from security.modules.lookup import first_or_404
 from security.modules.principals import Principal
 
@@ -69,7 +68,6 @@ def create_incident(principal: Principal, data: dict[str, Any]) -> Incident:
         reporter=principal.user,
         assignee=resolve_assignee(data.get("assignee")),
         status="new",
-        sla_policy=sla_policies.current_policy(),
         version=1,
         created_at=now,
         updated_at=now,

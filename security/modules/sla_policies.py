@@ -1,8 +1,10 @@
-"""SLA policies: which version is current, and writing the next one.
+"""SLA policies: reading the versions, and writing the next one.
 
 A version is immutable (``models/sla_policies.py``): an incident keeps the version it was
 opened under, so "changing the policy" is :func:`create_policy`, which writes version
-n + 1; the incidents opened from then on take it. Due times and breaches are the
+n + 1; the incidents opened from then on take it (the column's default, the database
+function ``current_sla_policy_id()`` of migration 0010, is the one definition of
+"current"). Due times and breaches are the
 incident's own rule (``Incident.sla``); reports measure against each incident's version.
 """
 
@@ -13,7 +15,6 @@ from typing import Any
 from sqlalchemy import Select, func, select
 
 from models import SlaPolicy, db
-from security.errors import NotFound
 from security.events import EventType, emit
 from security.modules.lookup import first_or_404
 
@@ -21,18 +22,6 @@ from security.modules.lookup import first_or_404
 def policies() -> Select:
     """Every version, for a keyset-paged list."""
     return select(SlaPolicy)
-
-
-def current_policy() -> SlaPolicy:
-    """The newest version: the one an incident opened now is measured against.
-
-    The migration that made the table wrote version 1, so there always is one; its
-    absence is a damaged database, answered as such.
-    """
-    policy = db.session.scalars(select(SlaPolicy).order_by(SlaPolicy.version.desc())).first()
-    if policy is None:
-        raise NotFound("No SLA policy exists; the database lacks migration 0010's seed.")
-    return policy
 
 
 def get_policy(policy_id: int) -> SlaPolicy:
