@@ -11,6 +11,7 @@ from models.blocks import AuthBlock, LoginFailure
 from models.detection import Alert, DetectionRule
 from models.incidents import IdempotencyRecord, Incident, TimelineEntry
 from models.iocs import IncidentIoc, Ioc
+from models.sla_policies import SlaPolicy
 from models.taxii import TaxiiCollection, TaxiiFeed, TaxiiObject, TaxiiStatus
 from models.users import AuthToken, PasswordHistoryEntry, User
 
@@ -28,6 +29,7 @@ __all__ = [
     "Ioc",
     "LoginFailure",
     "PasswordHistoryEntry",
+    "SlaPolicy",
     "TaxiiCollection",
     "TaxiiFeed",
     "TaxiiObject",

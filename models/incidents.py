@@ -1,18 +1,20 @@
 """Incidents, their timeline, and the idempotency records behind retried creates.
 
-The status workflow and the SLA targets are business rules of the incident itself, so
-they live here (``Incident.transition_to``, ``Incident.sla``), not in the resources.
+The status workflow and the SLA due times are business rules of the incident itself, so
+they live here (``Incident.transition_to``, ``Incident.sla``), not in the resources. The
+SLA targets are the policy version the incident was opened under (``models/sla_policies.py``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import Computed, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Computed, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import IllegalTransition, Model, utcnow
+from models.sla_policies import SlaPolicy
 from models.users import User
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -26,14 +28,6 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 # Statuses that stop the resolution clock.
 RESOLVED_STATUSES = frozenset({"resolved", "closed", "false_positive"})
-# (time to first response, time to resolution) per severity: the product's SLA targets,
-# shown on every incident as ``sla`` (README: the incident example).
-SLA_TARGETS: dict[str, tuple[timedelta, timedelta]] = {
-    "critical": (timedelta(minutes=15), timedelta(hours=1)),
-    "high": (timedelta(hours=1), timedelta(hours=4)),
-    "medium": (timedelta(hours=4), timedelta(hours=24)),
-    "low": (timedelta(hours=24), timedelta(days=5)),
-}
 
 
 class Incident(Model):
@@ -56,6 +50,12 @@ class Incident(Model):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     responded_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
+    # The newest version when the row is written (migration 0011's function), then fixed.
+    sla_policy_id: Mapped[int] = mapped_column(
+        ForeignKey("sla_policies.id"),
+        index=True,
+        server_default=text("current_sla_policy_id()"),
+    )
     search_vector = mapped_column(
         TSVECTOR,
         Computed(
@@ -66,6 +66,7 @@ class Incident(Model):
 
     reporter: Mapped[User] = relationship(foreign_keys=[reporter_id], lazy="joined")
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
+    sla_policy: Mapped[SlaPolicy] = relationship(lazy="joined")
 
     def allowed_transitions(self) -> tuple[str, ...]:
         return TRANSITIONS[self.status]
@@ -96,9 +97,10 @@ class Incident(Model):
         self.updated_at = now or utcnow()
 
     def sla(self, now: datetime | None = None) -> dict:
-        """Due times by severity, measured from creation, and whether each was missed."""
+        """Due times by severity under the incident's policy version, measured from
+        creation, and whether each was missed."""
         now = now or utcnow()
-        response_target, resolution_target = SLA_TARGETS[self.severity]
+        response_target, resolution_target = self.sla_policy.targets_for(self.severity)
         response_due = self.created_at + response_target
         resolution_due = self.created_at + resolution_target
         return {
@@ -108,11 +110,22 @@ class Incident(Model):
             "resolved_at": self.resolved_at,
             "response_breached": (self.responded_at or now) > response_due,
             "resolution_breached": (self.resolved_at or now) > resolution_due,
+            "policy_version": self.sla_policy.version,
         }
 
 
 class TimelineEntry(Model):
     __tablename__ = "incident_timeline"
+    __table_args__ = (
+        # The few entries that reopen an incident, for the reopen rate of /reports/metrics.
+        Index(
+            "ix_incident_timeline_reopens",
+            "incident_id",
+            postgresql_where=text(
+                "kind = 'status_change' AND from_status IN ('resolved', 'closed')"
+            ),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     incident_id: Mapped[int] = mapped_column(

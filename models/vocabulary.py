@@ -35,3 +35,10 @@ OUTCOMES = ("success", "failure", "denied")
 BLOCK_SCOPES = ("account", "ip")
 
 FEED_AUTH_TYPES = ("none", "basic", "bearer")
+
+# What /reports/metrics groups incidents by; ``source`` is how an incident was opened:
+# ``manual``, or the kind (``RULE_KINDS``) of the rule whose alert was escalated.
+REPORT_GROUPINGS = ("severity", "assignee", "source", "rule", "week", "month")
+MANUAL_SOURCE = "manual"
+# What /reports/rules groups alerts by: each rule, or each rule kind.
+EFFICACY_GROUPINGS = ("rule", "source")

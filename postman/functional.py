@@ -23,6 +23,7 @@ from collection_builder import (
 )
 from functional_detection import DETECTION
 from functional_iocs import API_KEYS, CLEANUP, INTEL
+from functional_reports import REPORTS
 from functional_taxii import STIX, TAXII_FEEDS, TAXII_SERVER
 
 EVERY_RESPONSE = [
@@ -424,6 +425,7 @@ def build() -> dict:
             TAXII_SERVER,
             TAXII_FEEDS,
             DETECTION,
+            REPORTS,
             CLEANUP,
             ADMINISTRATION,
             LOGOUT,

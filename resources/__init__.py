@@ -20,6 +20,8 @@ from resources import (
     iocs,
     metrics,
     openapi,
+    reports,
+    sla_policies,
     stix,
     taxii,
 )
@@ -36,6 +38,8 @@ AREAS = [
     audit,
     stix,
     taxii,
+    sla_policies,
+    reports,
     openapi,
     docs,
 ]

@@ -20,7 +20,9 @@ lower-case HTTP method to an :class:`Operation`::
 
 - ``responses``: success status -> a marshmallow *response* schema (the exact shape the
   method answers: ``resources.responding.respond`` dumps with it), ``None`` for no body,
-  or :class:`Content` for another media type.
+  :class:`Content` for another media type, or a tuple of these when the answer's media
+  type follows the request's ``Accept`` (``resources.responding.negotiate``; the first
+  is the default).
 - ``body`` / ``query``: the request schemas the method loads (``load_json``/``load_query``);
   a :class:`Content` (or a tuple of them) for a non-JSON body.
 - ``permission``: the ``area:action`` passed to ``authorize()``; :data:`AUTHENTICATED` when
@@ -82,7 +84,7 @@ class Content:
     schema: type[Schema] | Mapping[str, Any] | None = None
 
 
-ResponseBody = type[Schema] | Content | None
+ResponseBody = type[Schema] | Content | None | tuple[type[Schema] | Content, ...]
 RequestBody = type[Schema] | Content | tuple[type[Schema] | Content, ...]
 
 
@@ -192,14 +194,22 @@ def _path_parameters(rule: Rule) -> list[dict[str, Any]]:
 
 def _response(status: int, body: ResponseBody, media_type: str = JSON) -> dict[str, Any]:
     response: dict[str, Any] = {"description": HTTPStatus(status).phrase}
-    if isinstance(body, Content):
-        if body.schema is not None:
-            response["content"] = {body.media_type: {"schema": body.schema}}
-        else:
-            response["content"] = {body.media_type: {}}
-    elif body is not None:
-        response["content"] = {media_type: {"schema": body}}
+    if body is not None:
+        alternatives = body if isinstance(body, tuple) else (body,)
+        response["content"] = dict(_content(item, media_type) for item in alternatives)
     return response
+
+
+def _content(body: type[Schema] | Content, media_type: str) -> tuple[str, dict[str, Any]]:
+    if not isinstance(body, Content):
+        return media_type, {"schema": body}
+    return body.media_type, {"schema": body.schema} if body.schema is not None else {}
+
+
+def media_types(body: ResponseBody) -> list[str]:
+    """The media types of a declared answer, the default first."""
+    alternatives = body if isinstance(body, tuple) else (body,)
+    return [item.media_type if isinstance(item, Content) else JSON for item in alternatives]
 
 
 def _request_body(body: RequestBody) -> dict[str, Any]:

@@ -78,6 +78,11 @@ class SlaSchema(ResponseSchema):
     resolved_at = timestamp(nullable=True)
     response_breached = fields.Boolean(required=True)
     resolution_breached = fields.Boolean(required=True)
+    policy_version = fields.Integer(
+        required=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "the SLA policy version the incident was opened under"},
+    )
 
 
 class IncidentSchema(ResponseSchema):

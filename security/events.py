@@ -111,6 +111,7 @@ class EventType(StrEnum):
     TAXII_FEED_CREDENTIALS_REENCRYPTED = "taxii.feed_reencrypt"
     USER_PASSWORD_CHANGED = "user.password_change"  # noqa: S105 - an event name, no secret
     RETENTION_PRUNED = "retention.prune"
+    SLA_POLICY_CREATED = "sla_policy.create"
 
     @property
     def subject_type(self) -> str:

@@ -20,7 +20,10 @@ from sqlalchemy.engine import make_url
 
 from tests.helpers import ApiClient, make_user
 
-TABLES_KEPT = {"alembic_version"}
+# The SLA policy's first version is written by its migration, like alembic_version's row:
+# kept across tests, while the versions a test writes are deleted after it.
+TABLES_KEPT = {"alembic_version", "sla_policies"}
+FIRST_SLA_POLICY_VERSION = 1
 # Session-wide checks: security headers on every response, no credential in any log line.
 pytest_plugins = ["tests.suite_guards"]
 
@@ -117,6 +120,10 @@ def clean_database(request):
         db.session.remove()
         tables = [t.name for t in db.metadata.sorted_tables if t.name not in TABLES_KEPT]
         db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        db.session.execute(
+            text("DELETE FROM sla_policies WHERE version > :first"),
+            {"first": FIRST_SLA_POLICY_VERSION},
+        )
         db.session.commit()
 
 

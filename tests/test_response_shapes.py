@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from flask import request_finished
 
+from models.vocabulary import SEVERITIES
 from resources.openapi import openapi_path
 from tests.helpers import STRONG_PASSWORD
 from tests.taxii_helpers import create_collection, feed_body, stix_indicator
@@ -176,6 +177,18 @@ def exercise_blocks_and_audit(admin, client) -> None:
     _ok(admin.client.get("/audit"))
 
 
+def exercise_reports(admin, incident_id: int) -> None:
+    targets = {"response_minutes": 60, "resolution_minutes": 240}
+    policy = {"targets": {severity: targets for severity in SEVERITIES}}
+    policy_id = _ok(admin.client.post("/sla-policies", json=policy), 201)["id"]
+    _ok(admin.client.get("/sla-policies"))
+    _ok(admin.client.get(f"/sla-policies/{policy_id}"))
+    _ok(admin.client.get("/reports/metrics", query_string={"group_by": "week,source"}))
+    _ok(admin.client.get("/reports/rules"))
+    _ok(admin.client.get("/reports/metrics.html"))
+    _ok(admin.client.get(f"/incidents/{incident_id}/report"))
+
+
 @pytest.fixture
 def every_answer(client, admin, answers, taxii_settings, live_server) -> list[Answer]:
     exercise_auth_and_health(client, admin)
@@ -185,6 +198,7 @@ def every_answer(client, admin, answers, taxii_settings, live_server) -> list[An
     exercise_api_keys(admin)
     exercise_stix_and_taxii(admin, live_server)
     exercise_blocks_and_audit(admin, client)
+    exercise_reports(admin, incident_id)
     return list(answers)
 
 

@@ -23,6 +23,10 @@ STATIC_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
 _PAGE_POLICY = "page_content_security_policy"
+# The HTML pages the product renders itself (reports: security/modules/report_documents.py)
+# are self-contained: their own inline styles (the page's and the SVG charts'), nothing
+# loaded from anywhere, no script, no framing.
+SELF_CONTAINED_PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 HSTS_VALUE = "max-age=31536000; includeSubDomains"
 NO_STORE = "no-store"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select, true
 
 from models import Incident, TimelineEntry, User, db, utcnow
 from security.errors import Invalid
@@ -22,19 +22,23 @@ from security.modules.principals import Principal
 EDITABLE_FIELDS = ("title", "description", "severity", "tlp", "assignee")
 
 
-def visible_incidents(principal: Principal) -> Select:
-    """Incidents the principal may see: TLP red only for admins, reporter and assignee."""
-    statement = select(Incident)
+def visibility(principal: Principal, incident: Any = Incident) -> ColumnElement[bool]:
+    """The condition on ``incidents`` rows (or an alias of it, ``incident``) that the
+    principal may see: TLP red only for admins, the reporter and the assignee. Reports
+    aggregate under the same condition."""
     if principal.is_admin:
-        return statement
+        return true()
     user_id = principal.user_id
-    return statement.where(
-        or_(
-            Incident.tlp != "red",
-            Incident.reporter_id == user_id,
-            Incident.assignee_id == user_id,
-        )
+    return or_(
+        incident.tlp != "red",
+        incident.reporter_id == user_id,
+        incident.assignee_id == user_id,
     )
+
+
+def visible_incidents(principal: Principal) -> Select:
+    """Incidents the principal may see (:func:`visibility`)."""
+    return select(Incident).where(visibility(principal))
 
 
 def get_visible_incident(principal: Principal, incident_id: int, *, lock: bool = False) -> Incident:

@@ -16,6 +16,8 @@ from flask import request
 
 from models import User, db
 
+# Everyone reads reports and SLA policies through ``*:read``; writing a policy is
+# ``sla_policies:admin``, which only the admin's ``*:*`` covers.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"*:*"}),
     "analyst": frozenset(
