@@ -42,13 +42,14 @@ LAST_TEST = "test_no_credential_appears_in_any_log_line_of_the_suite"
 def header_problems(response: Response, secure: bool, authenticated: bool) -> list[str]:
     """What the response lacks of the header policy (empty when it complies)."""
     expected = dict(EXPECTED_HEADERS)
+    problems = []
     if response.mimetype == "text/html":
         # A page has a policy of its own, which still starts from nothing and allows no framing.
         policy = response.headers.get("Content-Security-Policy", "")
         del expected["Content-Security-Policy"]
         if not (policy.startswith("default-src 'none';") and "frame-ancestors 'none'" in policy):
-            return [f"Content-Security-Policy of a page: {policy!r}"]
-    problems = [
+            problems.append(f"Content-Security-Policy of a page: {policy!r}")
+    problems += [
         f"{name}: expected {value!r}, got {response.headers.get(name)!r}"
         for name, value in expected.items()
         if response.headers.get(name) != value
