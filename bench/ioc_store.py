@@ -24,13 +24,13 @@ import random
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy.engine import make_url
+
+from bench.throwaway_app import throwaway_app
 
 BATCH = 10_000
 SHARES = {"cidr": 0.10, "ipv4": 0.40, "ipv6": 0.10, "domain": 0.20, "url": 0.10, "sha256": 0.10}
@@ -135,27 +135,11 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 def run(server_url: str, total: int, checks: int, searches: int) -> None:
-    from app import create_app
     from auth import issue_token
     from models import db
     from security.modules.users import create_user
-    from tests.conftest import drop_database
 
-    database_url = (
-        make_url(server_url)
-        .set(drivername="postgresql+psycopg2", database=f"soc_bench_{uuid.uuid4().hex[:10]}")
-        .render_as_string(hide_password=False)
-    )
-    app = create_app(
-        {
-            "DATABASE_URL": database_url,
-            "APP_ENV": "testing",
-            "SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789",
-            "RATELIMIT_ENABLED": False,
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    try:
+    with throwaway_app(server_url) as app:
         with app.app_context():
             user = create_user("bench", "Bench-Password-1234!", "admin")
             token, _ = issue_token(user, "127.0.0.1")
@@ -210,11 +194,6 @@ def run(server_url: str, total: int, checks: int, searches: int) -> None:
             f"what bulk import pays for)"
         )
         print(f"load average after: {' '.join(f'{load:.1f}' for load in os.getloadavg())}")
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        drop_database(database_url)
 
 
 def main() -> None:

@@ -23,14 +23,14 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+
+from bench.throwaway_app import throwaway_app
 
 GROUPINGS = ("severity", "assignee", "source", "rule", "week", "month", "week,severity")
 ANALYSTS = 20
@@ -170,28 +170,12 @@ def report(role: str, timings: dict[str, list[float]]) -> None:
 
 
 def run(server_url: str, incidents: int, rounds: int) -> None:
-    from app import create_app
     from auth import issue_token
     from models import db
     from security.modules.reports import REPORT_SETTINGS
     from security.modules.users import create_user
-    from tests.conftest import drop_database
 
-    database_url = (
-        make_url(server_url)
-        .set(drivername="postgresql+psycopg2", database=f"soc_bench_{uuid.uuid4().hex[:10]}")
-        .render_as_string(hide_password=False)
-    )
-    app = create_app(
-        {
-            "DATABASE_URL": database_url,
-            "APP_ENV": "testing",
-            "SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789",
-            "RATELIMIT_ENABLED": False,
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    try:
+    with throwaway_app(server_url) as app:
         with app.app_context():
             tokens = {}
             for role in ("admin", "viewer"):
@@ -232,11 +216,6 @@ def run(server_url: str, incidents: int, rounds: int) -> None:
             finally:
                 raw.close()
         print(f"EXPLAIN (ANALYZE, BUFFERS), {role} group_by={grouping}:\n{plan}")
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        drop_database(database_url)
 
 
 def main() -> None:
