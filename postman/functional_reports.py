@@ -15,13 +15,15 @@ SHIPPED_TARGETS = {
 }
 
 
-def _document(name: str, path: str, media_type: str, *checks: str) -> dict:
+def _document(name: str, path: str, media_type: str, *checks: str, negotiated: bool = True) -> dict:
+    """A non-JSON answer; one chosen by ``Accept`` among several says so in ``Vary``."""
     pattern = "^" + media_type.replace("/", "\\/")
+    vary = [header("Vary", "Accept")] if negotiated else []
     return request(
         name,
         "GET",
         path,
-        [status(200), header("Content-Type", pattern), header("Vary", "Accept"), *checks],
+        [status(200), header("Content-Type", pattern), *vary, *checks],
         auth="viewerToken",
         headers={"Accept": media_type},
     )
@@ -71,9 +73,9 @@ REPORTS = folder(
                 status(200),
                 json_body("group_by", "rows"),
                 expect(
-                    "the high incident is counted",
-                    'const high = body.rows.find((row) => row.group.severity === "high");',
-                    "pm.expect(high.opened).to.be.at.least(1);",
+                    "the run's incidents are counted",
+                    "const opened = body.rows.reduce((sum, row) => sum + row.opened, 0);",
+                    "pm.expect(opened).to.be.at.least(1);",
                 ),
             ],
             auth="viewerToken",
@@ -96,6 +98,7 @@ REPORTS = folder(
             "/reports/metrics.html",
             "text/html",
             _text_includes("inline SVG", "<svg"),
+            negotiated=False,
         ),
         request(
             "Incident export (JSON)",
