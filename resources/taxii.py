@@ -38,7 +38,9 @@ from schemas.taxii import (
     CollectionCreateSchema,
     CollectionDefinitionPageSchema,
     CollectionDefinitionSchema,
+    CollectionEditSchema,
     FeedCreateSchema,
+    FeedEditSchema,
     FeedPageSchema,
     FeedPollSchema,
     FeedSchema,
@@ -278,7 +280,7 @@ class CollectionAdminItem(Resource):
         "patch": Operation(
             "Edit a collection definition",
             permission=ADMIN_PERMISSION,
-            body=CollectionCreateSchema,
+            body=CollectionEditSchema,
             responses={200: CollectionDefinitionSchema},
             headers=("ETag",),
             if_match=True,
@@ -298,7 +300,7 @@ class CollectionAdminItem(Resource):
 
     def patch(self, collection_id: uuid.UUID):
         authorize(ADMIN_PERMISSION)
-        data = load_json(CollectionCreateSchema(partial=True))
+        data = load_json(CollectionEditSchema())
         collection = collections.get_collection(collection_id, lock=True)
         ensure_version_matches(collection.version)
         collections.update_collection(collection, data)
@@ -368,7 +370,7 @@ class FeedItem(Resource):
         "patch": Operation(
             "Edit a feed (credentials change only when given)",
             permission=ADMIN_PERMISSION,
-            body=FeedCreateSchema,
+            body=FeedEditSchema,
             responses={200: FeedSchema},
             headers=("ETag",),
             if_match=True,
@@ -389,7 +391,7 @@ class FeedItem(Resource):
 
     def patch(self, feed_id: int):
         authorize(ADMIN_PERMISSION)
-        data = load_json(FeedCreateSchema(partial=True))
+        data = load_json(FeedEditSchema())
         feed = _feed(feed_id, lock=True)
         ensure_version_matches(feed.version)
         feeds.update_feed(feed, data)

@@ -4,6 +4,7 @@ problem details for responses."""
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -99,6 +100,20 @@ class ChangeSchema(StrictSchema):
     def _not_empty(self, data: dict, **kwargs) -> None:
         if not data:
             raise ValidationError("give at least one field to change", "_schema")
+
+
+def edit_of(create_schema: type[Schema], name: str) -> type[Schema]:
+    """The PATCH body of what ``create_schema`` creates: the same fields and checks, none
+    required and none defaulted, because what an edit leaves out keeps its value. Loading
+    the create schema with ``partial=True`` does the same, but the OpenAPI document would
+    still call its fields required."""
+    edited: dict[str, Any] = {}
+    for field_name, field in create_schema._declared_fields.items():
+        copied = copy.copy(field)
+        copied.required = False
+        copied.load_default = missing
+        edited[field_name] = copied
+    return type(name, (create_schema,), edited)
 
 
 def not_blank(value: str) -> None:

@@ -26,16 +26,17 @@ MAX_RULES = 100
 
 
 class GroupingList(fields.String):
-    """``severity`` or ``week,severity``: up to two dimensions, each once."""
+    """``severity`` or ``week,severity``: up to two dimensions; a repeated one counts once
+    (grouping twice by severity is grouping by severity)."""
 
     def _deserialize(  # type: ignore[override]  # a list of words from one string
         self, value: Any, attr: str | None, data: Any, **kwargs
     ) -> list[str]:
-        names = super()._deserialize(value, attr, data, **kwargs).split(",")
+        names = list(dict.fromkeys(super()._deserialize(value, attr, data, **kwargs).split(",")))
         unknown = sorted(set(names) - set(REPORT_GROUPINGS))
         if unknown:
             raise ValidationError(f"unknown grouping {', '.join(unknown)}")
-        if len(set(names)) != len(names) or len(names) > MAX_GROUPINGS:
+        if len(names) > MAX_GROUPINGS:
             raise ValidationError(f"up to {MAX_GROUPINGS} different groupings")
         return names
 

@@ -23,6 +23,7 @@ from schemas.common import (
     JsonInteger,
     ResponseSchema,
     StrictSchema,
+    edit_of,
     identifier,
     one_of,
     page_of,
@@ -239,6 +240,9 @@ class CollectionCreateSchema(StrictSchema):
     write_roles = _roles(load_default=lambda: ["admin"])
 
 
+CollectionEditSchema = edit_of(CollectionCreateSchema, "CollectionEditSchema")
+
+
 class FeedCreateSchema(StrictSchema):
     name = trimmed_string(required=True, max_length=100)
     api_root_url = fields.String(
@@ -258,6 +262,9 @@ class FeedCreateSchema(StrictSchema):
     default_confidence = JsonInteger(load_default=50, validate=validate.Range(min=0, max=100))
     default_tlp = fields.String(load_default="amber", validate=validate.OneOf(TLP_LEVELS))
     enabled = JsonBoolean(load_default=True)
+
+
+FeedEditSchema = edit_of(FeedCreateSchema, "FeedEditSchema")
 
 
 # --- STIX REST --------------------------------------------------------------------------

@@ -234,6 +234,15 @@ def test_an_unknown_grouping_is_400(viewer):
     assert "group_by" in response.get_json()["errors"]
 
 
+def test_a_repeated_grouping_counts_once_and_a_third_is_400(viewer):
+    repeated = viewer.client.get("/reports/metrics", query_string={"group_by": "severity,severity"})
+    assert repeated.status_code == 200
+    assert repeated.get_json()["group_by"] == ["severity"]
+    three = viewer.client.get("/reports/metrics", query_string={"group_by": "severity,week,month"})
+    assert three.status_code == 400
+    assert "group_by" in three.get_json()["errors"]
+
+
 def test_rule_efficacy_counts_alerts_matches_escalations_and_precision(data_set, viewer):
     response = viewer.client.get("/reports/rules", query_string={"by": "rule"})
     assert response.status_code == 200, response.get_json()
