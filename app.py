@@ -208,7 +208,7 @@ def _create_admin(username: str, password_stdin: bool) -> None:
         click.echo(f"error: {taken}", err=True)
         sys.exit(EXIT_USER_EXISTS)
     password = _read_password(password_stdin)
-    violations = password_policy_violations(password)
+    violations = password_policy_violations(password, username)
     if violations:
         click.echo(f"error: password rejected: {'; '.join(violations)}", err=True)
         sys.exit(EXIT_PASSWORD_REJECTED)

@@ -91,6 +91,7 @@ def issue_token(user: User, ip: str | None) -> tuple[str, AuthToken]:
         created_at=now,
         expires_at=now + timedelta(seconds=current_app.config["TOKEN_TTL_SECONDS"]),
         created_ip=ip,
+        user_agent=(request.headers.get("User-Agent") or "")[:255] or None,
     )
     db.session.add(token)
     db.session.flush()
@@ -176,9 +177,18 @@ def resolve_login_token(raw: str) -> Principal | None:
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         token.last_used_at = now
         db.session.commit()
-    principal = Principal.of(token.user, permissions_for_role(token.user.role), "token", token.id)
+    principal = Principal.of(token.user, session_permissions(token.user), "token", token.id)
     _verified_tokens().put(digest, principal, token.expires_at)
     return principal
+
+
+def session_permissions(user: User) -> frozenset[str]:
+    """What a login session of ``user`` grants: their role's permissions, or nothing but
+    their own account (``/auth/me``, enrolling a second factor, logging out) while their
+    role requires a second factor (``MFA_REQUIRED_ROLES``) they have not enabled."""
+    if user.role in current_app.config["MFA_REQUIRED_ROLES"] and not user.mfa_enabled:
+        return frozenset()
+    return permissions_for_role(user.role)
 
 
 def register_login_tokens(app: Flask) -> None:
@@ -218,8 +228,16 @@ def authorize(permission: str) -> Principal:
             outcome="denied",
             details={"permission": permission, "method": request.method, "path": request.path},
         )
+        if not principal.permissions and principal.credential_type == "token":
+            raise ApiError(403, "Your role requires a second factor: enrol at /auth/mfa/enrol.")
         raise ApiError(403, f"This action needs the {permission!r} permission.")
     return principal
+
+
+def forget_verified_tokens() -> None:
+    """Stop trusting this process's verified tokens at once, after sessions were ended in
+    bulk (a deactivation, a password change): the next request re-reads each one."""
+    _verified_tokens().forget()
 
 
 def revoke_token(principal: Principal) -> bool:

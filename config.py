@@ -92,6 +92,7 @@ class Settings:
     # Name -> secret of the set ones; kept out of repr() so no log or traceback shows them.
     env_credentials: dict[str, str] = field(default_factory=dict, repr=False)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    identity: dict[str, Any] = field(default_factory=dict)  # identity_settings()
 
     def to_flask(self) -> dict[str, Any]:
         """The Flask config mapping; extension settings keep their documented names."""
@@ -141,6 +142,7 @@ class Settings:
             **{name: self.env_credentials.get(name) for name in ENV_CREDENTIAL_NAMES},
             # Flask-RESTful appends "did you mean" hints to 404s; the problem handler owns them.
             "ERROR_404_HELP": False,
+            **self.identity,
         }
 
 
@@ -451,4 +453,57 @@ def load_settings(
         **_taxii_deadlines(env),
         env_credentials=_env_credentials(env),
         extra=overrides,
+        identity=identity_settings(env),
     )
+
+
+# --- identity: second factor, password resets, single sign-on -----------------------------
+
+DEFAULT_OIDC_CLOCK_SKEW_SECONDS = 60
+
+
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+def _oidc_role_map(env: Mapping[str, str]) -> dict[str, str]:
+    """``OIDC_ROLE_MAP``: ``group=role`` pairs, comma-separated, e.g.
+    ``soc-admins=admin,soc-analysts=analyst``; the first pair a user's groups match wins."""
+    mapping: dict[str, str] = {}
+    for pair in _names(env, "OIDC_ROLE_MAP"):
+        group, sep, role = (part.strip() for part in pair.partition("="))
+        if not sep or not group or role not in ("admin", "analyst", "viewer"):
+            raise ConfigError(f"OIDC_ROLE_MAP: {pair!r} is not group=admin|analyst|viewer")
+        mapping[group] = role
+    return mapping
+
+
+def identity_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The identity area's settings, as Flask config keys (README, "Identity")."""
+    required_roles = _names(env, "MFA_REQUIRED_ROLES")
+    unknown = [role for role in required_roles if role not in ("admin", "analyst", "viewer")]
+    if unknown:
+        raise ConfigError(f"MFA_REQUIRED_ROLES: unknown roles {unknown}")
+    default_role = env.get("OIDC_DEFAULT_ROLE", "").strip()
+    if default_role not in ("", "admin", "analyst", "viewer"):
+        raise ConfigError(f"OIDC_DEFAULT_ROLE must be a role or empty, got {default_role!r}")
+    return {
+        "MFA_CHALLENGE_SECONDS": _int_setting(env, "MFA_CHALLENGE_SECONDS", 300, minimum=10),
+        "MFA_REQUIRED_ROLES": frozenset(required_roles),
+        "PASSWORD_RESET_TTL_SECONDS": _int_setting(
+            env, "PASSWORD_RESET_TTL_SECONDS", 3600, minimum=60
+        ),
+        "OIDC_ISSUER": env.get("OIDC_ISSUER", "").strip().rstrip("/"),
+        "OIDC_CLIENT_ID": env.get("OIDC_CLIENT_ID", "").strip(),
+        "OIDC_CLIENT_SECRET": env.get("OIDC_CLIENT_SECRET", "").strip() or None,
+        "OIDC_REDIRECT_URI": env.get("OIDC_REDIRECT_URI", "").strip(),
+        "OIDC_SCOPES": env.get("OIDC_SCOPES", "openid profile email").strip(),
+        "OIDC_AUDIENCE": env.get("OIDC_AUDIENCE", "").strip(),
+        "OIDC_ROLE_CLAIM": env.get("OIDC_ROLE_CLAIM", "groups").strip(),
+        "OIDC_ROLE_MAP": _oidc_role_map(env),
+        "OIDC_DEFAULT_ROLE": default_role or None,
+        "OIDC_JIT_USERS": _bool_setting(env, "OIDC_JIT_USERS", True),
+        "OIDC_CLOCK_SKEW_SECONDS": _int_setting(
+            env, "OIDC_CLOCK_SKEW_SECONDS", DEFAULT_OIDC_CLOCK_SKEW_SECONDS
+        ),
+    }

@@ -13,7 +13,14 @@ from models.incidents import IdempotencyRecord, Incident, TimelineEntry
 from models.iocs import IncidentIoc, Ioc
 from models.sla_policies import SlaPolicy
 from models.taxii import TaxiiCollection, TaxiiFeed, TaxiiObject, TaxiiStatus
-from models.users import AuthToken, PasswordHistoryEntry, User
+from models.users import (
+    AuthToken,
+    MfaChallenge,
+    MfaRecoveryCode,
+    PasswordHistoryEntry,
+    PasswordReset,
+    User,
+)
 
 __all__ = [
     "Alert",
@@ -28,7 +35,10 @@ __all__ = [
     "IncidentIoc",
     "Ioc",
     "LoginFailure",
+    "MfaChallenge",
+    "MfaRecoveryCode",
     "PasswordHistoryEntry",
+    "PasswordReset",
     "SlaPolicy",
     "TaxiiCollection",
     "TaxiiFeed",

@@ -24,6 +24,7 @@ from resources import (
     sla_policies,
     stix,
     taxii,
+    users,  # identity
 )
 
 AREAS = [
@@ -40,6 +41,7 @@ AREAS = [
     taxii,
     sla_policies,
     reports,
+    users,  # identity
     openapi,
     docs,
 ]

@@ -112,6 +112,13 @@ class EventType(StrEnum):
     USER_PASSWORD_CHANGED = "user.password_change"  # noqa: S105 - an event name, no secret
     RETENTION_PRUNED = "retention.prune"
     SLA_POLICY_CREATED = "sla_policy.create"
+    # identity (users administration, sessions, passwords, second factor, single sign-on)
+    USER_EDITED = "user.update"
+    USER_PASSWORD_RESET = "user.password_reset"  # noqa: S105 - an event name, no secret
+    USER_MFA_ENROLLED = "user.mfa_enrol"
+    USER_MFA_ENABLED = "user.mfa_enable"
+    USER_MFA_DISABLED = "user.mfa_disable"
+    USER_MFA_RECOVERY_USED = "user.mfa_recovery_use"
 
     @property
     def subject_type(self) -> str:

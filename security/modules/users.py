@@ -5,15 +5,23 @@ both ``POST /auth/register`` and ``flask create-admin`` create users the same wa
 does setting a new password (:func:`set_password`, for ``flask set-password`` and a
 password-change endpoint): the policy, including its history (the last
 ``PASSWORD_HISTORY_SIZE`` passwords, kept as argon2 hashes, cannot be set again) and its
-optional maximum age (``PASSWORD_MAX_AGE_DAYS``), is enforced here once. Logging in
-(tokens, the brute-force guard) is ``auth.py``'s business.
+optional maximum age (``PASSWORD_MAX_AGE_DAYS``), is enforced here once; the policy also
+refuses a password containing the username or one of the 20,000 most common breached
+passwords (``security/data/common-passwords.txt.gz``, see its licence file beside it).
+Logging in (tokens, the brute-force guard) is ``auth.py``'s business.
+
+Administering users (the list, an admin's edit of role, activation and profile, and what
+a deactivation or demotion ends at once) is :mod:`security.modules.user_admin`.
 """
 
 from __future__ import annotations
 
+import gzip
 import secrets
 import string
 from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
 from typing import TypeGuard
 
 from flask import current_app
@@ -26,6 +34,9 @@ from security.events import Actor, EventType, emit
 
 PASSWORD_MIN_LENGTH = 12
 PASSWORD_MAX_LENGTH = 1024
+COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent.parent / "data" / "common-passwords.txt.gz"
+# A username shorter than this inside a password is chance, not a choice ("bob" in "bobsled").
+USERNAME_IN_PASSWORD_MIN = 3
 
 password_context = CryptContext(
     schemes=["argon2"],
@@ -38,9 +49,24 @@ password_context = CryptContext(
 _UNKNOWN_USER_HASH = password_context.hash(secrets.token_urlsafe(16))
 
 
-def password_policy_violations(password: str) -> list[str]:
-    """Every rule the password breaks (empty when it is acceptable); nothing is truncated."""
+@cache
+def common_passwords() -> frozenset[str]:
+    """The shipped list of common breached passwords, lower-cased, read once per process."""
+    with gzip.open(COMMON_PASSWORDS_FILE, "rt", encoding="utf-8") as lines:
+        return frozenset(line.strip().lower() for line in lines if line.strip())
+
+
+def password_policy_violations(password: str, username: str | None = None) -> list[str]:
+    """Every rule the password breaks (empty when it is acceptable); nothing is truncated.
+
+    Case does not rescue a common password or the username: ``Password123!`` is as
+    guessable as ``password123!``."""
     problems = []
+    lowered = password.lower()
+    if username and len(username) >= USERNAME_IN_PASSWORD_MIN and username.lower() in lowered:
+        problems.append("must not contain the username")
+    if lowered in common_passwords():
+        problems.append("must not be a commonly used password")
     if len(password) < PASSWORD_MIN_LENGTH:
         problems.append(f"must be at least {PASSWORD_MIN_LENGTH} characters")
     if len(password) > PASSWORD_MAX_LENGTH:
@@ -81,7 +107,7 @@ def verify_password(user: User | None, password: str) -> TypeGuard[User]:
     valid, new_hash = password_context.verify_and_update(password, user.password_hash)
     if valid and new_hash:
         user.password_hash = new_hash
-    return valid and user.is_active
+    return valid and user.is_active and not user.is_sso
 
 
 def username_taken_message(username: str) -> str | None:
@@ -114,7 +140,7 @@ def set_password(user: User, password: str, *, actor: Actor | None = None) -> No
     The replaced password's hash joins the history, which keeps only what the check needs.
     ``actor`` defaults to the request's principal (the user themselves, or an admin).
     """
-    problems = password_policy_violations(password)
+    problems = password_policy_violations(password, user.username)
     if not problems and _recently_used(user, password):
         problems.append(f"must not be one of your last {history_size()} passwords")
     if problems:
@@ -127,6 +153,7 @@ def set_password(user: User, password: str, *, actor: Actor | None = None) -> No
     )
     user.password_hash = hash_password(password)
     user.password_changed_at = now
+    user.must_change_password = False
     db.session.flush()
     _forget_older_passwords(user)
     emit(EventType.USER_PASSWORD_CHANGED, user.id, {"username": user.username}, actor=actor)
