@@ -48,6 +48,7 @@ EXIT_USER_EXISTS = 1
 EXIT_NO_SUCH_USER = 1
 EXIT_PASSWORD_REJECTED = 3
 EXIT_DATABASE_UNAVAILABLE = 4
+EXIT_SSO_ACCOUNT = 5  # identity: flask reset-password of a single-sign-on account
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as a shell reports a command ended by Ctrl-C
 
 
@@ -150,6 +151,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(prune_usage_command)
     app.cli.add_command(prune_command)
     app.cli.add_command(set_password_command)
+    app.cli.add_command(reset_password_command)  # identity
 
 
 password_stdin_option = click.option(
@@ -281,3 +283,38 @@ def set_password_command(username: str, password_stdin: bool) -> None:
         sys.exit(EXIT_PASSWORD_REJECTED)
     db.session.commit()
     click.echo(f"set a new password for {user.username!r}")
+
+
+@click.command("reset-password")
+@with_appcontext
+@click.argument("username")
+@click.option("--force-change", is_flag=True, help="No token: the next login must change it.")
+def reset_password_command(username: str, force_change: bool) -> None:
+    """Reset a user's password as an admin would (POST /users/<id>/password-reset): their
+    sessions end, and the one-time reset token (PASSWORD_RESET_TTL_SECONDS) is printed for
+    POST /auth/password/reset. Exit codes: 0 reset, 1 no such user, 5 an SSO account."""
+    from sqlalchemy import func, select
+
+    from models import User
+    from security.errors import Conflict
+    from security.events import Actor
+    from security.modules.passwords import reset_password
+
+    user = db.session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+    if user is None:
+        click.echo(f"error: no user is named {username!r}", err=True)
+        sys.exit(EXIT_NO_SUCH_USER)
+    try:
+        issued = reset_password(
+            user, "force_change" if force_change else "token", Actor(None, "cli")
+        )
+    except Conflict as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_SSO_ACCOUNT)
+    db.session.commit()
+    if issued.reset_token is None:
+        click.echo(f"{user.username!r} must choose a new password at the next login")
+    else:
+        click.echo(
+            f"reset token for {user.username!r}, valid until {issued.expires_at:%Y-%m-%d %H:%M} UTC: {issued.reset_token}"
+        )

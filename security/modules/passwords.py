@@ -81,12 +81,12 @@ def user_named(username: str, ip: str) -> User:
     raise WrongPassword("The current password is wrong.")
 
 
-def reset_password(user: User, mode: str) -> IssuedReset:
+def reset_password(user: User, mode: str, actor: Actor | None = None) -> IssuedReset:
     """An admin's reset of ``user`` (the caller commits): every session ends, and either a
     one-time token valid for ``PASSWORD_RESET_TTL_SECONDS`` is issued (earlier unspent
     ones are void) or the next login must choose a new password."""
     ensure_local_password(user)
-    revoke_sessions(user, reason="password_reset")
+    revoke_sessions(user, actor=actor, reason="password_reset")
     user.must_change_password = True
     token, expires_at = None, None
     if mode == "token":
@@ -97,7 +97,12 @@ def reset_password(user: User, mode: str) -> IssuedReset:
             PasswordReset(user_id=user.id, token_hash=hash_secret(token), expires_at=expires_at)
         )
     db.session.flush()
-    emit(EventType.USER_PASSWORD_RESET, user.id, {"username": user.username, "mode": mode})
+    emit(
+        EventType.USER_PASSWORD_RESET,
+        user.id,
+        {"username": user.username, "mode": mode},
+        actor=actor,
+    )
     return IssuedReset(user.id, mode, token, expires_at)
 
 
