@@ -315,6 +315,5 @@ def reset_password_command(username: str, force_change: bool) -> None:
     if issued.reset_token is None:
         click.echo(f"{user.username!r} must choose a new password at the next login")
     else:
-        click.echo(
-            f"reset token for {user.username!r}, valid until {issued.expires_at:%Y-%m-%d %H:%M} UTC: {issued.reset_token}"
-        )
+        until = f"{issued.expires_at:%Y-%m-%d %H:%M} UTC"
+        click.echo(f"reset token for {user.username!r}, valid until {until}: {issued.reset_token}")
