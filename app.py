@@ -38,6 +38,7 @@ from resources import register_resources
 from security import events
 from security.modules import metrics
 from security.modules.credentials import API_KEY_PREFIX, resolve_api_key
+from security.modules.sso import principal_for_jwt as sso_principal_for_jwt
 from security.modules.taxii.cli import reencrypt_secrets_command, taxii_poll_command
 from security.modules.utils import json_default
 
@@ -138,6 +139,8 @@ def _build_app(overrides: Mapping[str, Any] | None) -> Flask:
     create_security_middleware(app)
     register_login_tokens(app)
     register_credential_resolver(app, API_KEY_PREFIX, resolve_api_key)
+    # identity: bearer JWTs an OIDC provider issued (every JWT's base64 header starts so)
+    register_credential_resolver(app, "eyJ", sso_principal_for_jwt)
     api = ProblemApi(app, catch_all_404s=True)
     register_resources(api)
     register_commands(app)

@@ -40,6 +40,9 @@ _VERIFIED_TOKENS = "soc.verified_tokens"
 # How long a verified login token is trusted without asking the database again: the most a
 # revocation, logout or deactivation elsewhere can take to reach this process.
 VERIFIED_TOKEN_SECONDS = 0.5
+# Longer bearer values are refused unread: an identity provider's signed JWT (with its
+# claims) is the longest credential accepted.
+MAX_BEARER_LENGTH = 8192
 
 
 def verify_login(username: str, password: str, ip: str, *, action: str = "auth.login") -> User:
@@ -206,7 +209,7 @@ def authenticate() -> Principal:
         return g.principal
     raw = bearer_credential()
     principal = None
-    if raw is not None and len(raw) <= 512:
+    if raw is not None and len(raw) <= MAX_BEARER_LENGTH:
         resolver = _resolver_for(raw)
         principal = resolver(raw) if resolver else None
     elif raw is None:

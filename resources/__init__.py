@@ -22,6 +22,7 @@ from resources import (
     openapi,
     reports,
     sla_policies,
+    sso,  # identity
     stix,
     taxii,
     users,  # identity
@@ -42,6 +43,7 @@ AREAS = [
     sla_policies,
     reports,
     users,  # identity
+    sso,  # identity
     openapi,
     docs,
 ]

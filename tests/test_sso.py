@@ -1,0 +1,264 @@
+"""Single sign-on against a real OpenID Connect provider on 127.0.0.1.
+
+The provider is ``oidc-provider-mock`` (its Flask app served by werkzeug in a thread): it
+publishes discovery and JWKS, shows a login form, issues authorization codes and ID tokens
+signed with its key. It has no client-credentials grant, so the machine-client tests sign
+their JWTs with the provider's own signing key (the one its JWKS publishes, read from its
+storage) -- what a client-credentials token from it would be.
+
+The provider does not check PKCE itself (it registers no code-challenge extension), so
+:class:`PkceFront`, a WSGI layer in front of it, does what a provider must: it remembers
+each authorization request's ``code_challenge`` and refuses a token request whose
+``code_verifier`` does not hash to it (RFC 7636, S256).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlparse
+
+import flask
+import oidc_provider_mock
+import pytest
+import requests
+import werkzeug
+import werkzeug.serving
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from sqlalchemy import select
+
+from models import AuditEntry, User, db
+from tests.helpers import ApiClient
+
+PORT = 18110
+ISSUER = f"http://127.0.0.1:{PORT}"
+CLIENT_ID = "soc-api"
+MACHINE_AUDIENCE = "soc-api-machines"
+REDIRECT_URI = "http://localhost/auth/oidc/callback"
+
+
+class PkceFront:
+    """RFC 7636 checks in front of the provider: a code is redeemed only with the verifier
+    of the challenge its authorization request carried."""
+
+    def __init__(self, provider_app) -> None:
+        self.provider_app = provider_app
+        self.challenges: dict[str, str] = {}  # redirect URI's code -> its code_challenge
+        self.refused = 0
+
+    def __call__(self, environ, start_response):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        request = werkzeug.Request({**environ, "wsgi.input": io.BytesIO(body)})
+        grant = request.form.get("grant_type")
+        if request.path == "/oauth2/token" and grant == "authorization_code":
+            challenge = self.challenges.pop(request.form.get("code", ""), None)
+            verifier = request.form.get("code_verifier", "")
+            if challenge is None or create_s256_code_challenge(verifier) != challenge:
+                self.refused += 1
+                answer = werkzeug.Response('{"error": "invalid_grant"}', 400)
+                return answer(environ, start_response)
+        if request.path == "/oauth2/authorize" and request.method == "POST":
+            return self._remember_challenge(request, environ, start_response)
+        return self.provider_app(environ, start_response)
+
+    def _remember_challenge(self, request, environ, start_response):
+        answer = werkzeug.Response.from_app(self.provider_app, environ)
+        code = parse_qs(urlparse(answer.headers.get("Location", "")).query).get("code")
+        if code:
+            self.challenges[code[0]] = request.args.get("code_challenge", "")
+        return answer(environ, start_response)
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[dict]:
+    """The provider, running; and its signing key as a joserfc key."""
+    provider_app = oidc_provider_mock.app()
+    front = PkceFront(provider_app)
+    server = werkzeug.serving.make_server("127.0.0.1", PORT, front, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    with provider_app.test_request_context():
+        provider_app.preprocess_request()  # its before_request hook exposes its storage
+        private = flask.g.oidc_provider_mock_storage.jwk.as_dict(is_private=True)
+    try:
+        yield {"key": RSAKey.import_key(private), "front": front}
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+@pytest.fixture
+def sso(app, monkeypatch, provider) -> dict:
+    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")  # the local provider speaks http
+    settings = {
+        "OIDC_ISSUER": ISSUER,
+        "OIDC_CLIENT_ID": CLIENT_ID,
+        "OIDC_CLIENT_SECRET": "local-test-secret",
+        "OIDC_REDIRECT_URI": REDIRECT_URI,
+        "OIDC_AUDIENCE": MACHINE_AUDIENCE,
+        "OIDC_ROLE_CLAIM": "groups",
+        "OIDC_ROLE_MAP": {"soc-admins": "admin", "soc-analysts": "analyst"},
+        "OIDC_DEFAULT_ROLE": None,
+        "OIDC_JIT_USERS": True,
+        "OIDC_CLOCK_SKEW_SECONDS": 30,
+        "OUTBOUND_ALLOWED_HOSTS": ("127.0.0.1",),
+    }
+    for name, value in settings.items():
+        monkeypatch.setitem(app.config, name, value)
+    return provider
+
+
+def provider_user(sub: str, **claims) -> None:
+    answer = requests.put(f"{ISSUER}/users/{sub}", json=claims, timeout=5)
+    assert answer.status_code == 204
+
+
+def sign_in(client: ApiClient, sub: str):
+    """The browser's part: our login redirect, the provider's form, back to the callback."""
+    start = client.get("/auth/oidc/login")
+    assert start.status_code == 302, start.get_json()
+    authorize = start.headers["Location"]
+    query = parse_qs(urlparse(authorize).query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert query["code_challenge"][0] and query["nonce"][0]
+    form = requests.post(authorize, data={"sub": sub}, allow_redirects=False, timeout=5)
+    assert form.status_code == 302, form.text
+    back = parse_qs(urlparse(form.headers["Location"]).query)
+    return client.get(f"/auth/oidc/callback?code={back['code'][0]}&state={back['state'][0]}")
+
+
+def machine_token(key: RSAKey, **overrides) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "aud": MACHINE_AUDIENCE,
+        "sub": "soar-client",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "groups": ["soc-analysts"],
+        **overrides,
+    }
+    return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+
+
+def test_authorization_code_flow_with_pkce_ends_in_a_bearer_token(app, client, sso):
+    provider_user("alice", groups=["soc-analysts"], email="alice@example.org")
+    answer = sign_in(client, "alice")
+    assert answer.status_code == 200, answer.get_json()
+    body = answer.get_json()
+    assert body["token_type"] == "Bearer"
+    assert body["user"]["role"] == "analyst"
+    me = client.with_token(body["access_token"]).get("/auth/me").get_json()
+    assert (me["username"], me["credential_type"]) == ("alice@example.org", "token")
+    with app.app_context():
+        user = db.session.scalars(select(User).where(User.sso_subject == "alice")).one()
+        assert user.sso_issuer == ISSUER
+        created = db.session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "user.create")
+        ).one()
+        assert created.details["source"] == "sso"
+
+
+def test_a_code_redeemed_without_its_verifier_is_refused(client, sso):
+    provider_user("frank", groups=["soc-analysts"], email="frank@example.org")
+    start = client.get("/auth/oidc/login")
+    authorize = start.headers["Location"]
+    form = requests.post(authorize, data={"sub": "frank"}, allow_redirects=False, timeout=5)
+    code = parse_qs(urlparse(form.headers["Location"]).query)["code"][0]
+    stolen = requests.post(
+        f"{ISSUER}/oauth2/token",
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI},
+        auth=(CLIENT_ID, "local-test-secret"),
+        timeout=5,
+    )
+    assert stolen.status_code == 400
+    assert sso["front"].refused >= 1
+
+
+def test_the_group_claim_maps_to_its_role(client, sso):
+    provider_user("root", groups=["staff", "soc-admins"], email="root@example.org")
+    assert sign_in(client, "root").get_json()["user"]["role"] == "admin"
+
+
+def test_a_changed_group_changes_the_role_at_next_sign_in(client, sso):
+    provider_user("bob", groups=["soc-admins"], email="bob@example.org")
+    assert sign_in(client, "bob").get_json()["user"]["role"] == "admin"
+    provider_user("bob", groups=["soc-analysts"], email="bob@example.org")
+    assert sign_in(client, "bob").get_json()["user"]["role"] == "analyst"
+
+
+def test_no_mapped_group_means_no_access(client, sso):
+    provider_user("mallory", groups=["marketing"], email="mallory@example.org")
+    assert sign_in(client, "mallory").status_code == 403
+
+
+def test_without_just_in_time_accounts_an_unknown_identity_is_refused(
+    app, client, sso, monkeypatch
+):
+    monkeypatch.setitem(app.config, "OIDC_JIT_USERS", False)
+    provider_user("carol", groups=["soc-analysts"], email="carol@example.org")
+    assert sign_in(client, "carol").status_code == 403
+
+
+def test_a_forged_state_is_refused(client, sso):
+    provider_user("dave", groups=["soc-analysts"], email="dave@example.org")
+    start = client.get("/auth/oidc/login")
+    form = requests.post(
+        start.headers["Location"], data={"sub": "dave"}, allow_redirects=False, timeout=5
+    )
+    code = parse_qs(urlparse(form.headers["Location"]).query)["code"][0]
+    assert client.get(f"/auth/oidc/callback?code={code}&state=forged").status_code == 401
+
+
+def test_sso_accounts_have_no_local_password(client, sso):
+    provider_user("erin", groups=["soc-analysts"], email="erin@example.org")
+    token = sign_in(client, "erin").get_json()["access_token"]
+    change = {"current_password": "anything", "new_password": "Brand-New-Pass-77!"}
+    assert client.with_token(token).post("/auth/password", json=change).status_code == 409
+
+
+def test_a_client_credentials_jwt_is_accepted(sso, client):
+    answer = client.with_token(machine_token(sso["key"])).get("/auth/me")
+    assert answer.status_code == 200, answer.get_json()
+    assert (answer.get_json()["role"], answer.get_json()["credential_type"]) == ("analyst", "jwt")
+
+
+def test_clock_skew_is_tolerated(sso, client):
+    early = machine_token(sso["key"], nbf=int(time.time()) + 10)
+    assert client.with_token(early).get("/auth/me").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": int(time.time()) - 120},
+        {"nbf": int(time.time()) + 600},
+        {"aud": "someone-else"},
+        {"iss": "http://127.0.0.1:1"},
+    ],
+    ids=["expired", "not-yet-valid", "wrong-audience", "wrong-issuer"],
+)
+def test_an_invalid_jwt_is_401(sso, client, claims):
+    assert client.with_token(machine_token(sso["key"], **claims)).get("/auth/me").status_code == 401
+
+
+def test_a_jwt_signed_by_another_key_is_401(sso, client):
+    impostor = RSAKey.generate_key(2048, parameters={"kid": sso["key"].kid})
+    token = machine_token(impostor)
+    assert client.with_token(token).get("/auth/me").status_code == 401
+
+
+def test_a_deactivated_machine_client_is_401(sso, client, admin):
+    token = machine_token(sso["key"])
+    machine = client.with_token(token).get("/auth/me").get_json()
+    change = admin.client.patch(
+        f"/users/{machine['id']}", json={"is_active": False}, headers={"If-Match": '"1"'}
+    )
+    assert change.status_code == 200
+    assert client.with_token(token).get("/auth/me").status_code == 401
