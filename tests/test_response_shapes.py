@@ -9,18 +9,21 @@ endpoint must be added here.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import pyotp
 import pytest
 from flask import request_finished
 
 from models.vocabulary import SEVERITIES
 from resources.openapi import openapi_path
 from tests.helpers import STRONG_PASSWORD
+from tests.sso_support import provider_user, sign_in
 from tests.taxii_helpers import create_collection, feed_body, stix_indicator
 
-pytest_plugins = ("tests.taxii_fixtures",)
+pytest_plugins = ("tests.taxii_fixtures", "tests.sso_support")
 
 INDICATOR_ID = "indicator--0a2002df-23be-413c-803d-3bb622eb5451"
 Answer = tuple[str, int, Any]
@@ -189,8 +192,34 @@ def exercise_reports(admin, incident_id: int) -> None:
     _ok(admin.client.get(f"/incidents/{incident_id}/report"))
 
 
+def exercise_identity(client, admin) -> None:
+    """Users, passwords, sessions, the second factor and single sign-on (identity)."""
+    user = {"username": "shape-mfa", "password": STRONG_PASSWORD, "role": "viewer"}
+    user_id = _ok(admin.client.post("/auth/register", json=user), 201)["id"]
+    _ok(admin.client.get("/users"))
+    _ok(admin.client.get(f"/users/{user_id}"))
+    edit = {"display_name": "Shape"}
+    _ok(admin.client.patch(f"/users/{user_id}", json=edit, headers={"If-Match": '"1"'}))
+    login = {"username": "shape-mfa", "password": STRONG_PASSWORD}
+    token = _ok(client.with_token(None).post("/auth/login", json=login))["access_token"]
+    own = client.with_token(token)
+    _ok(own.get("/auth/sessions"))
+    uri = _ok(own.post("/auth/mfa/enrol"))["otpauth_uri"]
+    totp = pyotp.parse_uri(uri)
+    _ok(own.post("/auth/mfa/confirm", json={"code": totp.now()}))
+    challenge = _ok(client.with_token(None).post("/auth/login", json=login), 202)["challenge"]
+    code = totp.at(time.time() + 30)
+    _ok(client.with_token(None).post("/auth/mfa", json={"challenge": challenge, "code": code}))
+    _ok(admin.client.delete(f"/users/{user_id}/mfa"), 204)
+    _ok(admin.client.delete(f"/users/{user_id}/sessions"))
+    reset = {"mode": "token"}
+    _ok(admin.client.post(f"/users/{user_id}/password-reset", json=reset))
+    provider_user("shape-sso", groups=["soc-analysts"], email="shape-sso@example.org")
+    _ok(sign_in(client, "shape-sso"))
+
+
 @pytest.fixture
-def every_answer(client, admin, answers, taxii_settings, live_server) -> list[Answer]:
+def every_answer(client, admin, answers, taxii_settings, live_server, sso) -> list[Answer]:
     exercise_auth_and_health(client, admin)
     incident_id = exercise_incidents(admin)
     exercise_iocs(admin, incident_id)
@@ -199,6 +228,7 @@ def every_answer(client, admin, answers, taxii_settings, live_server) -> list[An
     exercise_stix_and_taxii(admin, live_server)
     exercise_blocks_and_audit(admin, client)
     exercise_reports(admin, incident_id)
+    exercise_identity(client, admin)
     return list(answers)
 
 
