@@ -22,6 +22,7 @@ from collection_builder import (
     status,
 )
 from functional_detection import DETECTION
+from functional_identity import IDENTITY
 from functional_iocs import API_KEYS, CLEANUP, INTEL
 from functional_reports import REPORTS
 from functional_taxii import STIX, TAXII_FEEDS, TAXII_SERVER
@@ -426,6 +427,7 @@ def build() -> dict:
             TAXII_FEEDS,
             DETECTION,
             REPORTS,
+            IDENTITY,
             CLEANUP,
             ADMINISTRATION,
             LOGOUT,
