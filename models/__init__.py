@@ -15,6 +15,9 @@ from models.sla_policies import SlaPolicy
 from models.taxii import TaxiiCollection, TaxiiFeed, TaxiiObject, TaxiiStatus
 from models.users import AuthToken, PasswordHistoryEntry, User
 
+# automation (issue 16)
+from models.webhooks import IocExpiryNotice, SlaTimerMark, Webhook, WebhookDelivery
+
 __all__ = [
     "Alert",
     "ApiKey",
@@ -27,15 +30,20 @@ __all__ = [
     "Incident",
     "IncidentIoc",
     "Ioc",
+    # automation (issue 16)
+    "IocExpiryNotice",
     "LoginFailure",
     "PasswordHistoryEntry",
     "SlaPolicy",
+    "SlaTimerMark",
     "TaxiiCollection",
     "TaxiiFeed",
     "TaxiiObject",
     "TaxiiStatus",
     "TimelineEntry",
     "User",
+    "Webhook",
+    "WebhookDelivery",
     "db",
     "utcnow",
 ]

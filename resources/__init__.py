@@ -24,6 +24,7 @@ from resources import (
     sla_policies,
     stix,
     taxii,
+    webhooks,  # automation (issue 16)
 )
 
 AREAS = [
@@ -40,6 +41,7 @@ AREAS = [
     taxii,
     sla_policies,
     reports,
+    webhooks,  # automation (issue 16)
     openapi,
     docs,
 ]

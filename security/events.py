@@ -112,6 +112,15 @@ class EventType(StrEnum):
     USER_PASSWORD_CHANGED = "user.password_change"  # noqa: S105 - an event name, no secret
     RETENTION_PRUNED = "retention.prune"
     SLA_POLICY_CREATED = "sla_policy.create"
+    # automation (issue 16): timers' announcements, webhooks and their deliveries
+    INCIDENT_SLA_APPROACHING = "incident.sla_approaching"
+    INCIDENT_SLA_BREACHED = "incident.sla_breached"
+    IOC_EXPIRED = "ioc.expired"
+    WEBHOOK_CREATED = "webhook.create"
+    WEBHOOK_EDITED = "webhook.update"
+    WEBHOOK_DELETED = "webhook.delete"
+    WEBHOOK_TESTED = "webhook.test"
+    DELIVERY_REDELIVERED = "delivery.redeliver"
 
     @property
     def subject_type(self) -> str:
