@@ -70,6 +70,7 @@ class Receiver:
     statuses: list[int] = field(default_factory=lambda: [200])
     pause_seconds: float = 0.0
     secret: str | None = None
+    location: str | None = None
     received: list[Received] = field(default_factory=list)
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -106,6 +107,8 @@ class _Handler(BaseHTTPRequestHandler):
         if pause:
             time.sleep(pause)
         self.send_response(status)
+        if self.server.receiver.location:
+            self.send_header("location", self.server.receiver.location)
         self.send_header("content-length", "0")
         self.end_headers()
 

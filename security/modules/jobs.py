@@ -68,7 +68,7 @@ def queue_counts() -> dict[str, int]:
             " WHERE status IN ('todo', 'doing', 'failed') GROUP BY status"
         )
     )
-    counts: dict[str, int] = dict(rows.tuples().all())
+    counts: dict[str, int] = {key: value for key, value in rows}
     return {
         "queued": counts.get("todo", 0),
         "running": counts.get("doing", 0),

@@ -495,7 +495,7 @@ def delivery_counts() -> dict[str, int]:
     rows = db.session.execute(
         select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
     )
-    counts: dict[str, int] = dict(rows.tuples().all())
+    counts: dict[str, int] = {key: value for key, value in rows}
     return {status: counts.get(status, 0) for status in DELIVERY_STATUSES}
 
 
