@@ -25,6 +25,7 @@ from functional_detection import DETECTION
 from functional_iocs import API_KEYS, CLEANUP, INTEL
 from functional_reports import REPORTS
 from functional_taxii import STIX, TAXII_FEEDS, TAXII_SERVER
+from functional_webhooks import WEBHOOKS  # automation (issue 16)
 
 EVERY_RESPONSE = [
     'pm.test("security headers", () => {',
@@ -426,6 +427,7 @@ def build() -> dict:
             TAXII_FEEDS,
             DETECTION,
             REPORTS,
+            WEBHOOKS,  # automation (issue 16)
             CLEANUP,
             ADMINISTRATION,
             LOGOUT,

@@ -5,6 +5,7 @@ timer and a TAXII feed polled on its interval, without cron."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -76,7 +77,7 @@ def test_three_500s_then_200_delivers_on_the_fourth_attempt_with_growing_delays(
             wait_until(lambda: delivery_rows(app)[0][0] == "delivered")
     assert len(got) == 4 and all(request.verified for request in got)
     assert len({request.message_id for request in got}) == 1
-    gaps = [later.at - earlier.at for earlier, later in zip(got, got[1:], strict=False)]
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(got)]
     # Waits of [0.5, 1], [1, 2] and [2, 4] s (equal jitter), each late by at most the
     # worker's 0.2 s poll.
     assert gaps[0] < gaps[2] and gaps[1] >= gaps[0] - 0.3 and gaps[2] >= gaps[1] - 0.3
@@ -93,7 +94,7 @@ def test_a_receiver_that_never_answers_ends_failed_and_is_redelivered_by_hand(
         open_incident(analyst)
         with running_workers(database_url):
             wait_until(lambda: delivery_rows(app)[0][0] == "failed", timeout=60)
-            [(status, attempts, message_id)] = delivery_rows(app)
+            [(_status, attempts, message_id)] = delivery_rows(app)
             assert attempts == int(FAST_SETTINGS["WEBHOOK_MAX_ATTEMPTS"])
             with app.app_context():
                 delivery_id = db.session.scalar(select(WebhookDelivery.id))
