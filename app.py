@@ -36,9 +36,10 @@ from errors import ProblemApi, register_error_handlers
 from models import db
 from resources import register_resources
 from security import events
-from security.modules import metrics
+from security.modules import metrics, webhooks
 from security.modules.credentials import API_KEY_PREFIX, resolve_api_key
 from security.modules.sso import principal_for_jwt as sso_principal_for_jwt
+from security.modules.jobs import worker_command
 from security.modules.taxii.cli import reencrypt_secrets_command, taxii_poll_command
 from security.modules.utils import json_default
 
@@ -126,6 +127,8 @@ def _build_app(overrides: Mapping[str, Any] | None) -> Flask:
     close_sessions_despite_lost_connections(app)
     events.install_session_hooks()
     events.committed.connect(metrics.count_state_changes, sender=app)
+    # automation (issue 16): the webhook outbox writes its deliveries with the change.
+    events.recorded.connect(webhooks.record_deliveries, sender=app)
     Migrate(app, db, directory=MIGRATIONS_DIRECTORY)
     if settings.auto_migrate:
         from database import upgrade_schema
@@ -155,6 +158,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(prune_command)
     app.cli.add_command(set_password_command)
     app.cli.add_command(reset_password_command)  # identity
+    app.cli.add_command(worker_command)  # automation (issue 16)
 
 
 password_stdin_option = click.option(

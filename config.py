@@ -89,6 +89,8 @@ class Settings:
     client_certificate_header: str = ""
     taxii_poll_deadline_seconds: int = DEFAULT_TAXII_POLL_DEADLINE_SECONDS
     taxii_page_deadline_seconds: int = DEFAULT_TAXII_PAGE_DEADLINE_SECONDS
+    # automation (issue 16): the job queue's and the webhooks' knobs, as Flask config keys.
+    automation: dict[str, Any] = field(default_factory=dict)
     # Name -> secret of the set ones; kept out of repr() so no log or traceback shows them.
     env_credentials: dict[str, str] = field(default_factory=dict, repr=False)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -138,6 +140,7 @@ class Settings:
             "CLIENT_CERTIFICATE_HEADER": self.client_certificate_header,
             "TAXII_POLL_DEADLINE_SECONDS": self.taxii_poll_deadline_seconds,
             "TAXII_PAGE_DEADLINE_SECONDS": self.taxii_page_deadline_seconds,
+            **self.automation,
             # Unset credentials are None, so their checks fail (never pass).
             **{name: self.env_credentials.get(name) for name in ENV_CREDENTIAL_NAMES},
             # Flask-RESTful appends "did you mean" hints to 404s; the problem handler owns them.
@@ -383,6 +386,41 @@ def _alert_auto_incident_severity(env: Mapping[str, str]) -> str:
     return value
 
 
+# automation (issue 16): name -> (default, minimum) of the integer settings.
+AUTOMATION_INT_SETTINGS = {
+    # Attempts of one delivery before it is ``failed`` (the dead letter).
+    "WEBHOOK_MAX_ATTEMPTS": (8, 1),
+    # The first retry waits about this long; each next one twice as long (with jitter).
+    "WEBHOOK_BACKOFF_BASE_MS": (10_000, 1),
+    "WEBHOOK_BACKOFF_MAX_SECONDS": (3600, 1),
+    # A delivery a worker took and did not finish in this time (it died) is taken again.
+    "WEBHOOK_LEASE_SECONDS": (60, 1),
+    # How long one delivery request may take, answer included.
+    "WEBHOOK_TIMEOUT_SECONDS": (10, 1),
+    # How often the worker's timers run: SLA clocks, due feeds, expiries, stuck deliveries.
+    "AUTOMATION_TICK_SECONDS": (10, 1),
+}
+DEFAULT_SLA_APPROACHING_SHARE = 0.8
+
+
+def _automation_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The job queue's settings: :data:`AUTOMATION_INT_SETTINGS` and
+    ``SLA_APPROACHING_SHARE``, the share of an SLA's time after which it is "approaching"."""
+    settings: dict[str, Any] = {
+        name: _int_setting(env, name, default, minimum=minimum)
+        for name, (default, minimum) in AUTOMATION_INT_SETTINGS.items()
+    }
+    raw = env.get("SLA_APPROACHING_SHARE", str(DEFAULT_SLA_APPROACHING_SHARE))
+    try:
+        share = float(raw)
+    except ValueError:
+        share = -1.0
+    if not 0 < share < 1:
+        raise ConfigError(f"SLA_APPROACHING_SHARE must be a number between 0 and 1, got {raw!r}")
+    settings["SLA_APPROACHING_SHARE"] = share
+    return settings
+
+
 def load_settings(
     env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Settings:
@@ -451,6 +489,7 @@ def load_settings(
         client_certificate_keys=_client_certificate_keys(env),
         client_certificate_header=env.get("CLIENT_CERTIFICATE_HEADER", "").strip(),
         **_taxii_deadlines(env),
+        automation=_automation_settings(env),
         env_credentials=_env_credentials(env),
         extra=overrides,
         identity=identity_settings(env),

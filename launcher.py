@@ -208,13 +208,44 @@ def cli() -> None:
         signal.signal(signum, _exit_on_stop_signal)
 
 
+# automation (issue 16): the job-queue worker that runs beside gunicorn.
+WORKER_COMMAND = (sys.executable, "-m", "flask", "--app", "app:create_app", "worker")
+WORKER_STOP_SECONDS = 30
+
+
+def run_server_and_worker(
+    server: Sequence[str], worker: Sequence[str], env: dict[str, str], pass_fds: Sequence[int]
+) -> int:
+    """Run the server with one job-queue worker beside it; the server's exit status.
+
+    The worker lives as long as the server: it is started after it, and stopped
+    (SIGTERM: it finishes its running jobs, then SIGKILL after
+    :data:`WORKER_STOP_SECONDS`) when the server has exited, however that happened. It
+    also gets SIGTERM if the launcher dies, like the server. A worker that dies on its own
+    is not restarted: its jobs wait in the queue for the next start (or another worker).
+    """
+    worker_process = subprocess.Popen(  # noqa: S603
+        worker, env=env, cwd=PROJECT_ROOT, preexec_fn=_die_with_launcher(os.getpid())
+    )
+    try:
+        return run_child(server, env, pass_fds=pass_fds)
+    finally:
+        worker_process.terminate()
+        try:
+            worker_process.wait(timeout=WORKER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            worker_process.kill()
+            worker_process.wait()
+
+
 @cli.command()
 def serve() -> None:
-    """Serve the API with gunicorn (gunicorn.conf.py: 127.0.0.1:8000, 2 workers x 4 threads)."""
+    """Serve the API with gunicorn (gunicorn.conf.py: 127.0.0.1:8000, 2 workers x 4 threads)
+    and one job-queue worker (``flask worker``: webhooks, SLA timers, feed polls)."""
     command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]
     lock = hold_serve_lock(instance_directory())
     with app_environment() as env:
-        code = run_child(command, env, pass_fds=(lock,))
+        code = run_server_and_worker(command, WORKER_COMMAND, env, pass_fds=(lock,))
     sys.exit(code)
 
 

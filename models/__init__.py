@@ -22,6 +22,9 @@ from models.users import (
     User,
 )
 
+# automation (issue 16)
+from models.webhooks import IocExpiryNotice, SlaTimerMark, Webhook, WebhookDelivery
+
 __all__ = [
     "Alert",
     "ApiKey",
@@ -34,18 +37,23 @@ __all__ = [
     "Incident",
     "IncidentIoc",
     "Ioc",
+    # automation (issue 16)
+    "IocExpiryNotice",
     "LoginFailure",
     "MfaChallenge",
     "MfaRecoveryCode",
     "PasswordHistoryEntry",
     "PasswordReset",
     "SlaPolicy",
+    "SlaTimerMark",
     "TaxiiCollection",
     "TaxiiFeed",
     "TaxiiObject",
     "TaxiiStatus",
     "TimelineEntry",
     "User",
+    "Webhook",
+    "WebhookDelivery",
     "db",
     "utcnow",
 ]

@@ -42,3 +42,9 @@ REPORT_GROUPINGS = ("severity", "assignee", "source", "rule", "week", "month")
 MANUAL_SOURCE = "manual"
 # What /reports/rules groups alerts by: each rule, or each rule kind.
 EFFICACY_GROUPINGS = ("rule", "source")
+
+# automation (issue 16): a webhook delivery's life (``failed`` is the dead letter), the
+# SLA clocks an incident has and the stages a timer announces on each.
+DELIVERY_STATUSES = ("pending", "delivering", "delivered", "failed")
+SLA_KINDS = ("response", "resolution")
+SLA_STAGES = ("approaching", "breached")

@@ -26,6 +26,7 @@ from functional_identity import IDENTITY
 from functional_iocs import API_KEYS, CLEANUP, INTEL
 from functional_reports import REPORTS
 from functional_taxii import STIX, TAXII_FEEDS, TAXII_SERVER
+from functional_webhooks import WEBHOOKS  # automation (issue 16)
 
 EVERY_RESPONSE = [
     'pm.test("security headers", () => {',
@@ -428,6 +429,7 @@ def build() -> dict:
             DETECTION,
             REPORTS,
             IDENTITY,
+            WEBHOOKS,  # automation (issue 16)
             CLEANUP,
             ADMINISTRATION,
             LOGOUT,

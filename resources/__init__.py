@@ -26,6 +26,7 @@ from resources import (
     stix,
     taxii,
     users,  # identity
+    webhooks,  # automation (issue 16)
 )
 
 AREAS = [
@@ -44,6 +45,7 @@ AREAS = [
     reports,
     users,  # identity
     sso,  # identity
+    webhooks,  # automation (issue 16)
     openapi,
     docs,
 ]

@@ -119,6 +119,15 @@ class EventType(StrEnum):
     USER_MFA_ENABLED = "user.mfa_enable"
     USER_MFA_DISABLED = "user.mfa_disable"
     USER_MFA_RECOVERY_USED = "user.mfa_recovery_use"
+    # automation (issue 16): timers' announcements, webhooks and their deliveries
+    INCIDENT_SLA_APPROACHING = "incident.sla_approaching"
+    INCIDENT_SLA_BREACHED = "incident.sla_breached"
+    IOC_EXPIRED = "ioc.expired"
+    WEBHOOK_CREATED = "webhook.create"
+    WEBHOOK_EDITED = "webhook.update"
+    WEBHOOK_DELETED = "webhook.delete"
+    WEBHOOK_TESTED = "webhook.test"
+    DELIVERY_REDELIVERED = "delivery.redeliver"
 
     @property
     def subject_type(self) -> str:

@@ -218,6 +218,20 @@ def exercise_identity(client, admin) -> None:
     _ok(sign_in(client, "shape-sso"))
 
 
+def exercise_webhooks(admin) -> None:
+    """automation (issue 16)."""
+    hook = {"name": "soar", "url": "https://127.0.0.1:18299/", "event_types": ["incident.create"]}
+    webhook_id = _ok(admin.client.post("/webhooks", json=hook), 201)["id"]
+    _ok(admin.client.get("/webhooks"))
+    _ok(admin.client.get(f"/webhooks/{webhook_id}"))
+    _ok(admin.client.patch(f"/webhooks/{webhook_id}", json={"min_severity": "high"}))
+    delivery_id = _ok(admin.client.post(f"/webhooks/{webhook_id}/test"), 202)["id"]
+    _ok(admin.client.get(f"/webhooks/{webhook_id}/deliveries"))
+    _ok(admin.client.post(f"/deliveries/{delivery_id}/redeliver"), 202)
+    _ok(admin.client.get("/jobs"))
+    _ok(admin.client.delete(f"/webhooks/{webhook_id}"), 204)
+
+
 @pytest.fixture
 def every_answer(client, admin, answers, taxii_settings, live_server, sso) -> list[Answer]:
     exercise_auth_and_health(client, admin)
@@ -229,6 +243,7 @@ def every_answer(client, admin, answers, taxii_settings, live_server, sso) -> li
     exercise_blocks_and_audit(admin, client)
     exercise_reports(admin, incident_id)
     exercise_identity(client, admin)
+    exercise_webhooks(admin)
     return list(answers)
 
 

@@ -1,0 +1,122 @@
+"""The functional collection's webhooks folder: subscribe (the secret shown once), read,
+edit, queue a test delivery, list deliveries, redeliver one, the job queue, remove.
+
+The target is 127.0.0.1 over plain HTTP, which ``scripts/run_newman.sh`` allows
+(``OUTBOUND_ALLOWED_HOSTS``); nothing needs to answer there for these requests, which
+only queue deliveries.
+"""
+
+from __future__ import annotations
+
+from collection_builder import expect, folder, header, json_body, no_header, request, save, status
+
+WEBHOOK_FIELDS = ("id", "name", "url", "event_types", "min_severity", "enabled", "version")
+DELIVERY_FIELDS = ("id", "webhook_id", "message_id", "event_type", "status", "attempts")
+
+WEBHOOKS = folder(
+    "Webhooks",
+    "Signed webhook subscriptions, their deliveries (redelivered by hand) and the job queue.",
+    [
+        request(
+            "Subscribe a webhook (the signing secret is shown only here)",
+            "POST",
+            "/webhooks",
+            [
+                status(201),
+                json_body(*WEBHOOK_FIELDS, "secret"),
+                header("Location", r"^/webhooks/\d+$"),
+                header("Cache-Control", "no-store"),
+                expect(
+                    "a Standard Webhooks secret",
+                    "pm.expect(body.secret).to.match(/^whsec_/);",
+                ),
+                save("webhookId", "body.id"),
+            ],
+            body={
+                "name": "SOAR {{runId}}",
+                "url": "http://127.0.0.1:18299/soc-events",
+                "event_types": ["incident.create", "incident.sla_breached"],
+                "min_severity": "high",
+            },
+        ),
+        request(
+            "List webhooks (never a secret)",
+            "GET",
+            "/webhooks",
+            [
+                status(200),
+                json_body("items", "next_cursor"),
+                expect(
+                    "no secret in the list",
+                    "body.items.forEach((item) => pm.expect(item).to.not.have.property('secret'));",
+                ),
+            ],
+        ),
+        request(
+            "Read a webhook",
+            "GET",
+            "/webhooks/{{webhookId}}",
+            [
+                status(200),
+                json_body(*WEBHOOK_FIELDS),
+                header("ETag"),
+                expect("no secret", "pm.expect(body).to.not.have.property('secret');"),
+            ],
+        ),
+        request(
+            "Edit a webhook",
+            "PATCH",
+            "/webhooks/{{webhookId}}",
+            [status(200), expect("the new version", "pm.expect(body.version).to.equal(2);")],
+            headers={"If-Match": '"1"'},
+            body={"min_severity": "critical"},
+        ),
+        request(
+            "Refuse a webhook aimed at the metadata service",
+            "POST",
+            "/webhooks",
+            [status(422), no_header("Location")],
+            body={
+                "name": "metadata {{runId}}",
+                "url": "https://169.254.169.254/latest/meta-data/",
+                "event_types": ["incident.create"],
+            },
+        ),
+        request(
+            "Queue a test delivery",
+            "POST",
+            "/webhooks/{{webhookId}}/test",
+            [
+                status(202),
+                json_body(*DELIVERY_FIELDS),
+                expect("a webhook.test", "pm.expect(body.event_type).to.equal('webhook.test');"),
+                save("deliveryId", "body.id"),
+            ],
+        ),
+        request(
+            "List the webhook's deliveries",
+            "GET",
+            "/webhooks/{{webhookId}}/deliveries",
+            [status(200), json_body("items", "next_cursor")],
+        ),
+        request(
+            "Redeliver a delivery",
+            "POST",
+            "/deliveries/{{deliveryId}}/redeliver",
+            [status(202), json_body(*DELIVERY_FIELDS)],
+        ),
+        request(
+            "The job queue",
+            "GET",
+            "/jobs",
+            [status(200), json_body("queued", "running", "failed", "deliveries")],
+        ),
+        request(
+            "Remove the webhook",
+            "DELETE",
+            "/webhooks/{{webhookId}}",
+            [status(204)],
+            headers={"If-Match": "*"},
+        ),
+    ],
+)
