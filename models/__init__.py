@@ -5,10 +5,11 @@ all loaded), so each area's module is imported here.
 """
 
 from models.api_keys import ApiKey, CredentialUsage
+from models.attack import AttackTechnique
 from models.audit import AuditEntry
 from models.base import db, utcnow
 from models.blocks import AuthBlock, LoginFailure
-from models.detection import Alert, DetectionRule
+from models.detection import Alert, AlertObservable, DetectionRule
 from models.incidents import IdempotencyRecord, Incident, TimelineEntry
 from models.iocs import IncidentIoc, Ioc
 from models.sla_policies import SlaPolicy
@@ -17,7 +18,9 @@ from models.users import AuthToken, PasswordHistoryEntry, User
 
 __all__ = [
     "Alert",
+    "AlertObservable",
     "ApiKey",
+    "AttackTechnique",
     "AuditEntry",
     "AuthBlock",
     "AuthToken",

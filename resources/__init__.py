@@ -16,6 +16,7 @@ from resources import (
     detection,
     docs,
     health,
+    incident_links,
     incidents,
     iocs,
     metrics,
@@ -40,6 +41,8 @@ AREAS = [
     taxii,
     sla_policies,
     reports,
+    # case work, part A
+    incident_links,
     openapi,
     docs,
 ]
