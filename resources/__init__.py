@@ -10,6 +10,7 @@ from flask_restful import Api
 
 from resources import (
     api_keys,
+    attack,
     audit,
     auth,
     blocks,
@@ -43,6 +44,7 @@ AREAS = [
     reports,
     # case work, part A
     incident_links,
+    attack,
     openapi,
     docs,
 ]

@@ -482,12 +482,9 @@ def _escalate(
     if alert.status not in ("open", "acknowledged"):
         alert.transition_to("escalated")  # refuses with the workflow's 409
     incident = incidents.create_incident(principal, {**_incident_fields(alert), **overrides})
-    carried = incident_merge.carry_alert(incident, alert, principal)
-    emit(
-        EventType.ALERT_ESCALATED,
-        alert.id,
-        {"incident_id": incident.id, "automatic": automatic, "carried": carried},
-    )
+    # What it carried is on the alert (merge_carried), as for any merge.
+    incident_merge.carry_alert(incident, alert, principal)
+    emit(EventType.ALERT_ESCALATED, alert.id, {"incident_id": incident.id, "automatic": automatic})
     return incident
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import re
 import sys
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import click
+import stix2
 from flask.cli import with_appcontext
 from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
@@ -25,13 +27,15 @@ from sqlalchemy.dialects.postgresql import insert
 from models import AttackTechnique, db, utcnow
 from security.errors import Invalid
 from security.events import CLI, Actor, EventType, emit
+from security.modules.lookup import first_or_404
 
 TECHNIQUE_ID = re.compile(r"T\d{4}(?:\.\d{3})?")
 """An ATT&CK technique id: ``T`` and four digits, and a sub-technique's three."""
 SIGMA_TAG = re.compile(r"attack\.(t\d{4}(?:\.\d{3})?)", re.IGNORECASE)
 ATTACK_SOURCES = frozenset({"mitre-attack", "mitre-mobile-attack", "mitre-ics-attack"})
 """``external_references`` source names that carry an ATT&CK id."""
-MAX_TECHNIQUES = 50
+STIX_NAMESPACE = uuid.UUID("6f1b3e0e-8a55-4f7e-9d2b-1f0c0a7e4d21")
+"""Names the attack-pattern of a technique the catalogue lacks, the same in every export."""
 
 
 def technique_form_error(value: str) -> str | None:
@@ -77,6 +81,12 @@ def check_techniques(techniques: Iterable[str], field: str = "techniques") -> li
     return canonical
 
 
+def get_technique(technique_id: str) -> AttackTechnique:
+    """The catalogue's technique (the id in any case), or 404."""
+    statement = select(AttackTechnique).where(AttackTechnique.id == technique_id.strip().upper())
+    return first_or_404(statement, f"Technique {technique_id[:40]} is not in the catalogue.")
+
+
 def technique_details(techniques: Sequence[str]) -> list[dict[str, Any]]:
     """Each id with its name and tactics from the catalogue (None and [] when unknown)."""
     if not techniques:
@@ -93,6 +103,37 @@ def technique_details(techniques: Sequence[str]) -> list[dict[str, Any]]:
         }
         for technique in techniques
     ]
+
+
+def attack_patterns(techniques: Sequence[str]) -> list[stix2.AttackPattern]:
+    """STIX attack-patterns for the techniques: the catalogue's id, name and tactics when it
+    has them, otherwise a stable id derived from the technique id and the id as name."""
+    if not techniques:
+        return []
+    known = {
+        row.id: row
+        for row in db.session.scalars(
+            select(AttackTechnique).where(AttackTechnique.id.in_(list(techniques)))
+        )
+    }
+    patterns = []
+    for technique in techniques:
+        row = known.get(technique)
+        stix_id = row.stix_id if row and row.stix_id.startswith("attack-pattern--") else None
+        phases = [
+            {"kill_chain_name": "mitre-attack", "phase_name": tactic}
+            for tactic in (row.tactics if row else [])
+        ]
+        patterns.append(
+            stix2.AttackPattern(
+                id=stix_id or f"attack-pattern--{uuid.uuid5(STIX_NAMESPACE, technique)}",
+                name=row.name if row else technique,
+                external_references=[{"source_name": "mitre-attack", "external_id": technique}],
+                kill_chain_phases=phases or None,
+                allow_custom=False,
+            )
+        )
+    return patterns
 
 
 def techniques_in_tags(tags: Iterable[str]) -> list[str]:
