@@ -37,9 +37,10 @@ from models import db
 from resources import register_resources
 from security import events
 from security.modules import metrics, webhooks
+from security.modules.attack import attack_load_command  # case work, part A
 from security.modules.credentials import API_KEY_PREFIX, resolve_api_key
-from security.modules.sso import principal_for_jwt as sso_principal_for_jwt
 from security.modules.jobs import worker_command
+from security.modules.sso import principal_for_jwt as sso_principal_for_jwt
 from security.modules.taxii.cli import reencrypt_secrets_command, taxii_poll_command
 from security.modules.utils import json_default
 
@@ -159,6 +160,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(set_password_command)
     app.cli.add_command(reset_password_command)  # identity
     app.cli.add_command(worker_command)  # automation (issue 16)
+    app.cli.add_command(attack_load_command)  # case work, part A
 
 
 password_stdin_option = click.option(

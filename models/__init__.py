@@ -5,10 +5,11 @@ all loaded), so each area's module is imported here.
 """
 
 from models.api_keys import ApiKey, CredentialUsage
+from models.attack import AttackTechnique
 from models.audit import AuditEntry
 from models.base import db, utcnow
 from models.blocks import AuthBlock, LoginFailure
-from models.detection import Alert, DetectionRule
+from models.detection import Alert, AlertObservable, DetectionRule
 from models.incidents import IdempotencyRecord, Incident, TimelineEntry
 from models.iocs import IncidentIoc, Ioc
 from models.sla_policies import SlaPolicy
@@ -27,7 +28,9 @@ from models.webhooks import IocExpiryNotice, SlaTimerMark, Webhook, WebhookDeliv
 
 __all__ = [
     "Alert",
+    "AlertObservable",
     "ApiKey",
+    "AttackTechnique",
     "AuditEntry",
     "AuthBlock",
     "AuthToken",

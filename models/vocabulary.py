@@ -23,7 +23,16 @@ INCIDENT_STATUSES = (
     "closed",
     "false_positive",
 )
-TIMELINE_KINDS = ("created", "status_change", "edit", "comment")
+TIMELINE_KINDS = (
+    "created",
+    "status_change",
+    "edit",
+    "comment",
+    # case work, part A: alerts merged in or out, a duplicate merged in (or into another)
+    "alert_merge",
+    "alert_unmerge",
+    "incident_merge",
+)
 
 ALERT_STATUSES = ("open", "acknowledged", "dismissed", "escalated")
 RULE_KINDS = ("seed", "sigma")
@@ -48,3 +57,6 @@ EFFICACY_GROUPINGS = ("rule", "source")
 DELIVERY_STATUSES = ("pending", "delivering", "delivered", "failed")
 SLA_KINDS = ("response", "resolution")
 SLA_STAGES = ("approaching", "breached")
+# case work, part A: what an alert's observables may be: the IOC types
+# (security.modules.ioc_values.IOC_TYPES) plus these, which the IOC store does not hold.
+OBSERVABLE_EXTRA_TYPES = ("filename", "hostname", "user", "process", "registry")

@@ -21,6 +21,7 @@ from collection_builder import (
     save,
     status,
 )
+from functional_case_alerts import CASE_ALERTS  # case work, part A
 from functional_detection import DETECTION
 from functional_identity import IDENTITY
 from functional_iocs import API_KEYS, CLEANUP, INTEL
@@ -430,6 +431,7 @@ def build() -> dict:
             REPORTS,
             IDENTITY,
             WEBHOOKS,  # automation (issue 16)
+            CASE_ALERTS,  # case work, part A
             CLEANUP,
             ADMINISTRATION,
             LOGOUT,

@@ -10,12 +10,14 @@ from flask_restful import Api
 
 from resources import (
     api_keys,
+    attack,
     audit,
     auth,
     blocks,
     detection,
     docs,
     health,
+    incident_links,
     incidents,
     iocs,
     metrics,
@@ -46,6 +48,9 @@ AREAS = [
     users,  # identity
     sso,  # identity
     webhooks,  # automation (issue 16)
+    # case work, part A
+    incident_links,
+    attack,
     openapi,
     docs,
 ]

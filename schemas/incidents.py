@@ -3,7 +3,9 @@ filters), and the incident and timeline answers."""
 
 from __future__ import annotations
 
-from marshmallow import fields, validate
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate
 
 from models.vocabulary import INCIDENT_STATUSES, SEVERITIES, TIMELINE_KINDS, TLP_LEVELS
 from schemas.auth import USERNAME_PATTERN
@@ -16,6 +18,7 @@ from schemas.common import (
     StrictSchema,
     TimeRangeQuerySchema,
     identifier,
+    not_blank,
     one_of,
     page_of,
     text,
@@ -23,8 +26,47 @@ from schemas.common import (
     trimmed_string,
     username_of,
 )
+from security.modules import attack
 
 DESCRIPTION_MAX = 20_000
+MAX_LABELS = 50
+MAX_TAG_LENGTH = 64
+
+
+class Tag(fields.String):
+    """A tag as stored: trimmed and lower-cased, so ``Phishing`` and ``phishing`` are one."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).strip().lower()
+
+
+class TechniqueId(fields.String):
+    """An ATT&CK technique id (``T1566``, ``T1059.001``), upper-cased; the catalogue check
+    is the engine's (:mod:`security.modules.attack`), a 422."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        loaded = super()._deserialize(value, attr, data, **kwargs).strip().upper()
+        problem = attack.technique_form_error(loaded)
+        if problem:
+            raise ValidationError(problem)
+        return loaded
+
+
+def tag_field() -> Tag:
+    return Tag(validate=[validate.Length(min=1, max=MAX_TAG_LENGTH), not_blank])
+
+
+def tags_field(**kwargs: Any) -> fields.List:
+    return fields.List(tag_field(), validate=validate.Length(max=MAX_LABELS), **kwargs)
+
+
+def techniques_field(**kwargs: Any) -> fields.List:
+    return fields.List(
+        TechniqueId(metadata={"example": "T1059.001"}),
+        validate=validate.Length(max=MAX_LABELS),
+        metadata={"description": "ATT&CK technique ids; 422 for one a loaded catalogue lacks"},
+        **kwargs,
+    )
 
 
 def _assignee_field(**kwargs) -> fields.String:
@@ -41,6 +83,8 @@ class IncidentCreateSchema(StrictSchema):
     severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
     tlp = fields.String(load_default="amber", validate=validate.OneOf(TLP_LEVELS))
     assignee = _assignee_field()
+    tags = tags_field()
+    techniques = techniques_field()
 
 
 class IncidentUpdateSchema(ChangeSchema):
@@ -49,6 +93,8 @@ class IncidentUpdateSchema(ChangeSchema):
     severity = fields.String(validate=validate.OneOf(SEVERITIES))
     tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
     assignee = _assignee_field()
+    tags = tags_field()
+    techniques = techniques_field()
 
 
 class StatusChangeSchema(StrictSchema):
@@ -66,6 +112,8 @@ class IncidentListQuerySchema(TimeRangeQuerySchema):
     tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
     assignee = fields.String(validate=FullMatch(USERNAME_PATTERN))
     q = fields.String(validate=validate.Length(min=1, max=200))
+    tag = tag_field()
+    technique = TechniqueId()
 
 
 # --- responses ----------------------------------------------------------------------------
@@ -82,6 +130,22 @@ class SlaSchema(ResponseSchema):
         required=True,
         validate=validate.Range(min=1),
         metadata={"description": "the SLA policy version the incident was opened under"},
+    )
+
+
+class TechniqueSchema(ResponseSchema):
+    """A technique id with what the loaded ATT&CK catalogue says of it (null and [] when
+    no catalogue names it)."""
+
+    id = text()
+    name = text(nullable=True)
+    tactics = fields.List(fields.String(), required=True)
+
+
+def technique_details() -> ComputedList:
+    return ComputedList(
+        lambda labelled: attack.technique_details(labelled.techniques),
+        fields.Nested(TechniqueSchema),
     )
 
 
@@ -102,6 +166,14 @@ class IncidentSchema(ResponseSchema):
         fields.String(validate=validate.OneOf(INCIDENT_STATUSES)),
     )
     sla = ComputedNested(lambda incident: incident.sla(), SlaSchema)
+    tags = fields.List(fields.String(), required=True)
+    techniques = fields.List(fields.String(), required=True)
+    technique_details = technique_details()
+    merged_into_id = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"description": "the incident this one was merged into as a duplicate"},
+    )
 
 
 class TimelineEntrySchema(ResponseSchema):

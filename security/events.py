@@ -128,6 +128,11 @@ class EventType(StrEnum):
     WEBHOOK_DELETED = "webhook.delete"
     WEBHOOK_TESTED = "webhook.test"
     DELIVERY_REDELIVERED = "delivery.redeliver"
+    # case work, part A: alerts merged into incidents and out, duplicates, ATT&CK
+    ALERT_MERGED = "alert.merge"
+    ALERT_UNMERGED = "alert.unmerge"
+    INCIDENT_MERGED = "incident.merge"
+    ATTACK_CATALOGUE_LOADED = "attack.catalogue_load"
 
     @property
     def subject_type(self) -> str:

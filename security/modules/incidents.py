@@ -16,10 +16,11 @@ from sqlalchemy import ColumnElement, Select, func, or_, select, true
 from models import Incident, TimelineEntry, User, db, utcnow
 from security.errors import Invalid
 from security.events import EventType, emit
+from security.modules import attack
 from security.modules.lookup import first_or_404
 from security.modules.principals import Principal
 
-EDITABLE_FIELDS = ("title", "description", "severity", "tlp", "assignee")
+EDITABLE_FIELDS = ("title", "description", "severity", "tlp", "assignee", "tags", "techniques")
 
 
 def visibility(principal: Principal, incident: Any = Incident) -> ColumnElement[bool]:
@@ -67,6 +68,8 @@ def create_incident(principal: Principal, data: dict[str, Any]) -> Incident:
         tlp=data.get("tlp", "amber"),
         reporter=principal.user,
         assignee=resolve_assignee(data.get("assignee")),
+        tags=sorted(set(data.get("tags", []))),
+        techniques=attack.check_techniques(data.get("techniques", [])),
         status="new",
         version=1,
         created_at=now,
@@ -105,7 +108,7 @@ def update_incident(incident: Incident, principal: Principal, data: dict[str, An
                 incident.assignee = new_user
                 changes["assignee"] = [old_name, new_name]
             continue
-        new_value = data[field].strip() if field == "title" else data[field]
+        new_value = _edited_value(field, data[field])
         old_value = getattr(incident, field)
         if old_value != new_value:
             setattr(incident, field, new_value)
@@ -121,6 +124,17 @@ def update_incident(incident: Incident, principal: Principal, data: dict[str, An
         previous, assignee = changes["assignee"]
         emit(EventType.INCIDENT_ASSIGNED, incident.id, {"from": previous, "to": assignee})
     return changes
+
+
+def _edited_value(field: str, value: Any) -> Any:
+    """An edit's value as stored (labels canonical, techniques checked)."""
+    if field == "title":
+        return value.strip()
+    if field == "tags":
+        return sorted(set(value))
+    if field == "techniques":
+        return attack.check_techniques(value)
+    return value
 
 
 def change_status(
