@@ -28,7 +28,7 @@ IDENTITY = folder(
     "API1/API3/API5 Identity",
     "BOLA on /users/<id> and sessions, privilege escalation through PATCH /users, mass "
     "assignment of account fields, the last admin, and second-factor management with an "
-    "API key.",
+    "API key (alice's own, issued here).",
     [
         _me("Identity: alice's id", "aliceToken", "aliceId"),
         _me("Identity: bob's id", "bobToken", "bobId"),
@@ -158,11 +158,19 @@ IDENTITY = folder(
             body={"is_active": False},
         ),
         request(
+            "Identity: alice issues a key",
+            "POST",
+            "/api-keys",
+            [status(201), save("aliceIdentityKey", "body.key")],
+            auth="aliceToken",
+            body={"name": "alice-identity-probe", "scopes": ["iocs:read"]},
+        ),
+        request(
             "API key cannot enrol a second factor",
             "POST",
             "/auth/mfa/enrol",
             [problem(403)],
-            auth="aliceKey",
+            auth="aliceIdentityKey",
         ),
     ],
 )

@@ -274,7 +274,7 @@ class MfaEnrol(Resource):
             "Start enrolling a TOTP second factor: its otpauth:// URI, shown once",
             permission=AUTHENTICATED,
             responses={200: MfaEnrolmentSchema},
-            errors=(409,),
+            errors=(409, 503),
             description="Confirm with POST /auth/mfa/confirm and a code from the app.",
         )
     }

@@ -62,6 +62,13 @@ def test_secret_is_stored_encrypted_and_the_uri_shown_once(app, viewer):
     assert secret not in me.get_data(as_text=True)
 
 
+def test_enrolment_without_an_encryption_key_is_503_not_a_clear_secret(app, monkeypatch, viewer):
+    monkeypatch.setitem(app.config, "ENCRYPTION_KEYS", ())
+    assert viewer.client.post("/auth/mfa/enrol").status_code == 503
+    with app.app_context():
+        assert db.session.get(User, viewer.id).mfa_secret is None
+
+
 def test_confirmation_with_a_wrong_code_is_refused(viewer):
     viewer.client.post("/auth/mfa/enrol")
     assert viewer.client.post("/auth/mfa/confirm", json={"code": "000000"}).status_code == 422

@@ -89,9 +89,12 @@ def test_the_group_claim_maps_to_its_role(client, sso):
 
 def test_a_changed_group_changes_the_role_at_next_sign_in(client, sso):
     provider_user("bob", groups=["soc-admins"], email="bob@example.org")
-    assert sign_in(client, "bob").get_json()["user"]["role"] == "admin"
+    first = sign_in(client, "bob").get_json()
+    assert first["user"]["role"] == "admin"
     provider_user("bob", groups=["soc-analysts"], email="bob@example.org")
     assert sign_in(client, "bob").get_json()["user"]["role"] == "analyst"
+    time.sleep(0.6)  # past the verified-token cache: the demotion ended the admin session
+    assert client.with_token(first["access_token"]).get("/auth/me").status_code == 401
 
 
 def test_no_mapped_group_means_no_access(client, sso):

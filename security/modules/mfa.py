@@ -26,11 +26,11 @@ from flask import current_app
 from sqlalchemy import delete, select
 
 from models import MfaChallenge, MfaRecoveryCode, User, db, utcnow
-from security.errors import Conflict, Invalid, Unauthenticated
+from security.errors import Conflict, Invalid, Unauthenticated, Unavailable
 from security.events import Actor, EventType, emit
 from security.modules import audit, blocks
 from security.modules.principals import hash_secret
-from security.outbound.secrets import decrypt_secret, encrypt_secret
+from security.outbound.secrets import EncryptionUnavailable, decrypt_secret, encrypt_secret
 
 RECOVERY_CODE_COUNT = 10
 ISSUER_NAME = "SOC Incident API"
@@ -57,7 +57,10 @@ def begin_enrolment(user: User) -> tuple[str, str]:
     if user.mfa_enabled:
         raise Conflict("A second factor is already enabled: disable it first.")
     secret = pyotp.random_base32()
-    user.mfa_secret = encrypt_secret({"totp": secret}).decode()
+    try:
+        user.mfa_secret = encrypt_secret({"totp": secret}).decode()
+    except EncryptionUnavailable as error:
+        raise Unavailable("A second factor needs ENCRYPTION_KEY to store its secret.") from error
     emit(EventType.USER_MFA_ENROLLED, user.id, {"username": user.username})
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=ISSUER_NAME)
     return uri, secret

@@ -38,6 +38,8 @@ from models import User, db
 from security.errors import Forbidden, Unauthenticated, Unavailable
 from security.events import Actor, EventType, emit
 from security.modules.principals import Principal, permissions_for_role
+from security.modules.sessions import revoke_sessions
+from security.modules.user_admin import is_demotion
 from security.modules.users import hash_password
 from security.outbound.http import Deadlines, checked_session
 from security.outbound.ssrf import configured_allowed_hosts
@@ -45,8 +47,10 @@ from security.outbound.ssrf import configured_allowed_hosts
 METADATA_SECONDS = 300
 REQUEST_SECONDS = 10
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "ES256", "ES384")
+KEY_REFETCH_SECONDS = 30
 _cache_lock = threading.Lock()
 _cache: dict[str, tuple[float, Any]] = {}
+_last_key_refetch = float("-inf")
 
 
 class SsoRefused(Unauthenticated):
@@ -117,7 +121,9 @@ def verify_jwt(raw: str, audience: str, *, nonce: str | None = None) -> dict[str
     """The claims of a JWT the provider signed, after every check the module lists."""
     try:
         token = _decode(raw, _key_set())
-    except JoseError:
+    except SsoRefused:
+        if not _may_refetch_keys():
+            raise
         token = _decode(raw, _key_set(refresh=True))  # the provider may have rotated keys
     claims = token.claims
     registry = jwt.JWTClaimsRegistry(
@@ -134,6 +140,18 @@ def verify_jwt(raw: str, audience: str, *, nonce: str | None = None) -> dict[str
     if nonce is not None and not secrets.compare_digest(str(claims.get("nonce", "")), nonce):
         raise SsoRefused("The ID token's nonce does not match this sign-in.")
     return claims
+
+
+def _may_refetch_keys() -> bool:
+    """Whether a token that did not verify may refetch the keys: once per
+    :data:`KEY_REFETCH_SECONDS`, so forged tokens cannot make us hammer the provider."""
+    global _last_key_refetch
+    now = time.monotonic()
+    with _cache_lock:
+        if now - _last_key_refetch < KEY_REFETCH_SECONDS:
+            return False
+        _last_key_refetch = now
+    return True
 
 
 def _decode(raw: str, keys: KeySet) -> Any:
@@ -174,12 +192,15 @@ def account_for(claims: dict[str, Any]) -> User:
         old = user.role
         user.role = role
         user.version += 1
+        actor = Actor(user.id, user.username)
         emit(
             EventType.USER_EDITED,
             user.id,
             {"username": user.username, "changes": {"role": [old, role]}, "source": "sso"},
-            actor=Actor(user.id, user.username),
+            actor=actor,
         )
+        if is_demotion(old, role):
+            revoke_sessions(user, actor=actor, reason="demoted")
     return user
 
 
