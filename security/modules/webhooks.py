@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 import requests
 from flask import Flask, current_app
-from sqlalchemy import Select, func, or_, select, text, update
+from sqlalchemy import Select, case, func, or_, select, text, update
 from standardwebhooks.webhooks import Webhook as Signer
 
 from models import Alert, Incident, Ioc, Webhook, WebhookDelivery, db, utcnow
@@ -497,6 +497,47 @@ def delivery_counts() -> dict[str, int]:
     )
     counts: dict[str, int] = {key: value for key, value in rows}
     return {status: counts.get(status, 0) for status in DELIVERY_STATUSES}
+
+
+def failures_by_target() -> dict[str, tuple[int, int]]:
+    """Per target host: failed attempts of the stored deliveries, and dead letters."""
+    rows = db.session.execute(
+        select(
+            Webhook.url,
+            func.sum(
+                WebhookDelivery.attempts
+                - case((WebhookDelivery.status == "delivered", 1), else_=0)
+                - case((WebhookDelivery.status == "delivering", 1), else_=0)
+            ),
+            func.count().filter(WebhookDelivery.status == "failed"),
+        )
+        .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+        .group_by(Webhook.url)
+    )
+    totals: dict[str, tuple[int, int]] = {}
+    for url, failed_attempts, dead_letters in rows:
+        target = target_of(url)
+        attempts_before, dead_before = totals.get(target, (0, 0))
+        totals[target] = (attempts_before + int(failed_attempts or 0), dead_before + dead_letters)
+    return totals
+
+
+LATENCY_QUANTILES = (0.5, 0.99)
+
+
+def delivery_latency(window_minutes: int) -> dict[float, float]:
+    """Quantiles of commit-to-delivery seconds over the deliveries of the last minutes
+    (empty when there were none)."""
+    seconds = func.extract("epoch", WebhookDelivery.delivered_at - WebhookDelivery.created_at)
+    quantiles = db.session.execute(
+        select(*(func.percentile_cont(q).within_group(seconds) for q in LATENCY_QUANTILES)).where(
+            WebhookDelivery.status == "delivered",
+            WebhookDelivery.delivered_at > utcnow() - timedelta(minutes=window_minutes),
+        )
+    ).one()
+    if quantiles[0] is None:
+        return {}
+    return {q: float(value) for q, value in zip(LATENCY_QUANTILES, quantiles, strict=True)}
 
 
 def target_of(url: str) -> str:
