@@ -133,8 +133,7 @@ def main() -> None:
         env = worker_env(database_url, **settings, LOG_LEVEL="WARNING")
         command = [*WORKER_COMMAND, "--concurrency", str(options.concurrency)]
         workers = [
-            subprocess.Popen(command, cwd=PROJECT_ROOT, env=env)
-            for _ in range(options.workers)
+            subprocess.Popen(command, cwd=PROJECT_ROOT, env=env) for _ in range(options.workers)
         ]
         time.sleep(3)  # the workers import the app and start listening
         committed: dict[int, float] = {}

@@ -11,11 +11,12 @@ from models.blocks import AuthBlock, LoginFailure
 from models.detection import Alert, DetectionRule
 from models.incidents import IdempotencyRecord, Incident, TimelineEntry
 from models.iocs import IncidentIoc, Ioc
+
+# automation (issue 16)
+from models.notifications import NotificationChannel
 from models.sla_policies import SlaPolicy
 from models.taxii import TaxiiCollection, TaxiiFeed, TaxiiObject, TaxiiStatus
 from models.users import AuthToken, PasswordHistoryEntry, User
-
-# automation (issue 16)
 from models.webhooks import IocExpiryNotice, SlaTimerMark, Webhook, WebhookDelivery
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     # automation (issue 16)
     "IocExpiryNotice",
     "LoginFailure",
+    "NotificationChannel",
     "PasswordHistoryEntry",
     "SlaPolicy",
     "SlaTimerMark",

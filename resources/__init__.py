@@ -19,6 +19,7 @@ from resources import (
     incidents,
     iocs,
     metrics,
+    notifications,  # automation (issue 16)
     openapi,
     reports,
     sla_policies,
@@ -42,6 +43,7 @@ AREAS = [
     sla_policies,
     reports,
     webhooks,  # automation (issue 16)
+    notifications,  # automation (issue 16)
     openapi,
     docs,
 ]

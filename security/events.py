@@ -121,6 +121,9 @@ class EventType(StrEnum):
     WEBHOOK_DELETED = "webhook.delete"
     WEBHOOK_TESTED = "webhook.test"
     DELIVERY_REDELIVERED = "delivery.redeliver"
+    NOTIFICATION_CHANNEL_CREATED = "notification_channel.create"
+    NOTIFICATION_CHANNEL_EDITED = "notification_channel.update"
+    NOTIFICATION_CHANNEL_DELETED = "notification_channel.delete"
 
     @property
     def subject_type(self) -> str:

@@ -231,6 +231,7 @@ class Subject:
     severity: str | None
     tlp: str
     facts: dict[str, Any]
+    assignee_id: int | None = None
 
 
 def _incident_subject(incident_id: Any) -> Subject | None:
@@ -245,7 +246,7 @@ def _incident_subject(incident_id: Any) -> Subject | None:
         "tlp": incident.tlp,
         "assignee": incident.assignee.username if incident.assignee else None,
     }
-    return Subject(incident.severity, incident.tlp, {"incident": facts})
+    return Subject(incident.severity, incident.tlp, {"incident": facts}, incident.assignee_id)
 
 
 def _alert_subject(alert_id: Any) -> Subject | None:
@@ -278,20 +279,26 @@ def _ioc_subject(ioc_id: Any) -> Subject | None:
 _SUBJECTS = {"incident": _incident_subject, "alert": _alert_subject, "ioc": _ioc_subject}
 
 
-def _subject(event: Event) -> Subject | None:
+def subject_of(event: Event) -> Subject | None:
+    """What ``event`` is about (None for a subject gone or of no subscribable kind)."""
     reader = _SUBJECTS.get(event.subject_type)
     if reader is None or event.subject_id is None:
         return None
     return reader(event.subject_id)
 
 
-def _wants(webhook: Webhook, event: Event, subject: Subject) -> bool:
-    if event.type.value not in webhook.event_types:
+def matches(
+    event_types: Sequence[str], min_severity: str | None, event: Event, subject: Subject
+) -> bool:
+    """The filters a webhook and a notification channel share: the event's type, and the
+    subject's severity at least ``min_severity`` (a subject without one passes only when
+    no minimum is set)."""
+    if event.type.value not in event_types:
         return False
-    if webhook.min_severity is None:
+    if min_severity is None:
         return True
     return subject.severity is not None and (
-        SEVERITY_RANK[subject.severity] >= SEVERITY_RANK[webhook.min_severity]
+        SEVERITY_RANK[subject.severity] >= SEVERITY_RANK[min_severity]
     )
 
 
@@ -334,11 +341,11 @@ def record_deliveries(app: Flask, events: Sequence[Event]) -> None:
     if not subscribers:
         return
     for event in wanted:
-        subject = _subject(event)
+        subject = subject_of(event)
         if subject is None or subject.tlp == "red":
             continue
         for webhook in subscribers:
-            if _wants(webhook, event, subject):
+            if matches(webhook.event_types, webhook.min_severity, event, subject):
                 _add_delivery(webhook, event.type.value, _payload(event, subject))
 
 
