@@ -36,7 +36,7 @@ from errors import ProblemApi, register_error_handlers
 from models import db
 from resources import register_resources
 from security import events
-from security.modules import metrics, webhooks
+from security.modules import metrics, notifications, webhooks
 from security.modules.attack import attack_load_command  # case work, part A
 from security.modules.credentials import API_KEY_PREFIX, resolve_api_key
 from security.modules.jobs import worker_command
@@ -130,6 +130,7 @@ def _build_app(overrides: Mapping[str, Any] | None) -> Flask:
     events.committed.connect(metrics.count_state_changes, sender=app)
     # automation (issue 16): the webhook outbox writes its deliveries with the change.
     events.recorded.connect(webhooks.record_deliveries, sender=app)
+    events.recorded.connect(notifications.record_notifications, sender=app)
     Migrate(app, db, directory=MIGRATIONS_DIRECTORY)
     if settings.auto_migrate:
         from database import upgrade_schema

@@ -12,6 +12,7 @@ from models.blocks import AuthBlock, LoginFailure
 from models.detection import Alert, AlertObservable, DetectionRule
 from models.incidents import IdempotencyRecord, Incident, TimelineEntry
 from models.iocs import IncidentIoc, Ioc
+from models.notifications import NotificationChannel
 from models.sla_policies import SlaPolicy
 from models.taxii import TaxiiCollection, TaxiiFeed, TaxiiObject, TaxiiStatus
 from models.users import (
@@ -22,8 +23,6 @@ from models.users import (
     PasswordReset,
     User,
 )
-
-# automation (issue 16)
 from models.webhooks import IocExpiryNotice, SlaTimerMark, Webhook, WebhookDelivery
 
 __all__ = [
@@ -45,6 +44,7 @@ __all__ = [
     "LoginFailure",
     "MfaChallenge",
     "MfaRecoveryCode",
+    "NotificationChannel",
     "PasswordHistoryEntry",
     "PasswordReset",
     "SlaPolicy",

@@ -1,5 +1,6 @@
 """The functional collection's webhooks folder: subscribe (the secret shown once), read,
-edit, queue a test delivery, list deliveries, redeliver one, the job queue, remove.
+edit, queue a test delivery, list deliveries, redeliver one, the job queue, remove; and a
+person's notification channel, added, read, disabled and removed.
 
 The target is 127.0.0.1 over plain HTTP, which ``scripts/run_newman.sh`` allows
 (``OUTBOUND_ALLOWED_HOSTS``); nothing needs to answer there for these requests, which
@@ -115,6 +116,50 @@ WEBHOOKS = folder(
             "Remove the webhook",
             "DELETE",
             "/webhooks/{{webhookId}}",
+            [status(204)],
+            headers={"If-Match": "*"},
+        ),
+        request(
+            "Add a notification channel (e-mail; the URL is never shown again)",
+            "POST",
+            "/notification-channels",
+            [
+                status(201),
+                json_body("id", "name", "kind", "event_types", "only_assigned_to_me"),
+                expect("no URL in the answer", "pm.expect(body).to.not.have.property('url');"),
+                save("channelId", "body.id"),
+            ],
+            body={
+                "name": "my mail {{runId}}",
+                "url": "mailto://127.0.0.1:18260?from=soc@example.com&to=admin@example.com",
+                "event_types": ["incident.sla_approaching", "incident.assign"],
+                "only_assigned_to_me": True,
+            },
+        ),
+        request(
+            "List your notification channels",
+            "GET",
+            "/notification-channels",
+            [status(200), json_body("items", "next_cursor")],
+        ),
+        request(
+            "Read a notification channel",
+            "GET",
+            "/notification-channels/{{channelId}}",
+            [status(200), json_body("id", "kind", "enabled"), header("ETag")],
+        ),
+        request(
+            "Disable a notification channel",
+            "PATCH",
+            "/notification-channels/{{channelId}}",
+            [status(200), expect("disabled", "pm.expect(body.enabled).to.equal(false);")],
+            headers={"If-Match": '"1"'},
+            body={"enabled": False},
+        ),
+        request(
+            "Remove a notification channel",
+            "DELETE",
+            "/notification-channels/{{channelId}}",
             [status(204)],
             headers={"If-Match": "*"},
         ),

@@ -21,6 +21,7 @@ from resources import (
     incidents,
     iocs,
     metrics,
+    notifications,  # automation (issue 16)
     openapi,
     reports,
     sla_policies,
@@ -51,6 +52,7 @@ AREAS = [
     # case work, part A
     incident_links,
     attack,
+    notifications,  # automation (issue 16)
     openapi,
     docs,
 ]

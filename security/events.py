@@ -133,6 +133,9 @@ class EventType(StrEnum):
     ALERT_UNMERGED = "alert.unmerge"
     INCIDENT_MERGED = "incident.merge"
     ATTACK_CATALOGUE_LOADED = "attack.catalogue_load"
+    NOTIFICATION_CHANNEL_CREATED = "notification_channel.create"
+    NOTIFICATION_CHANNEL_EDITED = "notification_channel.update"
+    NOTIFICATION_CHANNEL_DELETED = "notification_channel.delete"
 
     @property
     def subject_type(self) -> str:

@@ -230,6 +230,13 @@ def exercise_webhooks(admin) -> None:
     _ok(admin.client.post(f"/deliveries/{delivery_id}/redeliver"), 202)
     _ok(admin.client.get("/jobs"))
     _ok(admin.client.delete(f"/webhooks/{webhook_id}"), 204)
+    mail = "mailto://127.0.0.1:18260?from=soc@example.com&to=admin@example.com"
+    channel = {"name": "mail", "url": mail, "event_types": ["incident.assign"]}
+    channel_id = _ok(admin.client.post("/notification-channels", json=channel), 201)["id"]
+    _ok(admin.client.get("/notification-channels"))
+    _ok(admin.client.get(f"/notification-channels/{channel_id}"))
+    _ok(admin.client.patch(f"/notification-channels/{channel_id}", json={"enabled": False}))
+    _ok(admin.client.delete(f"/notification-channels/{channel_id}"), 204)
 
 
 # case work, part A: alerts from tools, merges, related incidents, ATT&CK

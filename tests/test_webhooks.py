@@ -435,3 +435,25 @@ def test_pruning_deletes_idempotency_records_past_their_day(app, analyst):
         pruned = timers.prune_records()
     assert pruned["idempotency_records"] == 1
     assert timers.IDEMPOTENCY_RECORD_RETENTION == idempotency.RETENTION
+
+
+def test_metrics_show_the_queue_the_latency_and_the_failures_by_target(app, admin, analyst):
+    with webhook_receiver(Receiver(statuses=[500, 500, 500, 500, 200])) as failing:
+        subscribe(admin, failing.url)
+        open_incident(analyst)
+        [dead] = deliveries(app)
+        for _ in range(4):
+            attempt(app, dead.id)
+    with webhook_receiver() as working:
+        subscribe(admin, working.url, ["incident.assign", "incident.create"])
+        open_incident(analyst)
+        fresh = [row for row in deliveries(app) if row.webhook.url == working.url]
+        for row in fresh:
+            attempt(app, row.id)
+    text_format = admin.client.get("/metrics").get_data(as_text=True)
+    failing_target = failing.url.split("/")[2]
+    assert f'webhook_delivery_dead_letters{{target="{failing_target}"}} 1.0' in text_format
+    assert f'webhook_delivery_failed_attempts{{target="{failing_target}"}} 4.0' in text_format
+    assert 'webhook_deliveries{status="delivered"} 1.0' in text_format
+    assert 'webhook_delivery_latency_seconds{quantile="0.99"}' in text_format
+    assert 'job_queue_jobs{state="queued"}' in text_format

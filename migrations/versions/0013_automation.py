@@ -94,9 +94,28 @@ def upgrade():
         sa.ForeignKeyConstraint(["ioc_id"], ["iocs.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("ioc_id", "expires_at"),
     )
+    op.create_table(
+        "notification_channels",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("url_encrypted", sa.LargeBinary(), nullable=False),
+        sa.Column("event_types", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column("min_severity", sa.String(length=16), nullable=True),
+        sa.Column("only_assigned_to_me", sa.Boolean(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_notification_channels_user_id", "notification_channels", ["user_id"])
 
 
 def downgrade():
+    op.drop_index("ix_notification_channels_user_id", table_name="notification_channels")
+    op.drop_table("notification_channels")
     op.drop_table("ioc_expiry_notices")
     op.drop_table("sla_timer_marks")
     op.drop_index("ix_webhook_deliveries_due", table_name="webhook_deliveries")

@@ -95,7 +95,7 @@ def build_queue(app: Flask) -> Any:
     """A procrastinate app on ``app``'s database with the product's tasks registered."""
     import procrastinate
 
-    from security.modules import timers, webhooks
+    from security.modules import notifications, timers, webhooks
 
     queue = procrastinate.App(
         connector=procrastinate.PsycopgConnector(
@@ -118,6 +118,12 @@ def build_queue(app: Flask) -> Any:
 
     queue.task(name=DELIVER_TASK, queue=QUEUE)(in_app(webhooks.deliver))
     queue.task(name=timers.POLL_FEED_TASK, queue=QUEUE)(in_app(timers.poll_due_feed))
+    # A notification has no outbox row of its own: its job is the record, retried by
+    # procrastinate (waits of 2, 4, 8, ... s) up to the webhooks' number of attempts.
+    retry = procrastinate.RetryStrategy(
+        max_attempts=app.config["WEBHOOK_MAX_ATTEMPTS"] - 1, exponential_wait=2
+    )
+    queue.task(name=notifications.NOTIFY_TASK, queue=QUEUE, retry=retry)(in_app(notifications.send))
 
     def run_timers(timestamp: int) -> None:
         timers.run_all()

@@ -13,7 +13,7 @@ run``) the process's own registry is served.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from flask import Flask, Response, request
 from prometheus_client import (
@@ -24,7 +24,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from security.events import Event, EventType
 
@@ -77,9 +79,72 @@ def count_state_changes(app: Flask, events: Sequence[Event]) -> None:
 
 
 def render_latest() -> Response:
-    """The text exposition format, merged across worker processes when there are several."""
+    """The text exposition format, merged across worker processes when there are several,
+    followed by the job queue's metrics (:data:`AUTOMATION_REGISTRY`)."""
     registry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
-    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    body = generate_latest(registry) + generate_latest(AUTOMATION_REGISTRY)
+    return Response(body, content_type=CONTENT_TYPE_LATEST)
+
+
+# --- automation (issue 16) --------------------------------------------------------------
+
+
+class AutomationCollector(Collector):
+    """The job queue and the webhook deliveries, read from the database at each scrape.
+
+    Workers run in other processes, often on other machines, so their in-process
+    counters would reach no scrape of the API; the database holds the truth for all of
+    them: jobs by state, deliveries by status, failed attempts and dead letters by target
+    (the webhook's host), and the commit-to-delivery latency of the last
+    :data:`LATENCY_WINDOW_MINUTES`.
+    """
+
+    def collect(self) -> Iterator[Metric]:
+        from security.modules import jobs, webhooks
+
+        queue = GaugeMetricFamily(
+            "job_queue_jobs", "Jobs in the queue, by state.", labels=["state"]
+        )
+        for state, count in jobs.queue_counts().items():
+            queue.add_metric([state], count)
+        yield queue
+        deliveries = GaugeMetricFamily(
+            "webhook_deliveries",
+            "Webhook deliveries, by status (failed: dead letters).",
+            labels=["status"],
+        )
+        for status, count in webhooks.delivery_counts().items():
+            deliveries.add_metric([status], count)
+        yield deliveries
+        failures = GaugeMetricFamily(
+            "webhook_delivery_failed_attempts",
+            "Failed delivery attempts of the stored deliveries, by target host.",
+            labels=["target"],
+        )
+        dead = GaugeMetricFamily(
+            "webhook_delivery_dead_letters",
+            "Deliveries that ran out of attempts, by target.",
+            labels=["target"],
+        )
+        for target, (failed_attempts, dead_letters) in webhooks.failures_by_target().items():
+            failures.add_metric([target], failed_attempts)
+            dead.add_metric([target], dead_letters)
+        yield failures
+        yield dead
+        latency = GaugeMetricFamily(
+            "webhook_delivery_latency_seconds",
+            f"Commit-to-delivery time of the deliveries of the last {LATENCY_WINDOW_MINUTES} "
+            "minutes, by quantile.",
+            labels=["quantile"],
+        )
+        for quantile, seconds in webhooks.delivery_latency(LATENCY_WINDOW_MINUTES).items():
+            latency.add_metric([str(quantile)], seconds)
+        yield latency
+
+
+LATENCY_WINDOW_MINUTES = 15
+AUTOMATION_REGISTRY = CollectorRegistry(auto_describe=False)
+AUTOMATION_REGISTRY.register(AutomationCollector())

@@ -30,6 +30,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "apikeys:write",
             "events:write",
             "alerts:write",
+            "notifications:write",  # automation (issue 16): their own channels
         }
     ),
     "viewer": frozenset({"*:read"}),

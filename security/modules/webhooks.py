@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 import requests
 from flask import Flask, current_app
-from sqlalchemy import Select, func, or_, select, text, update
+from sqlalchemy import Select, case, func, or_, select, text, update
 from standardwebhooks.webhooks import Webhook as Signer
 
 from models import Alert, Incident, Ioc, Webhook, WebhookDelivery, db, utcnow
@@ -231,6 +231,7 @@ class Subject:
     severity: str | None
     tlp: str
     facts: dict[str, Any]
+    assignee_id: int | None = None
 
 
 def _incident_subject(incident_id: Any) -> Subject | None:
@@ -245,7 +246,7 @@ def _incident_subject(incident_id: Any) -> Subject | None:
         "tlp": incident.tlp,
         "assignee": incident.assignee.username if incident.assignee else None,
     }
-    return Subject(incident.severity, incident.tlp, {"incident": facts})
+    return Subject(incident.severity, incident.tlp, {"incident": facts}, incident.assignee_id)
 
 
 def _alert_subject(alert_id: Any) -> Subject | None:
@@ -278,20 +279,26 @@ def _ioc_subject(ioc_id: Any) -> Subject | None:
 _SUBJECTS = {"incident": _incident_subject, "alert": _alert_subject, "ioc": _ioc_subject}
 
 
-def _subject(event: Event) -> Subject | None:
+def subject_of(event: Event) -> Subject | None:
+    """What ``event`` is about (None for a subject gone or of no subscribable kind)."""
     reader = _SUBJECTS.get(event.subject_type)
     if reader is None or event.subject_id is None:
         return None
     return reader(event.subject_id)
 
 
-def _wants(webhook: Webhook, event: Event, subject: Subject) -> bool:
-    if event.type.value not in webhook.event_types:
+def matches(
+    event_types: Sequence[str], min_severity: str | None, event: Event, subject: Subject
+) -> bool:
+    """The filters a webhook and a notification channel share: the event's type, and the
+    subject's severity at least ``min_severity`` (a subject without one passes only when
+    no minimum is set)."""
+    if event.type.value not in event_types:
         return False
-    if webhook.min_severity is None:
+    if min_severity is None:
         return True
     return subject.severity is not None and (
-        SEVERITY_RANK[subject.severity] >= SEVERITY_RANK[webhook.min_severity]
+        SEVERITY_RANK[subject.severity] >= SEVERITY_RANK[min_severity]
     )
 
 
@@ -334,11 +341,11 @@ def record_deliveries(app: Flask, events: Sequence[Event]) -> None:
     if not subscribers:
         return
     for event in wanted:
-        subject = _subject(event)
+        subject = subject_of(event)
         if subject is None or subject.tlp == "red":
             continue
         for webhook in subscribers:
-            if _wants(webhook, event, subject):
+            if matches(webhook.event_types, webhook.min_severity, event, subject):
                 _add_delivery(webhook, event.type.value, _payload(event, subject))
 
 
@@ -497,6 +504,47 @@ def delivery_counts() -> dict[str, int]:
     )
     counts: dict[str, int] = {key: value for key, value in rows}
     return {status: counts.get(status, 0) for status in DELIVERY_STATUSES}
+
+
+def failures_by_target() -> dict[str, tuple[int, int]]:
+    """Per target host: failed attempts of the stored deliveries, and dead letters."""
+    rows = db.session.execute(
+        select(
+            Webhook.url,
+            func.sum(
+                WebhookDelivery.attempts
+                - case((WebhookDelivery.status == "delivered", 1), else_=0)
+                - case((WebhookDelivery.status == "delivering", 1), else_=0)
+            ),
+            func.count().filter(WebhookDelivery.status == "failed"),
+        )
+        .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+        .group_by(Webhook.url)
+    )
+    totals: dict[str, tuple[int, int]] = {}
+    for url, failed_attempts, dead_letters in rows:
+        target = target_of(url)
+        attempts_before, dead_before = totals.get(target, (0, 0))
+        totals[target] = (attempts_before + int(failed_attempts or 0), dead_before + dead_letters)
+    return totals
+
+
+LATENCY_QUANTILES = (0.5, 0.99)
+
+
+def delivery_latency(window_minutes: int) -> dict[float, float]:
+    """Quantiles of commit-to-delivery seconds over the deliveries of the last minutes
+    (empty when there were none)."""
+    seconds = func.extract("epoch", WebhookDelivery.delivered_at - WebhookDelivery.created_at)
+    quantiles = db.session.execute(
+        select(*(func.percentile_cont(q).within_group(seconds) for q in LATENCY_QUANTILES)).where(
+            WebhookDelivery.status == "delivered",
+            WebhookDelivery.delivered_at > utcnow() - timedelta(minutes=window_minutes),
+        )
+    ).one()
+    if quantiles[0] is None:
+        return {}
+    return {q: float(value) for q, value in zip(LATENCY_QUANTILES, quantiles, strict=True)}
 
 
 def target_of(url: str) -> str:

@@ -1,0 +1,209 @@
+"""Notifications for people: e-mail (SMTP) and chat (Slack, Microsoft Teams, Mattermost)
+through ``apprise``, on the same events and filters as webhooks, plus "only incidents
+assigned to me" (with ``incident.sla_approaching``: "my SLA is about to breach").
+
+A channel's apprise URL carries its credentials (an SMTP password, a chat token), so it is
+stored only encrypted and never answered; the list shows its ``kind`` (the scheme).
+
+:func:`record_notifications` subscribes to :data:`security.events.recorded`: for each
+channel that wants the event it queues a :data:`NOTIFY_TASK` job in the transaction of the
+change (:func:`security.modules.jobs.defer_in_transaction`), so a rolled-back change
+notifies nobody. The job (:func:`send`) sends through apprise; a failure raises, and
+procrastinate retries it with an exponential wait up to ``WEBHOOK_MAX_ATTEMPTS``. TLP red
+subjects are never sent: a mailbox or a chat is outside the product.
+
+The SSRF guard: a channel's host (the SMTP server, a Mattermost server) is checked like a
+webhook target when the channel is saved and again before each sending; Slack and Teams
+URLs name only their services' public hosts. apprise makes its requests itself, so
+redirects of a chat service are not checked hop by hop as :mod:`security.outbound.http`
+does for webhooks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import apprise
+
+# apprise's PGP support imports the standard library's ``imghdr`` when its plugins load
+# (on first use), which warns of its removal in Python 3.13; importing it once here, with
+# that warning silenced, keeps a deprecation of the standard library out of our requests.
+with warnings.catch_warnings(), contextlib.suppress(ImportError):
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import imghdr  # noqa: F401
+from flask import Flask
+from sqlalchemy import Select, select
+
+from models import NotificationChannel, db
+from security.errors import Invalid
+from security.events import Event, EventType, actor_of, emit
+from security.modules import jobs
+from security.modules.lookup import first_or_404
+from security.modules.principals import Principal
+from security.modules.webhooks import SUBSCRIBABLE_EVENTS, matches, subject_of
+from security.outbound.secrets import EncryptionUnavailable, decrypt_secret, encrypt_secret
+from security.outbound.ssrf import OutboundUrlRefused, check_outbound_url, configured_allowed_hosts
+
+NOTIFY_TASK = "notify"
+# apprise schemes accepted, by the service they reach.
+KINDS = {
+    "mailto": "e-mail",
+    "mailtos": "e-mail",
+    "slack": "Slack",
+    "msteams": "Microsoft Teams",
+    "mmost": "Mattermost",
+    "mmosts": "Mattermost",
+}
+SETTINGS = ("name", "event_types", "min_severity", "only_assigned_to_me", "enabled")
+
+
+class NotificationFailed(RuntimeError):
+    """apprise could not send the notification (the job is retried)."""
+
+
+def _plugin(url: str) -> Any:
+    """The apprise plugin for ``url``, or :class:`Invalid` naming why it is refused."""
+    scheme = url.partition("://")[0].lower()
+    if scheme not in KINDS:
+        raise Invalid(
+            f"Only these channel kinds are supported: {', '.join(sorted(KINDS))}.", field="url"
+        )
+    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    if not plugin:
+        raise Invalid("The channel URL is not a valid apprise URL for its kind.", field="url")
+    return plugin
+
+
+def check_channel_url(url: str) -> str:
+    """The URL's kind, after the SSRF guard saw the host it sends to (422 if refused)."""
+    plugin = _plugin(url)
+    host = getattr(plugin, "smtp_host", None) or getattr(plugin, "host", None)
+    if host and url.partition("://")[0].lower() not in ("slack", "msteams"):
+        port = getattr(plugin, "port", None)
+        netloc = f"[{host}]" if ":" in host else host
+        probe = f"https://{netloc}:{port}/" if port else f"https://{netloc}/"
+        try:
+            check_outbound_url(probe, configured_allowed_hosts())
+        except OutboundUrlRefused as error:
+            raise Invalid(f"The channel URL is refused: {error}", field="url") from None
+    return url.partition("://")[0].lower()
+
+
+def channels(principal: Principal) -> Select:
+    """The caller's own channels."""
+    return select(NotificationChannel).where(NotificationChannel.user_id == principal.user_id)
+
+
+def get_channel(
+    principal: Principal, channel_id: int, *, lock: bool = False
+) -> NotificationChannel:
+    """One of the caller's channels (another person's is 404 as if it did not exist)."""
+    return first_or_404(
+        channels(principal).where(NotificationChannel.id == channel_id),
+        f"Notification channel {channel_id} does not exist.",
+        lock=lock,
+    )
+
+
+def _store_url(channel: NotificationChannel, url: str) -> None:
+    channel.kind = check_channel_url(url)
+    try:
+        channel.url_encrypted = encrypt_secret({"url": url})
+    except EncryptionUnavailable as error:
+        raise Invalid(f"Cannot store the channel URL: {error}.") from None
+
+
+def create_channel(principal: Principal, data: Mapping[str, Any]) -> NotificationChannel:
+    channel = NotificationChannel(
+        user_id=principal.user_id, **{name: data[name] for name in SETTINGS if name in data}
+    )
+    _store_url(channel, data["url"])
+    db.session.add(channel)
+    db.session.flush()
+    emit(
+        EventType.NOTIFICATION_CHANNEL_CREATED,
+        channel.id,
+        {"kind": channel.kind},
+        actor=actor_of(principal),
+    )
+    return channel
+
+
+def update_channel(channel: NotificationChannel, data: Mapping[str, Any]) -> None:
+    edited = sorted(
+        name for name in SETTINGS if name in data and getattr(channel, name) != data[name]
+    )
+    for name in edited:
+        setattr(channel, name, data[name])
+    if "url" in data:
+        _store_url(channel, data["url"])
+        edited.append("url")
+    channel.version += 1
+    emit(EventType.NOTIFICATION_CHANNEL_EDITED, channel.id, {"fields": edited})
+
+
+def delete_channel(channel: NotificationChannel) -> None:
+    emit(EventType.NOTIFICATION_CHANNEL_DELETED, channel.id, {"kind": channel.kind})
+    db.session.delete(channel)
+
+
+def _message(event: Event, facts: dict[str, Any]) -> tuple[str, str]:
+    """A title and a plain-text body: what happened to which subject."""
+    ((kind, subject),) = facts.items()
+    label = subject.get("title") or subject.get("value") or subject.get("rule_name") or ""
+    title = f"[SOC] {event.type.value}: {kind} {subject['id']} {label}".strip()
+    lines = [f"{name}: {value}" for name, value in subject.items()]
+    if event.data:
+        lines.append("change: " + json.dumps(dict(event.data), default=str, sort_keys=True))
+    return title, "\n".join(lines)
+
+
+def record_notifications(app: Flask, events: Sequence[Event]) -> None:
+    """Subscriber of :data:`security.events.recorded`: a notify job per event and channel
+    that wants it, queued with the change (never for a TLP red subject)."""
+    wanted = [event for event in events if event.type in SUBSCRIBABLE_EVENTS]
+    if not wanted:
+        return
+    names = list({event.type.value for event in wanted})
+    listeners = list(
+        db.session.scalars(
+            select(NotificationChannel).where(
+                NotificationChannel.enabled.is_(True),
+                NotificationChannel.event_types.overlap(names),
+            )
+        )
+    )
+    if not listeners:
+        return
+    for event in wanted:
+        subject = subject_of(event)
+        if subject is None or subject.tlp == "red":
+            continue
+        for channel in listeners:
+            if not matches(channel.event_types, channel.min_severity, event, subject):
+                continue
+            if channel.only_assigned_to_me and subject.assignee_id != channel.user_id:
+                continue
+            title, body = _message(event, json.loads(json.dumps(subject.facts, default=str)))
+            jobs.defer_in_transaction(NOTIFY_TASK, channel_id=channel.id, title=title, body=body)
+
+
+def send(channel_id: int, title: str, body: str) -> None:
+    """The job of :data:`NOTIFY_TASK`: send through the channel, if it still exists and is
+    enabled; :class:`NotificationFailed` (retried) when apprise could not."""
+    channel = db.session.get(NotificationChannel, channel_id)
+    if channel is None or not channel.enabled:
+        return
+    url = decrypt_secret(channel.url_encrypted)["url"]
+    try:
+        check_channel_url(url)
+    except Invalid as error:
+        raise NotificationFailed(f"channel {channel_id}: {error}") from None
+    sender = apprise.Apprise()
+    sender.add(url)
+    if not sender.notify(title=title, body=body):
+        raise NotificationFailed(f"channel {channel_id}: apprise could not send")

@@ -1,0 +1,204 @@
+"""Notifications for people through apprise: channels stored encrypted, the same filters
+as webhooks plus "assigned to me", queued with the change, sent to a real SMTP server
+(aiosmtpd) and a Mattermost-style HTTP receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email import message_from_bytes
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select, text
+
+from models import NotificationChannel, db
+from security.modules import notifications, timers
+from tests.automation_support import (
+    FAST_SETTINGS,
+    Receiver,
+    empty_job_queue,
+    webhook_receiver,
+)
+from tests.conftest import app_settings
+
+SMTP_PORT = 18260  # this area's range (18200-18299)
+
+
+@pytest.fixture(scope="module")
+def app(database_url):
+    from app import create_app
+
+    application = create_app(app_settings(database_url, **FAST_SETTINGS))
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def empty_queue(app):
+    empty_job_queue(app)
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@contextmanager
+def smtp_server() -> Iterator[Mailbox]:
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=SMTP_PORT)
+    controller.start()
+    try:
+        yield mailbox
+    finally:
+        controller.stop()
+
+
+MAIL_URL = f"mailto://127.0.0.1:{SMTP_PORT}?from=soc@example.com&to=analyst@example.com"
+
+
+def add_channel(user, url: str = MAIL_URL, events=("incident.create",), **settings) -> dict:
+    body = {"name": "mail", "url": url, "event_types": list(events), **settings}
+    response = user.client.post("/notification-channels", json=body)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def queued_notifications(app) -> list[dict]:
+    with app.app_context():
+        return list(
+            db.session.scalars(
+                text(
+                    "SELECT args FROM procrastinate_jobs WHERE task_name = 'notify'"
+                    " AND status = 'todo' ORDER BY id"
+                )
+            )
+        )
+
+
+def send_queued(app) -> int:
+    """Run the queued notify jobs here, as the worker would."""
+    queued = queued_notifications(app)
+    with app.app_context():
+        for args in queued:
+            notifications.send(**args)
+    return len(queued)
+
+
+def open_incident(user, **fields) -> dict:
+    response = user.client.post(
+        "/incidents", json={"title": "Ransom note", "severity": "high", **fields}
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def test_the_channel_url_is_stored_encrypted_and_never_answered(app, analyst):
+    created = add_channel(analyst)
+    assert "url" not in created and created["kind"] == "mailto"
+    listed = analyst.client.get("/notification-channels").get_json()["items"]
+    assert [item["id"] for item in listed] == [created["id"]] and "url" not in listed[0]
+    with app.app_context():
+        stored = db.session.scalar(select(NotificationChannel.url_encrypted))
+    assert b"127.0.0.1" not in stored
+
+
+def test_another_persons_channel_is_not_found(app, analyst, admin):
+    created = add_channel(analyst)
+    assert admin.client.get(f"/notification-channels/{created['id']}").status_code == 404
+
+
+def test_a_viewer_has_no_channels(viewer):
+    assert viewer.client.get("/notification-channels").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mailto://10.0.0.5:25?from=a@example.com&to=b@example.com",
+        "mmost://169.254.169.254/token",
+        "ftp://example.com/",
+        "mailto://",
+    ],
+)
+def test_internal_or_unknown_channels_are_refused(app, analyst, url):
+    body = {"name": "bad", "url": url, "event_types": ["incident.create"]}
+    response = analyst.client.post("/notification-channels", json=body)
+    assert response.status_code == 422
+    assert "url" in response.get_json()["errors"]
+
+
+def test_an_event_is_mailed_through_a_real_smtp_server(app, analyst):
+    add_channel(analyst)
+    incident = open_incident(analyst)
+    with smtp_server() as mailbox:
+        assert send_queued(app) == 1
+        deadline = time.monotonic() + 10
+        while not mailbox.messages and time.monotonic() < deadline:
+            time.sleep(0.05)
+    [message] = mailbox.messages
+    assert message["To"] == "analyst@example.com"
+    assert f"incident {incident['id']} Ransom note" in message["Subject"]
+
+
+def test_a_chat_channel_posts_to_its_server(app, analyst):
+    with webhook_receiver(Receiver()) as receiver:
+        port = receiver.url.split(":")[2].split("/")[0]
+        add_channel(analyst, f"mmost://127.0.0.1:{port}/sometoken")
+        open_incident(analyst)
+        assert send_queued(app) == 1
+    [got] = receiver.received
+    assert "Ransom note" in got.json()["text"]
+
+
+def test_a_rolled_back_change_notifies_nobody(app, analyst):
+    add_channel(analyst)
+    response = analyst.client.post(
+        "/incidents", json={"title": "x", "severity": "high", "assignee": "nobody-at-all"}
+    )
+    assert response.status_code == 422
+    assert queued_notifications(app) == []
+
+
+def test_assigned_to_me_and_minimum_severity_filter(app, analyst, admin):
+    add_channel(analyst, only_assigned_to_me=True, min_severity="high")
+    open_incident(analyst, assignee=admin.username)
+    open_incident(analyst, assignee=analyst.username, severity="low")
+    mine = open_incident(analyst, assignee=analyst.username)
+    [queued] = queued_notifications(app)
+    assert f"incident {mine['id']}" in queued["title"]
+
+
+def test_my_sla_about_to_breach_is_mailed_to_me(app, analyst, admin):
+    add_channel(analyst, events=("incident.sla_approaching",), only_assigned_to_me=True)
+    mine = open_incident(analyst, severity="critical", assignee=analyst.username)
+    open_incident(analyst, severity="critical", assignee=admin.username)
+    with app.app_context():  # 50 of the 60 resolution minutes gone: past the 0.8 share
+        db.session.execute(text("UPDATE incidents SET created_at = now() - interval '50 minutes'"))
+        db.session.commit()
+        timers.run_all()
+    with smtp_server() as mailbox:
+        assert send_queued(app) == 1
+        deadline = time.monotonic() + 10
+        while not mailbox.messages and time.monotonic() < deadline:
+            time.sleep(0.05)
+    [message] = mailbox.messages
+    assert "incident.sla_approaching" in message["Subject"]
+    assert f"incident {mine['id']}" in message["Subject"]
+
+
+def test_tlp_red_is_never_sent(app, analyst):
+    add_channel(analyst)
+    open_incident(analyst, tlp="red")
+    assert queued_notifications(app) == []
