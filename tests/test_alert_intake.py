@@ -5,10 +5,14 @@ observables checked against the IOC store (CIDR-aware), and who may see what."""
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from sqlalchemy import func, select
 
 from models import Alert, AlertObservable
+from tests.servers import running_gunicorn
+from tests.suite_guards import GUARDS_KEY
 
 SIEM_ALERT = {
     "source": "splunk",
@@ -99,6 +103,27 @@ def test_concurrent_resends_fold_into_one_alert(app, analyst):
 
         observables = db.session.scalar(select(func.count()).select_from(AlertObservable))
     assert observables == 3
+
+
+@pytest.mark.slow
+def test_concurrent_retries_to_two_gunicorn_workers_fold_into_one_alert(
+    app, database_url, analyst, request
+):
+    log_directory = request.config.stash[GUARDS_KEY].log_directory
+    unlimited = {"RATELIMIT_DEFAULT": "100000 per minute", "RATELIMIT_PER_IP": "100000 per minute"}
+    headers = {"Authorization": f"Bearer {analyst.token}"}
+    with (
+        running_gunicorn(database_url, log_directory, workers=2, **unlimited) as server,
+        ThreadPoolExecutor(max_workers=8) as pool,
+    ):
+        answers = list(
+            pool.map(lambda _: server.request("POST", "/alerts", headers, SIEM_ALERT), range(8))
+        )
+
+    assert sorted(answer.status for answer in answers) == [200] * 7 + [201]
+    assert len({answer.json()["id"] for answer in answers}) == 1
+    (alert,) = alert_rows(app)
+    assert alert.count == 8
 
 
 def test_concurrent_bulk_batches_carrying_the_same_alerts_fold(app, analyst):

@@ -360,3 +360,30 @@ def test_a_hidden_incident_cannot_be_merged_into_or_merged_away(analyst, admin):
     )
     assert into_hidden.status_code == 404
     assert hidden_away.status_code == 404
+
+
+def test_merge_unmerge_and_duplicate_merge_are_one_event_each(app, analyst):
+    from sqlalchemy import select
+
+    from models import AuditEntry, db
+
+    incident, duplicate = new_incident(analyst), new_incident(analyst)
+    first, second = new_alert(analyst, "a1"), new_alert(analyst, "a2")
+    merge(analyst, incident["id"], first["id"], second["id"])
+    analyst.client.delete(f"/incidents/{incident['id']}/alerts/{first['id']}")
+    analyst.client.post(
+        f"/incidents/{incident['id']}/merge", json={"duplicate_id": duplicate["id"]}
+    )
+
+    with app.app_context():
+        entries = db.session.execute(
+            select(AuditEntry.action, AuditEntry.object_id)
+            .where(AuditEntry.action.in_(["alert.merge", "alert.unmerge", "incident.merge"]))
+            .order_by(AuditEntry.id)
+        ).all()
+    assert [tuple(entry) for entry in entries] == [
+        ("alert.merge", str(first["id"])),
+        ("alert.merge", str(second["id"])),
+        ("alert.unmerge", str(first["id"])),
+        ("incident.merge", str(duplicate["id"])),
+    ]

@@ -85,11 +85,13 @@ def _checked_as(observable_type: str, value: str) -> tuple[str, str] | None:
 
 def _ioc_knowledge(observable_type: str, value: str) -> tuple[bool, list[int]]:
     """Whether an active stored IOC marks the observable bad, and the matching IOCs' ids
-    (those every reader may see); a sighting is recorded on each."""
+    (those every reader may see). No sighting is recorded: the store records one in a
+    transaction that commits without waiting for the WAL flush, which an alert a tool was
+    told is stored must not."""
     checked = _checked_as(observable_type, value)
     if checked is None:
         return False, []
-    result = intel.check_ioc(checked[0], checked[1], principal=None, record_sighting=True)
+    result = intel.check_ioc(checked[0], checked[1], principal=None, record_sighting=False)
     shown = [match for match in result["matches"] if match["tlp"] != "red"]
     return any(match["active"] for match in shown), sorted(match["ioc"].id for match in shown)
 
