@@ -8,10 +8,14 @@ from models.api_keys import ApiKey, CredentialUsage
 from models.audit import AuditEntry
 from models.base import db, utcnow
 from models.blocks import AuthBlock, LoginFailure
+from models.custom_fields import CustomField
 from models.detection import Alert, DetectionRule
+from models.evidence import Evidence
+from models.incident_templates import IncidentTemplate
 from models.incidents import IdempotencyRecord, Incident, TimelineEntry
 from models.iocs import IncidentIoc, Ioc
 from models.sla_policies import SlaPolicy
+from models.tasks import Task
 from models.taxii import TaxiiCollection, TaxiiFeed, TaxiiObject, TaxiiStatus
 from models.users import AuthToken, PasswordHistoryEntry, User
 
@@ -22,14 +26,18 @@ __all__ = [
     "AuthBlock",
     "AuthToken",
     "CredentialUsage",
+    "CustomField",
     "DetectionRule",
+    "Evidence",
     "IdempotencyRecord",
     "Incident",
     "IncidentIoc",
+    "IncidentTemplate",
     "Ioc",
     "LoginFailure",
     "PasswordHistoryEntry",
     "SlaPolicy",
+    "Task",
     "TaxiiCollection",
     "TaxiiFeed",
     "TaxiiObject",

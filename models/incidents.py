@@ -35,6 +35,12 @@ class Incident(Model):
     __table_args__ = (
         Index("ix_incidents_created_id", "created_at", "id"),
         Index("ix_incidents_search", "search_vector", postgresql_using="gin"),
+        Index(
+            "ix_incidents_custom_fields",
+            "custom_fields",
+            postgresql_using="gin",
+            postgresql_ops={"custom_fields": "jsonb_path_ops"},
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -55,6 +61,10 @@ class Incident(Model):
         ForeignKey("sla_policies.id"),
         index=True,
         server_default=text("current_sla_policy_id()"),
+    )
+    # Values of the admin-defined custom fields, {name: value} (models/custom_fields.py).
+    custom_fields: Mapped[dict] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
     )
     search_vector = mapped_column(
         TSVECTOR,

@@ -23,7 +23,7 @@ INCIDENT_STATUSES = (
     "closed",
     "false_positive",
 )
-TIMELINE_KINDS = ("created", "status_change", "edit", "comment")
+TIMELINE_KINDS = ("created", "status_change", "edit", "comment", "task", "evidence")
 
 ALERT_STATUSES = ("open", "acknowledged", "dismissed", "escalated")
 RULE_KINDS = ("seed", "sigma")
@@ -42,3 +42,10 @@ REPORT_GROUPINGS = ("severity", "assignee", "source", "rule", "week", "month")
 MANUAL_SOURCE = "manual"
 # What /reports/rules groups alerts by: each rule, or each rule kind.
 EFFICACY_GROUPINGS = ("rule", "source")
+
+# --- case work (issue 15, part B): tasks, custom fields, evidence ---
+TASK_STATUSES = ("todo", "in_progress", "done", "cancelled")
+# The statuses of a task still to do: what /tasks?status=open and the resolve check mean.
+OPEN_TASK_STATUSES = ("todo", "in_progress")
+TASK_STATUS_FILTERS = (*TASK_STATUSES, "open")
+CUSTOM_FIELD_TYPES = ("text", "number", "boolean", "date", "choice")

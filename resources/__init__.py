@@ -13,9 +13,12 @@ from resources import (
     audit,
     auth,
     blocks,
+    custom_fields,
     detection,
     docs,
+    evidence,
     health,
+    incident_templates,
     incidents,
     iocs,
     metrics,
@@ -23,6 +26,7 @@ from resources import (
     reports,
     sla_policies,
     stix,
+    tasks,
     taxii,
 )
 
@@ -40,6 +44,11 @@ AREAS = [
     taxii,
     sla_policies,
     reports,
+    # case work (issue 15, part B)
+    tasks,
+    incident_templates,
+    custom_fields,
+    evidence,
     openapi,
     docs,
 ]

@@ -112,6 +112,18 @@ class EventType(StrEnum):
     USER_PASSWORD_CHANGED = "user.password_change"  # noqa: S105 - an event name, no secret
     RETENTION_PRUNED = "retention.prune"
     SLA_POLICY_CREATED = "sla_policy.create"
+    # case work (issue 15, part B): tasks, templates, custom fields, evidence
+    TASK_CREATED = "task.create"
+    TASK_EDITED = "task.update"
+    TASKS_MOVED = "task.move"
+    INCIDENT_TEMPLATE_CREATED = "incident_template.create"
+    INCIDENT_TEMPLATE_EDITED = "incident_template.update"
+    INCIDENT_TEMPLATE_DELETED = "incident_template.delete"
+    CUSTOM_FIELD_CREATED = "custom_field.create"
+    CUSTOM_FIELD_DELETED = "custom_field.delete"
+    EVIDENCE_ADDED = "evidence.create"
+    EVIDENCE_DELETED = "evidence.delete"
+    EVIDENCE_MOVED = "evidence.move"
 
     @property
     def subject_type(self) -> str:

@@ -13,13 +13,17 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, or_, select, true
 
-from models import Incident, TimelineEntry, User, db, utcnow
-from security.errors import Invalid
+from models import Incident, Task, TimelineEntry, User, db, utcnow
+from models.vocabulary import OPEN_TASK_STATUSES
+from security.errors import Conflict, Invalid
 from security.events import EventType, emit
+from security.modules import custom_fields
 from security.modules.lookup import first_or_404
 from security.modules.principals import Principal
 
-EDITABLE_FIELDS = ("title", "description", "severity", "tlp", "assignee")
+EDITABLE_FIELDS = ("title", "description", "severity", "tlp", "assignee", "custom_fields")
+# Statuses an incident may not reach while a mandatory task is open.
+DONE_STATUSES = frozenset({"resolved", "closed"})
 
 
 def visibility(principal: Principal, incident: Any = Incident) -> ColumnElement[bool]:
@@ -67,6 +71,7 @@ def create_incident(principal: Principal, data: dict[str, Any]) -> Incident:
         tlp=data.get("tlp", "amber"),
         reporter=principal.user,
         assignee=resolve_assignee(data.get("assignee")),
+        custom_fields=custom_fields.checked_values(data.get("custom_fields", {}), creating=True),
         status="new",
         version=1,
         created_at=now,
@@ -105,6 +110,12 @@ def update_incident(incident: Incident, principal: Principal, data: dict[str, An
                 incident.assignee = new_user
                 changes["assignee"] = [old_name, new_name]
             continue
+        if field == "custom_fields":
+            new_value = custom_fields.merged_values(incident.custom_fields, data[field])
+            if new_value != incident.custom_fields:
+                changes[field] = [incident.custom_fields, new_value]
+                incident.custom_fields = new_value
+            continue
         new_value = data[field].strip() if field == "title" else data[field]
         old_value = getattr(incident, field)
         if old_value != new_value:
@@ -126,7 +137,12 @@ def update_incident(incident: Incident, principal: Principal, data: dict[str, An
 def change_status(
     incident: Incident, principal: Principal, status: str, comment: str | None
 ) -> None:
-    """Move along the workflow; 409 with the allowed next states otherwise (nothing written)."""
+    """Move along the workflow; 409 with the allowed next states otherwise (nothing written).
+
+    Resolving or closing waits for the mandatory tasks: 409 naming those still open.
+    """
+    if status in DONE_STATUSES:
+        refuse_with_open_mandatory_tasks(incident, status)
     now = utcnow()
     previous = incident.transition_to(status, now)
     _add_timeline(
@@ -139,6 +155,26 @@ def change_status(
         comment=comment,
     )
     emit(EventType.INCIDENT_STATUS_CHANGED, incident.id, {"from": previous, "to": status})
+
+
+def refuse_with_open_mandatory_tasks(incident: Incident, status: str) -> None:
+    """:class:`Conflict` listing the incident's mandatory tasks still open, if any."""
+    still_open = db.session.execute(
+        select(Task.id, Task.title)
+        .where(
+            Task.incident_id == incident.id,
+            Task.mandatory,
+            Task.status.in_(OPEN_TASK_STATUSES),
+        )
+        .order_by(Task.position, Task.id)
+    ).all()
+    if not still_open:
+        return
+    titles = ", ".join(repr(title) for _, title in still_open)
+    raise Conflict(
+        f"Incident {incident.id} cannot become {status} while mandatory tasks are open: {titles}.",
+        extra={"open_mandatory_tasks": [{"id": id_, "title": title} for id_, title in still_open]},
+    )
 
 
 def add_comment(incident: Incident, principal: Principal, body: str) -> TimelineEntry:
@@ -158,16 +194,24 @@ def timeline(incident: Incident) -> list[TimelineEntry]:
     )
 
 
+def note_on_timeline(
+    incident: Incident, principal: Principal | None, kind: str, **fields: Any
+) -> TimelineEntry:
+    """Write an entry on the incident's timeline for a change made elsewhere (a task, a
+    piece of evidence); ``principal`` None is the system."""
+    return _add_timeline(incident, principal, kind, **fields)
+
+
 def _add_timeline(
     incident: Incident,
-    principal: Principal,
+    principal: Principal | None,
     kind: str,
     at: datetime | None = None,
     **fields: Any,
 ) -> TimelineEntry:
     entry = TimelineEntry(
         incident_id=incident.id,
-        actor_id=principal.user_id,
+        actor_id=principal.user_id if principal else None,
         kind=kind,
         created_at=at or utcnow(),
         **fields,
