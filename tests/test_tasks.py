@@ -228,8 +228,8 @@ def test_the_work_queue_over_10000_tasks_is_one_index_range_without_a_sort(app, 
 
 
 def test_move_tasks_carries_every_task_after_the_targets_own(app, analyst):
-    from security.modules import tasks as task_engine
     from models import Incident
+    from security.modules import tasks as task_engine
 
     source = _incident(analyst, title="Duplicate")
     target = _incident(analyst, title="Original")
