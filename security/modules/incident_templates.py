@@ -69,13 +69,12 @@ def update_template(template: IncidentTemplate, data: dict[str, Any]) -> list[st
     """Apply an edit; returns the names of the fields that changed."""
     if "name" in data and data["name"] != template.name and _named(data["name"]) is not None:
         raise Conflict(f"An incident template named {data['name']!r} exists.")
-    changed = [
-        field for field, value in _checked(data).items() if getattr(template, field) != value
-    ]
+    checked = _checked(data)
+    changed = [field for field, value in checked.items() if getattr(template, field) != value]
     if not changed:
         return changed
     for field in changed:
-        setattr(template, field, _checked(data)[field])
+        setattr(template, field, checked[field])
     template.version += 1
     template.updated_at = utcnow()
     emit(EventType.INCIDENT_TEMPLATE_EDITED, template.id, {"fields": sorted(changed)})
@@ -84,23 +83,13 @@ def update_template(template: IncidentTemplate, data: dict[str, Any]) -> list[st
 
 def import_template(data: dict[str, Any]) -> tuple[IncidentTemplate, bool]:
     """Write an exported template: a new one, or the one of the same name replaced.
-    Returns the template and whether it was created."""
+    ``data`` is a whole template (the create schema fills what it leaves out), so what the
+    document omits is reset, not kept. Returns the template and whether it was created."""
     existing = _named(data["name"], lock=True)
     if existing is None:
         return create_template(data), True
-    full = {field: data.get(field, _EMPTY[field]) for field in TEMPLATE_FIELDS}
-    update_template(existing, full)
+    update_template(existing, data)
     return existing, False
-
-
-_EMPTY: dict[str, Any] = {
-    "title": "",
-    "tlp": "amber",
-    "tags": [],
-    "description": "",
-    "tasks": [],
-    "custom_fields": {},
-}
 
 
 def delete_template(template: IncidentTemplate) -> None:
