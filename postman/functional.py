@@ -21,6 +21,7 @@ from collection_builder import (
     save,
     status,
 )
+from functional_case_work import CASE_WORK
 from functional_detection import DETECTION
 from functional_iocs import API_KEYS, CLEANUP, INTEL
 from functional_reports import REPORTS
@@ -426,6 +427,7 @@ def build() -> dict:
             TAXII_FEEDS,
             DETECTION,
             REPORTS,
+            CASE_WORK,
             CLEANUP,
             ADMINISTRATION,
             LOGOUT,

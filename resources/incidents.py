@@ -13,8 +13,8 @@ from resources.openapi import Operation
 from resources.responding import page_response, respond
 from schemas.incidents import (
     CommentSchema,
-    IncidentCreateSchema,
     IncidentListQuerySchema,
+    IncidentOpenSchema,
     IncidentPageSchema,
     IncidentSchema,
     IncidentUpdateSchema,
@@ -40,7 +40,7 @@ class IncidentList(Resource):
         "post": Operation(
             "Open an incident",
             permission="incidents:write",
-            body=IncidentCreateSchema,
+            body=IncidentOpenSchema,
             responses={201: IncidentSchema},
             headers=("ETag", "Location", "Idempotent-Replayed"),
             idempotent=True,
@@ -77,7 +77,7 @@ class IncidentList(Resource):
 
     def post(self):
         principal = authorize("incidents:write")
-        data = load_json(IncidentCreateSchema())
+        data = load_json(IncidentOpenSchema())
 
         opening = (
             incident_templates.open_incident if "template" in data else incidents.create_incident

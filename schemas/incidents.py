@@ -46,8 +46,16 @@ def _custom_fields_field() -> fields.Dict:
 
 
 class IncidentCreateSchema(StrictSchema):
-    """Title and severity are required unless a ``template`` gives them; the description
-    defaults to empty and the TLP to amber, or to the template's."""
+    title = trimmed_string(max_length=200, required=True)
+    description = fields.String(load_default="", validate=validate.Length(max=DESCRIPTION_MAX))
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
+    tlp = fields.String(load_default="amber", validate=validate.OneOf(TLP_LEVELS))
+    assignee = _assignee_field()
+
+
+class IncidentOpenSchema(IncidentCreateSchema):
+    """``POST /incidents``: title and severity are required unless a ``template`` gives
+    them; the description defaults to empty and the TLP to amber, or to the template's."""
 
     openapi_extra: ClassVar[dict[str, Any]] = {
         "anyOf": [{"required": ["template"]}, {"required": ["title", "severity"]}]
@@ -56,7 +64,6 @@ class IncidentCreateSchema(StrictSchema):
     description = fields.String(validate=validate.Length(max=DESCRIPTION_MAX))
     severity = fields.String(validate=validate.OneOf(SEVERITIES))
     tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
-    assignee = _assignee_field()
     template = fields.String(
         validate=validate.Length(min=1, max=100),
         metadata={"description": "the name of an incident template to open it from"},

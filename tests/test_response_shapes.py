@@ -9,6 +9,7 @@ endpoint must be added here.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -189,6 +190,47 @@ def exercise_reports(admin, incident_id: int) -> None:
     _ok(admin.client.get(f"/incidents/{incident_id}/report"))
 
 
+def exercise_case_work(admin, incident_id: int) -> None:
+    """Tasks, templates, custom fields and evidence (issue 15, part B)."""
+    field = {"name": "unit", "label": "Unit", "field_type": "choice", "choices": ["it"]}
+    field_id = _ok(admin.client.post("/custom-fields", json=field), 201)["id"]
+    _ok(admin.client.get("/custom-fields"))
+    _ok(admin.client.get(f"/custom-fields/{field_id}"))
+    template = {
+        "name": "shape",
+        "title": "From a template",
+        "severity": "low",
+        "tasks": [{"title": "First", "mandatory": True}],
+        "custom_fields": {"unit": "it"},
+    }
+    template_id = _ok(admin.client.post("/incident-templates", json=template), 201)["id"]
+    base = f"/incident-templates/{template_id}"
+    _ok(admin.client.get("/incident-templates"))
+    _ok(admin.client.get(base))
+    _ok(admin.client.patch(base, json={"severity": "medium"}))
+    exported = _ok(admin.client.get(f"{base}/export"))
+    _ok(admin.client.post("/incident-templates/import", json=exported))
+    _ok(admin.client.post("/incident-templates/import", json={**exported, "name": "copy"}), 201)
+    _ok(admin.client.post("/incidents", json={"template": "shape"}), 201)
+    _ok(admin.client.get("/incidents", query_string={"custom_field": "unit:it"}))
+    tasks = f"/incidents/{incident_id}/tasks"
+    task = {"title": "Check", "assignee": admin.username, "due_at": "2099-01-01T00:00:00Z"}
+    task_id = _ok(admin.client.post(tasks, json=task), 201)["id"]
+    _ok(admin.client.get(tasks))
+    _ok(admin.client.get(f"{tasks}/{task_id}"))
+    _ok(admin.client.patch(f"{tasks}/{task_id}", json={"status": "in_progress"}))
+    _ok(admin.client.get("/tasks", query_string={"assignee": "me", "status": "open"}))
+    evidence = f"/incidents/{incident_id}/evidence"
+    upload = {"file": (io.BytesIO(b"shape"), "shape.txt", "text/plain")}
+    piece = _ok(admin.client.post(evidence, data=upload, content_type="multipart/form-data"), 201)
+    _ok(admin.client.get(evidence))
+    _ok(admin.client.get(f"{evidence}/{piece['id']}"))
+    _ok(admin.client.get(f"{evidence}/{piece['id']}/content"))
+    _ok(admin.client.delete(f"{evidence}/{piece['id']}"), 204)
+    _ok(admin.client.delete(base), 204)
+    _ok(admin.client.delete(f"/custom-fields/{field_id}"), 204)
+
+
 @pytest.fixture
 def every_answer(client, admin, answers, taxii_settings, live_server) -> list[Answer]:
     exercise_auth_and_health(client, admin)
@@ -199,6 +241,7 @@ def every_answer(client, admin, answers, taxii_settings, live_server) -> list[An
     exercise_stix_and_taxii(admin, live_server)
     exercise_blocks_and_audit(admin, client)
     exercise_reports(admin, incident_id)
+    exercise_case_work(admin, incident_id)
     return list(answers)
 
 
