@@ -8,6 +8,7 @@ from models.api_keys import ApiKey, CredentialUsage
 from models.audit import AuditEntry
 from models.base import db, utcnow
 from models.blocks import AuthBlock, LoginFailure
+from models.comments import Comment, CommentRevision
 from models.custom_fields import CustomField
 from models.detection import Alert, DetectionRule
 from models.evidence import Evidence
@@ -25,6 +26,8 @@ __all__ = [
     "AuditEntry",
     "AuthBlock",
     "AuthToken",
+    "Comment",
+    "CommentRevision",
     "CredentialUsage",
     "CustomField",
     "DetectionRule",

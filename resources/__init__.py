@@ -13,6 +13,7 @@ from resources import (
     audit,
     auth,
     blocks,
+    comments,
     custom_fields,
     detection,
     docs,
@@ -49,6 +50,7 @@ AREAS = [
     incident_templates,
     custom_fields,
     evidence,
+    comments,
     openapi,
     docs,
 ]

@@ -124,6 +124,9 @@ class EventType(StrEnum):
     EVIDENCE_ADDED = "evidence.create"
     EVIDENCE_DELETED = "evidence.delete"
     EVIDENCE_MOVED = "evidence.move"
+    COMMENT_CREATED = "comment.create"
+    COMMENT_EDITED = "comment.update"
+    COMMENT_DELETED = "comment.delete"
 
     @property
     def subject_type(self) -> str:

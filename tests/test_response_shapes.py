@@ -227,6 +227,15 @@ def exercise_case_work(admin, incident_id: int) -> None:
     _ok(admin.client.get(f"{evidence}/{piece['id']}"))
     _ok(admin.client.get(f"{evidence}/{piece['id']}/content"))
     _ok(admin.client.delete(f"{evidence}/{piece['id']}"), 204)
+    task_comments = f"{tasks}/{task_id}/comments"
+    comment_id = _ok(admin.client.post(task_comments, json={"body": "started"}), 201)["id"]
+    _ok(admin.client.get(task_comments))
+    _ok(admin.client.patch(f"/comments/{comment_id}", json={"body": "started at 9"}))
+    _ok(admin.client.get(f"/comments/{comment_id}"))
+    _ok(admin.client.delete(f"/comments/{comment_id}"), 204)
+    alert_id = _ok(admin.client.get("/alerts"))["items"][0]["id"]
+    _ok(admin.client.post(f"/alerts/{alert_id}/comments", json={"body": "noisy"}), 201)
+    _ok(admin.client.get(f"/alerts/{alert_id}/comments"))
     _ok(admin.client.delete(base), 204)
     _ok(admin.client.delete(f"/custom-fields/{field_id}"), 204)
 

@@ -1,5 +1,5 @@
 """case work: tasks, incident templates, custom fields (and their GIN-indexed values on
-incidents), evidence
+incidents), evidence, comments (with their earlier texts)
 
 The partial index ix_tasks_open_queue serves the analyst's work queue
 (GET /tasks?assignee=me&status=open) as one index range in page order.
@@ -122,8 +122,42 @@ def upgrade():
     )
     op.create_index("ix_evidence_sha256", "evidence", ["sha256"])
 
+    op.create_table(
+        "comments",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("incident_id", sa.Integer(), sa.ForeignKey("incidents.id", ondelete="CASCADE")),
+        sa.Column("alert_id", sa.BigInteger(), sa.ForeignKey("alerts.id", ondelete="CASCADE")),
+        sa.Column("task_id", sa.Integer(), sa.ForeignKey("tasks.id", ondelete="CASCADE")),
+        sa.Column("author_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="SET NULL")),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        *_times(),
+        sa.CheckConstraint(
+            "num_nonnulls(incident_id, alert_id, task_id) = 1", name="ck_comments_one_subject"
+        ),
+    )
+    for subject in ("incident", "alert", "task"):
+        op.create_index(
+            f"ix_comments_{subject}", "comments", [f"{subject}_id", "created_at", "id"]
+        )
+    op.create_table(
+        "comment_revisions",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column(
+            "comment_id",
+            sa.Integer(),
+            sa.ForeignKey("comments.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("replaced_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_comment_revisions_comment_id", "comment_revisions", ["comment_id"])
+
 
 def downgrade():
+    op.drop_table("comment_revisions")
+    op.drop_table("comments")
     op.drop_table("evidence")
     op.drop_index("ix_incidents_custom_fields", table_name="incidents")
     op.drop_column("incidents", "custom_fields")

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, or_, select, true
 
-from models import Incident, Task, TimelineEntry, User, db, utcnow
+from models import Comment, Incident, Task, TimelineEntry, User, db, utcnow
 from models.vocabulary import OPEN_TASK_STATUSES
 from security.errors import Conflict, Invalid
 from security.events import EventType, emit
@@ -178,9 +178,20 @@ def refuse_with_open_mandatory_tasks(incident: Incident, status: str) -> None:
 
 
 def add_comment(incident: Incident, principal: Principal, body: str) -> TimelineEntry:
-    entry = _add_timeline(incident, principal, "comment", comment=body.strip())
+    """The comment (its author may edit or delete it: ``security/modules/comments.py``)
+    and its timeline entry, which names it in ``changes``."""
+    comment = Comment(incident_id=incident.id, author_id=principal.user_id, body=body.strip())
+    db.session.add(comment)
     db.session.flush()
-    emit(EventType.INCIDENT_COMMENTED, incident.id, {"timeline_entry": entry.id})
+    entry = _add_timeline(
+        incident, principal, "comment", comment=comment.body, changes={"comment": comment.id}
+    )
+    db.session.flush()
+    emit(
+        EventType.INCIDENT_COMMENTED,
+        incident.id,
+        {"timeline_entry": entry.id, "comment": comment.id},
+    )
     return entry
 
 
