@@ -115,7 +115,6 @@ class EventType(StrEnum):
     # case work (issue 15, part B): tasks, templates, custom fields, evidence
     TASK_CREATED = "task.create"
     TASK_EDITED = "task.update"
-    TASKS_MOVED = "task.move"
     INCIDENT_TEMPLATE_CREATED = "incident_template.create"
     INCIDENT_TEMPLATE_EDITED = "incident_template.update"
     INCIDENT_TEMPLATE_DELETED = "incident_template.delete"
@@ -123,7 +122,6 @@ class EventType(StrEnum):
     CUSTOM_FIELD_DELETED = "custom_field.delete"
     EVIDENCE_ADDED = "evidence.create"
     EVIDENCE_DELETED = "evidence.delete"
-    EVIDENCE_MOVED = "evidence.move"
     COMMENT_CREATED = "comment.create"
     COMMENT_EDITED = "comment.update"
     COMMENT_DELETED = "comment.delete"

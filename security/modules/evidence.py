@@ -21,7 +21,7 @@ from werkzeug.utils import secure_filename
 
 from models import Evidence, Incident, db
 from security.errors import Invalid
-from security.events import EventType, emit, emit_all
+from security.events import EventType, emit
 from security.modules import incidents
 from security.modules.evidence_store import evidence_store
 from security.modules.lookup import first_or_404
@@ -131,24 +131,12 @@ def forget_unreferenced(sha256: str) -> bool:
     return True
 
 
-def move_evidence(source: Incident, target: Incident, principal: Principal | None = None) -> int:
-    """Move every piece of evidence of ``source`` to ``target`` (an incident merge); the
-    bytes stay where they are (content-addressed). One event per piece, one timeline
-    entry on each incident; returns how many moved."""
+def move_evidence(source: Incident, target: Incident) -> int:
+    """Move every piece of evidence of ``source`` to ``target`` for an incident merge; the
+    bytes stay where they are (content-addressed). Returns how many moved. Quiet like
+    :func:`security.modules.tasks.move_tasks`: the merge's one event announces it."""
     moving = list(db.session.scalars(evidence_of(source).order_by(Evidence.id)))
-    if not moving:
-        return 0
     for piece in moving:
         piece.incident_id = target.id
-    ids = [piece.id for piece in moving]
-    incidents.note_on_timeline(
-        source, principal, "evidence", changes={"moved_to": target.id, "evidence": ids}
-    )
-    incidents.note_on_timeline(
-        target, principal, "evidence", changes={"moved_from": source.id, "evidence": ids}
-    )
-    emit_all(
-        EventType.EVIDENCE_MOVED,
-        [(piece.id, {"from": source.id, "to": target.id}) for piece in moving],
-    )
+    db.session.flush()
     return len(moving)

@@ -1,5 +1,6 @@
 """Tasks of an incident: adding, editing and listing them, the analyst's work queue across
-incidents, and moving an incident's tasks to another (an incident merge).
+incidents, and moving an incident's tasks to another (:func:`move_tasks`, for an incident
+merge).
 
 Each change writes a ``task`` entry on the incident's timeline (``changes`` names the
 task and what changed) and emits one domain event. A task is as visible as its incident
@@ -18,7 +19,7 @@ from sqlalchemy import Select, func, select
 
 from models import Incident, Task, User, db, utcnow
 from models.vocabulary import OPEN_TASK_STATUSES
-from security.events import EventType, emit, emit_all
+from security.events import EventType, emit
 from security.modules import incidents
 from security.modules.lookup import first_or_404
 from security.modules.principals import Principal
@@ -153,10 +154,11 @@ def work_queue(principal: Principal, assignee: User | None, status: str | None) 
     return statement
 
 
-def move_tasks(source: Incident, target: Incident, principal: Principal | None = None) -> int:
-    """Move every task of ``source`` to ``target`` (an incident merge), after the target's
-    own; one ``task.move`` event per task and one timeline entry on each incident.
-    Returns how many moved. The caller holds both incidents' rows locked."""
+def move_tasks(source: Incident, target: Incident) -> int:
+    """Move every task of ``source`` to ``target``, after the target's own, for an incident
+    merge; returns how many moved. Quiet on purpose: the merge is one state change, whose
+    one event and timeline entries (``security/modules/incident_merge.py``) announce the
+    counts. The caller holds both incidents' rows locked."""
     moving = tasks_of(source)
     if not moving:
         return 0
@@ -166,15 +168,5 @@ def move_tasks(source: Incident, target: Incident, principal: Principal | None =
         task.incident_id = target.id
         task.position = start + offset
         task.touch()
-    ids = [task.id for task in moving]
-    incidents.note_on_timeline(
-        source, principal, "task", changes={"moved_to": target.id, "tasks": ids}
-    )
-    incidents.note_on_timeline(
-        target, principal, "task", changes={"moved_from": source.id, "tasks": ids}
-    )
-    emit_all(
-        EventType.TASKS_MOVED,
-        [(task.id, {"from": source.id, "to": target.id}) for task in moving],
-    )
+    db.session.flush()
     return len(moving)
