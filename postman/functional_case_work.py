@@ -129,7 +129,8 @@ CASE_WORK = folder(
                 status(200),
                 expect(
                     "same id",
-                    "pm.expect(String(body.id)).to.eql(pm.collectionVariables.get('templateId'));",
+                    "const id = Number(pm.collectionVariables.get('templateId'));",
+                    "pm.expect(body.id).to.eql(id);",
                 ),
             ],
             raw_body="{{templateExport}}",
