@@ -37,6 +37,7 @@ from models import db
 from resources import register_resources
 from security import events
 from security.modules import metrics
+from security.modules.attack import attack_load_command  # case work, part A
 from security.modules.credentials import API_KEY_PREFIX, resolve_api_key
 from security.modules.taxii.cli import reencrypt_secrets_command, taxii_poll_command
 from security.modules.utils import json_default
@@ -150,6 +151,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(prune_usage_command)
     app.cli.add_command(prune_command)
     app.cli.add_command(set_password_command)
+    app.cli.add_command(attack_load_command)  # case work, part A
 
 
 password_stdin_option = click.option(

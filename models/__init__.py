@@ -5,12 +5,13 @@ all loaded), so each area's module is imported here.
 """
 
 from models.api_keys import ApiKey, CredentialUsage
+from models.attack import AttackTechnique
 from models.audit import AuditEntry
 from models.base import db, utcnow
 from models.blocks import AuthBlock, LoginFailure
 from models.comments import Comment, CommentRevision
 from models.custom_fields import CustomField
-from models.detection import Alert, DetectionRule
+from models.detection import Alert, AlertObservable, DetectionRule
 from models.evidence import Evidence
 from models.incident_templates import IncidentTemplate
 from models.incidents import IdempotencyRecord, Incident, TimelineEntry
@@ -22,7 +23,9 @@ from models.users import AuthToken, PasswordHistoryEntry, User
 
 __all__ = [
     "Alert",
+    "AlertObservable",
     "ApiKey",
+    "AttackTechnique",
     "AuditEntry",
     "AuthBlock",
     "AuthToken",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Computed, ForeignKey, Index, String, Text, UniqueConstraint, text
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import IllegalTransition, Model, utcnow
@@ -35,6 +35,8 @@ class Incident(Model):
     __table_args__ = (
         Index("ix_incidents_created_id", "created_at", "id"),
         Index("ix_incidents_search", "search_vector", postgresql_using="gin"),
+        Index("ix_incidents_tags", "tags", postgresql_using="gin"),
+        Index("ix_incidents_techniques", "techniques", postgresql_using="gin"),
         Index(
             "ix_incidents_custom_fields",
             "custom_fields",
@@ -61,6 +63,15 @@ class Incident(Model):
         ForeignKey("sla_policies.id"),
         index=True,
         server_default=text("current_sla_policy_id()"),
+    )
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default=text("'{}'"))
+    # ATT&CK technique ids (T1566, T1059.001), checked by security.modules.attack.
+    techniques: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), default=list, server_default=text("'{}'")
+    )
+    # Set when this incident was closed as a duplicate of another (its work moved there).
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="SET NULL")
     )
     # Values of the admin-defined custom fields, {name: value} (models/custom_fields.py).
     custom_fields: Mapped[dict] = mapped_column(
@@ -105,6 +116,19 @@ class Incident(Model):
         """Record a change: bump the optimistic-concurrency version and the update time."""
         self.version += 1
         self.updated_at = now or utcnow()
+
+    def close_as_duplicate(self, target_id: int, now: datetime | None = None) -> str:
+        """Close this incident as a duplicate of ``target_id`` whatever its status (its work
+        now lives there), returning the previous status; 409 if it already was merged."""
+        if self.merged_into_id is not None or target_id == self.id:
+            raise IllegalTransition(f"incident {self.id}", self.status, "closed", ())
+        now = now or utcnow()
+        previous, self.status = self.status, "closed"
+        self.merged_into_id = target_id
+        self.responded_at = self.responded_at or now
+        self.resolved_at = self.resolved_at or now
+        self.touch(now)
+        return previous
 
     def sla(self, now: datetime | None = None) -> dict:
         """Due times by severity under the incident's policy version, measured from

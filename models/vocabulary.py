@@ -23,7 +23,19 @@ INCIDENT_STATUSES = (
     "closed",
     "false_positive",
 )
-TIMELINE_KINDS = ("created", "status_change", "edit", "comment", "task", "evidence")
+TIMELINE_KINDS = (
+    "created",
+    "status_change",
+    "edit",
+    "comment",
+    # case work, part A: alerts merged in or out, a duplicate merged in (or into another)
+    "alert_merge",
+    "alert_unmerge",
+    "incident_merge",
+    # case work, part B: a task's or a piece of evidence's change
+    "task",
+    "evidence",
+)
 
 ALERT_STATUSES = ("open", "acknowledged", "dismissed", "escalated")
 RULE_KINDS = ("seed", "sigma")
@@ -43,6 +55,9 @@ MANUAL_SOURCE = "manual"
 # What /reports/rules groups alerts by: each rule, or each rule kind.
 EFFICACY_GROUPINGS = ("rule", "source")
 
+# case work, part A: what an alert's observables may be: the IOC types
+# (security.modules.ioc_values.IOC_TYPES) plus these, which the IOC store does not hold.
+OBSERVABLE_EXTRA_TYPES = ("filename", "hostname", "user", "process", "registry")
 # --- case work (issue 15, part B): tasks, custom fields, evidence ---
 TASK_STATUSES = ("todo", "in_progress", "done", "cancelled")
 # The statuses of a task still to do: what /tasks?status=open and the resolve check mean.

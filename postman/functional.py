@@ -21,6 +21,7 @@ from collection_builder import (
     save,
     status,
 )
+from functional_case_alerts import CASE_ALERTS  # case work, part A
 from functional_case_work import CASE_WORK
 from functional_detection import DETECTION
 from functional_iocs import API_KEYS, CLEANUP, INTEL
@@ -427,6 +428,7 @@ def build() -> dict:
             TAXII_FEEDS,
             DETECTION,
             REPORTS,
+            CASE_ALERTS,  # case work, part A
             CASE_WORK,
             CLEANUP,
             ADMINISTRATION,

@@ -13,6 +13,7 @@ name the environment's corsAllowedOrigin (run_newman.sh sets both).
 from __future__ import annotations
 
 import owasp_areas
+import owasp_case_alerts  # case work, part A
 import owasp_case_work
 from collection_builder import (
     BEFORE_EVERY_REQUEST,
@@ -975,6 +976,7 @@ AREA_FOLDERS = [
     owasp_areas.API7,
     owasp_areas.API10,
     owasp_areas.INJECTION,
+    owasp_case_alerts.CASE_ALERTS,  # case work, part A
     owasp_case_work.CASE_WORK,
 ]
 

@@ -10,6 +10,7 @@ from flask_restful import Api
 
 from resources import (
     api_keys,
+    attack,
     audit,
     auth,
     blocks,
@@ -19,6 +20,7 @@ from resources import (
     docs,
     evidence,
     health,
+    incident_links,
     incident_templates,
     incidents,
     iocs,
@@ -45,6 +47,9 @@ AREAS = [
     taxii,
     sla_policies,
     reports,
+    # case work, part A
+    incident_links,
+    attack,
     # case work (issue 15, part B)
     tasks,
     incident_templates,

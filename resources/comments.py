@@ -60,12 +60,12 @@ class AlertComments(Resource):
     openapi = {"get": _list_operation("an alert"), "post": _create_operation("an alert")}
 
     def get(self, alert_id: int):
-        authorize("comments:read")
-        return _page(alerts.get_alert(alert_id))
+        principal = authorize("comments:read")
+        return _page(alerts.get_alert(principal, alert_id))
 
     def post(self, alert_id: int):
         principal = authorize("comments:write")
-        return _create(principal, alerts.get_alert(alert_id))
+        return _create(principal, alerts.get_alert(principal, alert_id))
 
 
 class TaskComments(Resource):

@@ -25,7 +25,10 @@ from resources.openapi import Content, Operation
 from resources.responding import page_response, respond
 from schemas.detection import (
     EVENTS_DESCRIPTION,
+    AlertBulkResultSchema,
+    AlertBulkSchema,
     AlertEscalateSchema,
+    AlertIntakeSchema,
     AlertListQuerySchema,
     AlertPageSchema,
     AlertSchema,
@@ -41,7 +44,7 @@ from schemas.detection import (
     RuleUpdateSchema,
     SigmaRuleQuerySchema,
 )
-from security.modules import alerts, detection
+from security.modules import alert_intake, alerts, detection
 from security.modules.gc_pause import garbage_collection_paused
 from security.modules.hygiene import JSON_MEDIA_TYPES
 from security.modules.lookup import first_or_404
@@ -249,20 +252,81 @@ class Events(Resource):
         return respond(body)
 
 
+INTAKE_DESCRIPTION = (
+    "The same source and source_ref again counts into the alert already received (count, "
+    "last_seen, new observables, tags and techniques), also when retries arrive at once. "
+    "Each observable is checked against the IOC store (an address also against stored "
+    "networks): known_bad and the matching IOC ids. 422 for an invalid IOC value, a raw "
+    "original over 64 KiB, or a technique a loaded ATT&CK catalogue lacks."
+)
+
+
 class AlertList(Resource):
     openapi = {
         "get": Operation(
-            "List alerts, newest first",
+            "List alerts (from rules and from tools), newest first",
             permission="alerts:read",
             query=AlertListQuerySchema,
             responses={200: AlertPageSchema},
-        )
+        ),
+        "post": Operation(
+            "Receive an alert from another tool (SIEM, EDR, SOAR)",
+            permission="alerts:write",
+            body=AlertIntakeSchema,
+            responses={201: AlertSchema, 200: AlertSchema},
+            headers=("ETag", "Location"),
+            errors=(422,),
+            description="201 for a new alert, 200 for a resend counted into one. "
+            + INTAKE_DESCRIPTION,
+        ),
     }
 
     def get(self):
-        authorize("alerts:read")
+        principal = authorize("alerts:read")
         query = load_query(AlertListQuerySchema())
-        return page_response(alerts.alerts_statement(query), Alert.created_at, Alert.id, query)
+        statement = alerts.alerts_statement(principal, query)
+        return page_response(statement, Alert.created_at, Alert.id, query)
+
+    def post(self):
+        principal = authorize("alerts:write")
+        data = load_json(AlertIntakeSchema())
+        (receipt,) = alert_intake.receive_alerts([data], principal)
+        db.session.commit()
+        alert = alert_intake.received_alert(receipt["id"])
+        location = {"Location": f"/alerts/{alert.id}"}
+        return respond(
+            alert, 201 if receipt["created"] else 200, etag=alert.version, headers=location
+        )
+
+
+class AlertBulk(Resource):
+    max_content_length = EVENTS_MAX_BODY_BYTES
+    openapi = {
+        "post": Operation(
+            f"Receive up to {alert_intake.MAX_BULK_ALERTS} alerts from another tool at once",
+            permission="alerts:write",
+            body=AlertBulkSchema,
+            responses={200: AlertBulkResultSchema},
+            errors=(422,),
+            description="All or nothing: one refused alert refuses the batch, naming it by "
+            "index. " + INTAKE_DESCRIPTION,
+        )
+    }
+
+    def post(self):
+        principal = authorize("alerts:write")
+        data = load_json(AlertBulkSchema())
+        with garbage_collection_paused():
+            receipts = alert_intake.receive_alerts(data["alerts"], principal)
+        db.session.commit()
+        created = sum(1 for receipt in receipts if receipt["created"])
+        body = {
+            "received": len(receipts),
+            "created": created,
+            "updated": len(receipts) - created,
+            "alerts": receipts,
+        }
+        return respond(body)
 
 
 class AlertItem(Resource):
@@ -286,14 +350,14 @@ class AlertItem(Resource):
     }
 
     def get(self, alert_id: int):
-        authorize("alerts:read")
-        alert = alerts.get_alert(alert_id)
+        principal = authorize("alerts:read")
+        alert = alerts.get_alert(principal, alert_id)
         return respond(alert, etag=alert.version)
 
     def patch(self, alert_id: int):
         principal = authorize("alerts:write")
         data = load_json(AlertUpdateSchema())
-        alert = alerts.get_alert(alert_id, lock=True)
+        alert = alerts.get_alert(principal, alert_id, lock=True)
         ensure_version_matches(alert.version)
         alerts.change_alert_status(alert, principal, data["status"], data.get("comment"))
         db.session.commit()
@@ -321,7 +385,7 @@ class AlertEscalation(Resource):
         data = load_json(AlertEscalateSchema()) if request.get_data(cache=True) else {}
 
         def escalate():
-            alert = alerts.get_alert(alert_id, lock=True)
+            alert = alerts.get_alert(principal, alert_id, lock=True)
             ensure_version_matches(alert.version)
             incident = alerts.escalate_alert(alert, principal, data)
             body = {"alert": alert, "incident": incident}
@@ -337,5 +401,6 @@ def register(api) -> None:
     api.add_resource(RuleTest, "/rules/<int:rule_id>/test")
     api.add_resource(Events, "/events")
     api.add_resource(AlertList, "/alerts")
+    api.add_resource(AlertBulk, "/alerts/bulk")
     api.add_resource(AlertItem, "/alerts/<int:alert_id>")
     api.add_resource(AlertEscalation, "/alerts/<int:alert_id>/escalate")

@@ -63,6 +63,10 @@ class IncidentList(Resource):
             statement = statement.join(User, Incident.assignee_id == User.id).where(
                 func.lower(User.username) == query["assignee"].lower()
             )
+        if "tag" in query:
+            statement = statement.where(Incident.tags.contains([query["tag"]]))
+        if "technique" in query:
+            statement = statement.where(Incident.techniques.contains([query["technique"]]))
         if "q" in query:
             statement = statement.where(
                 Incident.search_vector.op("@@")(func.websearch_to_tsquery("english", query["q"]))

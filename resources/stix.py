@@ -32,8 +32,9 @@ from security.modules.taxii.stix_exchange import export_bundle, store_imported
 BUNDLE = Content(STIX_MEDIA_TYPE, {"type": "object", "required": ["type", "id"]})
 
 
-def _bundle_response(indicators) -> Response:
-    return Response(export_bundle(indicators).serialize(), mimetype=STIX_MEDIA_TYPE)
+def _bundle_response(indicators, techniques=()) -> Response:
+    bundle = export_bundle(indicators, techniques)
+    return Response(bundle.serialize(), mimetype=STIX_MEDIA_TYPE)
 
 
 class StixBundle(Resource):
@@ -62,7 +63,8 @@ class StixBundle(Resource):
 class IncidentStix(Resource):
     openapi = {
         "get": Operation(
-            "The incident's linked IOCs as a STIX 2.1 bundle (never TLP red)",
+            "The incident's linked IOCs and ATT&CK attack-patterns as a STIX 2.1 bundle "
+            "(never TLP red)",
             permission="incidents:read",
             responses={200: BUNDLE},
         )
@@ -72,7 +74,10 @@ class IncidentStix(Resource):
         principal = authorize("incidents:read")
         authorize("iocs:read")
         incident = incidents.get_visible_incident(principal, incident_id)
-        return _bundle_response(intel.incident_indicators(incident, principal))
+        indicators = intel.incident_indicators(incident, principal)
+        # A TLP red incident's techniques stay home like its red IOCs.
+        techniques = incident.techniques if incident.tlp != "red" else ()
+        return _bundle_response(indicators, techniques)
 
 
 class StixImport(Resource):

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from models.vocabulary import ALERT_STATUSES, RULE_KINDS, SEVERITIES
+from models.vocabulary import (
+    ALERT_STATUSES,
+    OBSERVABLE_EXTRA_TYPES,
+    RULE_KINDS,
+    SEVERITIES,
+    TLP_LEVELS,
+)
 from schemas.common import (
     ChangeSchema,
     ComputedList,
@@ -25,12 +31,25 @@ from schemas.common import (
     timestamp,
     trimmed_string,
     username_of,
+    utc_datetime,
 )
-from schemas.incidents import DESCRIPTION_MAX, IncidentCreateSchema, IncidentSchema
+from schemas.incidents import (
+    DESCRIPTION_MAX,
+    IncidentCreateSchema,
+    IncidentSchema,
+    TechniqueId,
+    tag_field,
+    tags_field,
+    technique_details,
+    techniques_field,
+)
+from security.modules.alert_intake import MAX_BULK_ALERTS, MAX_OBSERVABLE_LENGTH, MAX_OBSERVABLES
 from security.modules.alerts import MAX_EVENTS
 from security.modules.detection import MAX_GROUP_FIELDS
+from security.modules.ioc_values import IOC_TYPES
 
 MAX_TEST_EVENTS = 1_000
+OBSERVABLE_TYPES = (*IOC_TYPES, *OBSERVABLE_EXTRA_TYPES)
 ALERT_ANALYST_STATUSES = ("acknowledged", "dismissed")
 
 
@@ -101,6 +120,56 @@ class AlertListQuerySchema(TimeRangeQuerySchema):
     status = fields.String(validate=validate.OneOf(ALERT_STATUSES))
     severity = fields.String(validate=validate.OneOf(SEVERITIES))
     rule_id = fields.Integer(validate=validate.Range(min=1))
+    incident_id = fields.Integer(
+        validate=validate.Range(min=1),
+        metadata={"description": "alerts merged into (or escalated to) this incident"},
+    )
+    source = trimmed_string(max_length=64, metadata={"description": "the sending tool"})
+    tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
+    tag = tag_field()
+    technique = TechniqueId()
+
+
+class ObservableSchema(StrictSchema):
+    type = fields.String(required=True, validate=validate.OneOf(OBSERVABLE_TYPES))
+    value = trimmed_string(max_length=MAX_OBSERVABLE_LENGTH, required=True)
+
+
+class AlertIntakeSchema(StrictSchema):
+    """An alert another tool formed (a SIEM, EDR or SOAR); the same ``source`` and
+    ``source_ref`` again counts into the alert already received."""
+
+    source = trimmed_string(
+        max_length=64, required=True, metadata={"description": "the sending tool, e.g. splunk"}
+    )
+    source_ref = trimmed_string(
+        max_length=255, required=True, metadata={"description": "the tool's own id of the alert"}
+    )
+    title = trimmed_string(max_length=200, required=True)
+    description = fields.String(load_default="", validate=validate.Length(max=DESCRIPTION_MAX))
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
+    tlp = fields.String(load_default="amber", validate=validate.OneOf(TLP_LEVELS))
+    occurred_at = utc_datetime(load_default=None)
+    tags = tags_field(load_default=list)
+    techniques = techniques_field(load_default=list)
+    observables = fields.List(
+        fields.Nested(ObservableSchema),
+        load_default=list,
+        validate=validate.Length(max=MAX_OBSERVABLES),
+    )
+    raw = fields.Dict(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "the tool's original alert as JSON, at most 64 KiB"},
+    )
+
+
+class AlertBulkSchema(StrictSchema):
+    alerts = fields.List(
+        fields.Nested(AlertIntakeSchema),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_BULK_ALERTS),
+    )
 
 
 class AlertUpdateSchema(StrictSchema):
@@ -145,10 +214,40 @@ class RuleSchema(ResponseSchema):
     updated_at = timestamp()
 
 
+class AlertObservableSchema(ResponseSchema):
+    type = one_of(OBSERVABLE_TYPES)
+    value = text()
+    known_bad = fields.Boolean(
+        required=True, metadata={"description": "an active stored IOC matched it at intake"}
+    )
+    ioc_ids = fields.List(
+        fields.Integer(),
+        required=True,
+        metadata={"description": "the stored IOCs it matched (exactly or inside a network)"},
+    )
+
+
 class AlertSchema(ResponseSchema):
     id = identifier()
     rule_id = fields.Integer(required=True, allow_none=True)
-    rule_name = text()
+    rule_name = text(nullable=True, metadata={"description": "null for a tool's alert"})
+    source = text(nullable=True, metadata={"description": "the sending tool; null for a rule's"})
+    source_ref = text(nullable=True)
+    title = text()
+    description = text()
+    tlp = one_of(TLP_LEVELS)
+    occurred_at = timestamp(nullable=True)
+    tags = fields.List(fields.String(), required=True)
+    techniques = fields.List(fields.String(), required=True)
+    technique_details = technique_details()
+    observables = fields.List(fields.Nested(AlertObservableSchema), required=True)
+    merge_carried = fields.Dict(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "what merging into its incident added there (an unmerge removes it)"
+        },
+    )
     severity = one_of(SEVERITIES)
     status = one_of(ALERT_STATUSES)
     grouping = fields.Boolean(required=True)
@@ -157,7 +256,10 @@ class AlertSchema(ResponseSchema):
     count = fields.Integer(required=True, validate=validate.Range(min=1))
     first_seen = timestamp()
     last_seen = timestamp()
-    sample_event = fields.Raw(required=True)
+    sample_event = fields.Raw(
+        required=True,
+        metadata={"description": "the matching event, or a tool's raw original (bounded)"},
+    )
     matched = _MATCHED
     incident_id = fields.Integer(required=True, allow_none=True)
     allowed_transitions = ComputedList(
@@ -216,6 +318,21 @@ class DryRunSchema(ResponseSchema):
 class EscalationSchema(ResponseSchema):
     alert = fields.Nested(AlertSchema, required=True)
     incident = fields.Nested(IncidentSchema, required=True)
+
+
+class AlertReceiptSchema(ResponseSchema):
+    index = fields.Integer(required=True, metadata={"description": "position in the request"})
+    id = identifier()
+    created = fields.Boolean(required=True, metadata={"description": "false: counted into it"})
+    count = fields.Integer(required=True)
+    new_observables = fields.Integer(required=True)
+
+
+class AlertBulkResultSchema(ResponseSchema):
+    received = fields.Integer(required=True)
+    created = fields.Integer(required=True)
+    updated = fields.Integer(required=True)
+    alerts = fields.List(fields.Nested(AlertReceiptSchema), required=True)
 
 
 EVENTS_DESCRIPTION = f"one event (a JSON object) or a list of at most {MAX_EVENTS}"

@@ -20,11 +20,11 @@ from schemas.common import (
     timestamp,
     trimmed_string,
 )
+from schemas.incidents import tags_field
 
 TEMPLATE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 DESCRIPTION_MAX = 20_000
 TASKS_MAX = 100
-TAGS_MAX = 50
 # A task due more than a year after the incident opens is a typo.
 DUE_IN_MAX_MINUTES = 366 * 24 * 60
 
@@ -50,9 +50,7 @@ class IncidentTemplateCreateSchema(StrictSchema):
     title = fields.String(load_default="", validate=validate.Length(max=200))
     severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
     tlp = fields.String(load_default="amber", validate=validate.OneOf(TLP_LEVELS))
-    tags = fields.List(
-        trimmed_string(max_length=64), load_default=list, validate=validate.Length(max=TAGS_MAX)
-    )
+    tags = tags_field(load_default=list)
     description = fields.String(load_default="", validate=validate.Length(max=DESCRIPTION_MAX))
     tasks = fields.List(
         fields.Nested(TemplateTaskSchema),

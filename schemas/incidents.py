@@ -18,6 +18,7 @@ from schemas.common import (
     StrictSchema,
     TimeRangeQuerySchema,
     identifier,
+    not_blank,
     one_of,
     page_of,
     text,
@@ -25,8 +26,47 @@ from schemas.common import (
     trimmed_string,
     username_of,
 )
+from security.modules import attack
 
 DESCRIPTION_MAX = 20_000
+MAX_LABELS = 50
+MAX_TAG_LENGTH = 64
+
+
+class Tag(fields.String):
+    """A tag as stored: trimmed and lower-cased, so ``Phishing`` and ``phishing`` are one."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).strip().lower()
+
+
+class TechniqueId(fields.String):
+    """An ATT&CK technique id (``T1566``, ``T1059.001``), upper-cased; the catalogue check
+    is the engine's (:mod:`security.modules.attack`), a 422."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        loaded = super()._deserialize(value, attr, data, **kwargs).strip().upper()
+        problem = attack.technique_form_error(loaded)
+        if problem:
+            raise ValidationError(problem)
+        return loaded
+
+
+def tag_field() -> Tag:
+    return Tag(validate=[validate.Length(min=1, max=MAX_TAG_LENGTH), not_blank])
+
+
+def tags_field(**kwargs: Any) -> fields.List:
+    return fields.List(tag_field(), validate=validate.Length(max=MAX_LABELS), **kwargs)
+
+
+def techniques_field(**kwargs: Any) -> fields.List:
+    return fields.List(
+        TechniqueId(metadata={"example": "T1059.001"}),
+        validate=validate.Length(max=MAX_LABELS),
+        metadata={"description": "ATT&CK technique ids; 422 for one a loaded catalogue lacks"},
+        **kwargs,
+    )
 
 
 def _assignee_field(**kwargs) -> fields.String:
@@ -51,6 +91,8 @@ class IncidentCreateSchema(StrictSchema):
     severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
     tlp = fields.String(load_default="amber", validate=validate.OneOf(TLP_LEVELS))
     assignee = _assignee_field()
+    tags = tags_field()
+    techniques = techniques_field()
 
 
 class IncidentOpenSchema(IncidentCreateSchema):
@@ -86,6 +128,8 @@ class IncidentUpdateSchema(ChangeSchema):
     severity = fields.String(validate=validate.OneOf(SEVERITIES))
     tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
     assignee = _assignee_field()
+    tags = tags_field()
+    techniques = techniques_field()
     custom_fields = _custom_fields_field()
 
 
@@ -104,6 +148,8 @@ class IncidentListQuerySchema(TimeRangeQuerySchema):
     tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
     assignee = fields.String(validate=FullMatch(USERNAME_PATTERN))
     q = fields.String(validate=validate.Length(min=1, max=200))
+    tag = tag_field()
+    technique = TechniqueId()
     custom_field = fields.String(
         validate=FullMatch(r"^[a-z][a-z0-9_]{0,63}:.{0,200}$"),
         metadata={"description": "name:value, incidents whose custom field holds the value"},
@@ -127,6 +173,22 @@ class SlaSchema(ResponseSchema):
     )
 
 
+class TechniqueSchema(ResponseSchema):
+    """A technique id with what the loaded ATT&CK catalogue says of it (null and [] when
+    no catalogue names it)."""
+
+    id = text()
+    name = text(nullable=True)
+    tactics = fields.List(fields.String(), required=True)
+
+
+def technique_details() -> ComputedList:
+    return ComputedList(
+        lambda labelled: attack.technique_details(labelled.techniques),
+        fields.Nested(TechniqueSchema),
+    )
+
+
 class IncidentSchema(ResponseSchema):
     id = identifier()
     title = text()
@@ -144,6 +206,14 @@ class IncidentSchema(ResponseSchema):
         fields.String(validate=validate.OneOf(INCIDENT_STATUSES)),
     )
     sla = ComputedNested(lambda incident: incident.sla(), SlaSchema)
+    tags = fields.List(fields.String(), required=True)
+    techniques = fields.List(fields.String(), required=True)
+    technique_details = technique_details()
+    merged_into_id = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"description": "the incident this one was merged into as a duplicate"},
+    )
     custom_fields = fields.Dict(keys=fields.String(), required=True)
 
 

@@ -112,6 +112,11 @@ class EventType(StrEnum):
     USER_PASSWORD_CHANGED = "user.password_change"  # noqa: S105 - an event name, no secret
     RETENTION_PRUNED = "retention.prune"
     SLA_POLICY_CREATED = "sla_policy.create"
+    # case work, part A: alerts merged into incidents and out, duplicates, ATT&CK
+    ALERT_MERGED = "alert.merge"
+    ALERT_UNMERGED = "alert.unmerge"
+    INCIDENT_MERGED = "incident.merge"
+    ATTACK_CATALOGUE_LOADED = "attack.catalogue_load"
     # case work (issue 15, part B): tasks, templates, custom fields, evidence
     TASK_CREATED = "task.create"
     TASK_EDITED = "task.update"

@@ -184,3 +184,39 @@ def test_move_evidence_carries_every_piece_to_the_target(app, analyst, evidence_
     assert [item["id"] for item in listed] == [piece["id"]]
     content = analyst.client.get(f"/incidents/{target['id']}/evidence/{piece['id']}/content")
     assert content.data == PNG
+
+
+def test_merging_a_duplicate_incident_moves_its_tasks_evidence_and_comments(analyst, evidence_dir):
+    target, duplicate = _incident(analyst, title="Original"), _incident(analyst, title="Copy")
+    analyst.client.post(f"/incidents/{target['id']}/tasks", json={"title": "Own task"})
+    task = analyst.client.post(
+        f"/incidents/{duplicate['id']}/tasks", json={"title": "Moved task", "mandatory": True}
+    ).get_json()
+    piece = _upload(analyst, duplicate["id"], PNG).get_json()
+    entry = analyst.client.post(
+        f"/incidents/{duplicate['id']}/comments", json={"body": "seen twice"}
+    ).get_json()
+
+    response = analyst.client.post(
+        f"/incidents/{target['id']}/merge", json={"duplicate_id": duplicate["id"]}
+    )
+
+    assert response.status_code == 200, response.get_json()
+    tasks = analyst.client.get(f"/incidents/{target['id']}/tasks").get_json()["items"]
+    assert [(item["title"], item["position"]) for item in tasks] == [
+        ("Own task", 0),
+        ("Moved task", 1),
+    ]
+    evidence = analyst.client.get(f"/incidents/{target['id']}/evidence").get_json()["items"]
+    assert [item["id"] for item in evidence] == [piece["id"]]
+    assert analyst.client.get(f"/incidents/{duplicate['id']}/tasks").get_json()["items"] == []
+    moved = analyst.client.get(f"/incidents/{target['id']}/tasks/{task['id']}")
+    assert moved.status_code == 200
+    comment = analyst.client.get(f"/comments/{entry['changes']['comment']}").get_json()
+    assert comment["incident_id"] == target["id"]
+    # The moved mandatory task now holds the target back.
+    for status in ("triaged", "investigating", "contained"):
+        analyst.client.patch(f"/incidents/{target['id']}/status", json={"status": status})
+    refused = analyst.client.patch(f"/incidents/{target['id']}/status", json={"status": "resolved"})
+    assert refused.status_code == 409
+    assert refused.get_json()["open_mandatory_tasks"] == [{"id": task["id"], "title": "Moved task"}]

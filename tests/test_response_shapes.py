@@ -190,6 +190,42 @@ def exercise_reports(admin, incident_id: int) -> None:
     _ok(admin.client.get(f"/incidents/{incident_id}/report"))
 
 
+# case work, part A: alerts from tools, merges, related incidents, ATT&CK
+def exercise_case_alerts(admin, incident_id: int) -> None:
+    alert = {
+        "source": "siem",
+        "source_ref": "shape-1",
+        "title": "Shape alert",
+        "severity": "low",
+        "techniques": ["T1566"],
+        "observables": [{"type": "ipv4", "value": "10.1.2.3"}],
+    }
+    alert_id = _ok(admin.client.post("/alerts", json=alert), 201)["id"]
+    _ok(admin.client.post("/alerts", json=alert))
+    _ok(admin.client.post("/alerts/bulk", json={"alerts": [{**alert, "source_ref": "shape-2"}]}))
+    path = f"/incidents/{incident_id}"
+    _ok(admin.client.post(f"{path}/alerts", json={"alert_ids": [alert_id]}))
+    _ok(admin.client.get(f"{path}/alerts"))
+    _ok(admin.client.get(f"{path}/related"))
+    ioc_id = _ok(admin.client.get("/iocs"))["items"][0]["id"]
+    _ok(admin.client.get(f"/iocs/{ioc_id}/incidents"))
+    _ok(admin.client.delete(f"{path}/alerts/{alert_id}"))
+    duplicate = _ok(admin.client.post("/incidents", json={"title": "d", "severity": "low"}), 201)
+    _ok(admin.client.post(f"{path}/merge", json={"duplicate_id": duplicate["id"]}))
+    pattern = {
+        "type": "attack-pattern",
+        "spec_version": "2.1",
+        "id": "attack-pattern--a62a8db3-f23a-4d8f-afd6-9dbc77e7813b",
+        "created": "2020-03-02T18:45:07.892Z",
+        "modified": "2023-10-01T02:28:45.147Z",
+        "name": "Phishing",
+        "external_references": [{"source_name": "mitre-attack", "external_id": "T1566"}],
+    }
+    bundle = {"type": "bundle", "id": "bundle--2a2002df-23be-413c-803d-3bb622eb5451"}
+    _ok(admin.client.post("/stix/import", json={**bundle, "objects": [pattern]}))
+    _ok(admin.client.get("/attack/techniques/T1566"))
+
+
 def exercise_case_work(admin, incident_id: int) -> None:
     """Tasks, templates, custom fields and evidence (issue 15, part B)."""
     field = {"name": "unit", "label": "Unit", "field_type": "choice", "choices": ["it"]}
@@ -250,6 +286,7 @@ def every_answer(client, admin, answers, taxii_settings, live_server) -> list[An
     exercise_stix_and_taxii(admin, live_server)
     exercise_blocks_and_audit(admin, client)
     exercise_reports(admin, incident_id)
+    exercise_case_alerts(admin, incident_id)  # case work, part A
     exercise_case_work(admin, incident_id)
     return list(answers)
 

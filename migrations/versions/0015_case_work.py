@@ -5,7 +5,7 @@ The partial index ix_tasks_open_queue serves the analyst's work queue
 (GET /tasks?assignee=me&status=open) as one index range in page order.
 
 Revision ID: 0015
-Revises: 0011
+Revises: 0014
 Create Date: 2026-11-30 01:00:00
 
 """
@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision = "0015"
-down_revision = "0011"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

@@ -36,14 +36,26 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Boolean, Select, literal_column, select, text, tuple_, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Select,
+    exists,
+    literal_column,
+    or_,
+    select,
+    text,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 
 from models import Alert, DetectionRule, Incident, db, utcnow
 from models.detection import SEVERITY_RANK
 from security.errors import Conflict
 from security.events import EventType, emit, emit_all
-from security.modules import audit, incidents
+from security.modules import attack, audit, incident_merge, incidents
 from security.modules.detection import (
     Detector,
     EventBatch,
@@ -229,6 +241,9 @@ def _upsert_alerts(groups: Sequence[_Group], batch: EventBatch, now: datetime) -
         {
             "rule_id": group.rule.id,
             "rule_name": group.rule.name,
+            "title": group.rule.name,
+            "tags": sorted(group.rule.tags or []),
+            "techniques": attack.techniques_in_tags(group.rule.tags or []),
             "severity": group.rule.severity,
             "status": "open",
             "grouping": True,
@@ -398,12 +413,31 @@ def dry_run(rule: DetectionRule, events: Sequence[Any]) -> dict[str, Any]:
 # --- the analyst's workflow ---------------------------------------------------------------
 
 
-def alerts_statement(filters: Mapping[str, Any]) -> Select:
-    """Alerts narrowed by ``status``, ``severity``, ``rule_id`` and creation time; unordered."""
-    statement = select(Alert)
-    for name in ("status", "severity", "rule_id"):
+def visibility(principal: Principal, alert: Any = Alert) -> ColumnElement[bool]:
+    """The condition on ``alerts`` rows the principal may see: TLP red alerts only for
+    admins and whoever reported them, and an alert merged into an incident only where the
+    incident is visible (:func:`security.modules.incidents.visibility`)."""
+    if principal.is_admin:
+        return true()
+    own_incident = exists().where(
+        Incident.id == alert.incident_id, incidents.visibility(principal, Incident)
+    )
+    return or_(alert.tlp != "red", alert.reported_by_id == principal.user_id) & or_(
+        alert.incident_id.is_(None), own_incident
+    )
+
+
+def alerts_statement(principal: Principal, filters: Mapping[str, Any]) -> Select:
+    """Visible alerts narrowed by ``status``, ``severity``, ``rule_id``, ``incident_id``,
+    ``source``, ``tlp``, ``tag``, ``technique`` and creation time; unordered."""
+    statement = select(Alert).where(visibility(principal))
+    for name in ("status", "severity", "rule_id", "incident_id", "source", "tlp"):
         if filters.get(name) is not None:
             statement = statement.where(getattr(Alert, name) == filters[name])
+    if filters.get("tag"):
+        statement = statement.where(Alert.tags.contains([filters["tag"]]))
+    if filters.get("technique"):
+        statement = statement.where(Alert.techniques.contains([filters["technique"]]))
     if filters.get("created_after") is not None:
         statement = statement.where(Alert.created_at >= filters["created_after"])
     if filters.get("created_before") is not None:
@@ -411,8 +445,9 @@ def alerts_statement(filters: Mapping[str, Any]) -> Select:
     return statement
 
 
-def get_alert(alert_id: int, *, lock: bool = False) -> Alert:
-    statement = select(Alert).where(Alert.id == alert_id)
+def get_alert(principal: Principal, alert_id: int, *, lock: bool = False) -> Alert:
+    """The alert, or 404 whether it is missing or hidden (:func:`visibility`)."""
+    statement = select(Alert).where(Alert.id == alert_id, visibility(principal))
     return first_or_404(statement, f"Alert {alert_id} does not exist.", lock=lock)
 
 
@@ -444,15 +479,28 @@ def escalate_alert(alert: Alert, principal: Principal, overrides: Mapping[str, A
 def _escalate(
     alert: Alert, principal: Principal, overrides: Mapping[str, Any], automatic: bool
 ) -> Incident:
-    alert.transition_to("escalated")
+    if alert.status not in ("open", "acknowledged"):
+        alert.transition_to("escalated")  # refuses with the workflow's 409
     incident = incidents.create_incident(principal, {**_incident_fields(alert), **overrides})
-    alert.incident_id = incident.id
+    # What it carried is on the alert (merge_carried), as for any merge.
+    incident_merge.carry_alert(incident, alert, principal)
     emit(EventType.ALERT_ESCALATED, alert.id, {"incident_id": incident.id, "automatic": automatic})
     return incident
 
 
 def _incident_fields(alert: Alert) -> dict[str, Any]:
     group = ", ".join(f"{name}={value}" for name, value in sorted(alert.group_values.items()))
+    if alert.rule_name is None:
+        return {
+            "title": f"Alert: {alert.title}"[:200],
+            "severity": alert.severity,
+            "tlp": alert.tlp,
+            "description": (
+                f"Raised from alert {alert.id}: {alert.source} alert {alert.source_ref!r}, "
+                f"seen {alert.count} time(s) between {alert.first_seen.isoformat()} and "
+                f"{alert.last_seen.isoformat()}.\n\n{alert.description}"
+            ).strip(),
+        }
     return {
         "title": f"Alert: {alert.rule_name}"[:200],
         "severity": alert.severity,

@@ -5,8 +5,8 @@ An incident's comments are written by :func:`security.modules.incidents.add_comm
 edits or deletes a comment (:class:`Forbidden` otherwise, even for an admin: the words
 are theirs); an edit keeps the replaced text as a revision, and for an incident's comment
 the timeline entry shows the current text (a deleted one: none, marked ``deleted``). A
-comment is as visible as its subject: a TLP-red incident's comments, and its tasks', are
-404 to whoever may not see the incident.
+comment is as visible as its subject: a TLP-red incident's comments, its tasks' and its
+alerts', are 404 to whoever may not see the incident (``alerts.visibility``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sqlalchemy import Select, select
 from models import Alert, Comment, CommentRevision, Incident, Task, TimelineEntry, db, utcnow
 from security.errors import Forbidden, NotFound
 from security.events import EventType, emit
-from security.modules import incidents
+from security.modules import alerts, incidents
 from security.modules.principals import Principal
 
 
@@ -54,7 +54,10 @@ def _subject_visible(principal: Principal, comment: Comment) -> bool:
     if comment.task_id is not None:
         incident_id = db.session.scalar(select(Task.incident_id).where(Task.id == comment.task_id))
     if incident_id is None:
-        return True  # an alert's comment: alerts are readable by every role
+        visible_alert = select(Alert.id).where(
+            Alert.id == comment.alert_id, alerts.visibility(principal)
+        )
+        return db.session.scalar(visible_alert) is not None
     visible = select(Incident.id).where(Incident.id == incident_id, incidents.visibility(principal))
     return db.session.scalar(visible) is not None
 

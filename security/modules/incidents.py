@@ -17,11 +17,20 @@ from models import Comment, Incident, Task, TimelineEntry, User, db, utcnow
 from models.vocabulary import OPEN_TASK_STATUSES
 from security.errors import Conflict, Invalid
 from security.events import EventType, emit
-from security.modules import custom_fields
+from security.modules import attack, custom_fields
 from security.modules.lookup import first_or_404
 from security.modules.principals import Principal
 
-EDITABLE_FIELDS = ("title", "description", "severity", "tlp", "assignee", "custom_fields")
+EDITABLE_FIELDS = (
+    "title",
+    "description",
+    "severity",
+    "tlp",
+    "assignee",
+    "tags",
+    "techniques",
+    "custom_fields",
+)
 # Statuses an incident may not reach while a mandatory task is open.
 DONE_STATUSES = frozenset({"resolved", "closed"})
 
@@ -71,6 +80,8 @@ def create_incident(principal: Principal, data: dict[str, Any]) -> Incident:
         tlp=data.get("tlp", "amber"),
         reporter=principal.user,
         assignee=resolve_assignee(data.get("assignee")),
+        tags=sorted(set(data.get("tags", []))),
+        techniques=attack.check_techniques(data.get("techniques", [])),
         custom_fields=custom_fields.checked_values(data.get("custom_fields", {}), creating=True),
         status="new",
         version=1,
@@ -116,7 +127,7 @@ def update_incident(incident: Incident, principal: Principal, data: dict[str, An
                 changes[field] = [incident.custom_fields, new_value]
                 incident.custom_fields = new_value
             continue
-        new_value = data[field].strip() if field == "title" else data[field]
+        new_value = _edited_value(field, data[field])
         old_value = getattr(incident, field)
         if old_value != new_value:
             setattr(incident, field, new_value)
@@ -132,6 +143,17 @@ def update_incident(incident: Incident, principal: Principal, data: dict[str, An
         previous, assignee = changes["assignee"]
         emit(EventType.INCIDENT_ASSIGNED, incident.id, {"from": previous, "to": assignee})
     return changes
+
+
+def _edited_value(field: str, value: Any) -> Any:
+    """An edit's value as stored (labels canonical, techniques checked)."""
+    if field == "title":
+        return value.strip()
+    if field == "tags":
+        return sorted(set(value))
+    if field == "techniques":
+        return attack.check_techniques(value)
+    return value
 
 
 def change_status(

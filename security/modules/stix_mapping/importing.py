@@ -60,6 +60,9 @@ class ImportResult:
     iocs: list[ImportedIoc] = field(default_factory=list)
     unmapped: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    # ATT&CK attack-patterns (also listed as skipped: they become no IOC) for the
+    # technique catalogue, as they arrived.
+    attack_patterns: list[Mapping[str, Any]] = field(default_factory=list)
 
 
 def _normalized(ioc_type: str, value: str) -> str:
@@ -158,6 +161,8 @@ def parse_bundle(bundle_json: str | bytes | Mapping[str, Any]) -> ImportResult:
         if converter is None:
             if object_type != "marking-definition":
                 result.skipped.append((object_id, str(object_type)))
+            if object_type == "attack-pattern":
+                result.attack_patterns.append(raw)
             continue
         spec_version = raw.get("spec_version", "2.0")
         if spec_version not in SPEC_VERSIONS:

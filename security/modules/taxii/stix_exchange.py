@@ -17,7 +17,8 @@ from typing import Any
 import stix2
 
 from models import Ioc
-from security.modules import intel
+from security.events import actor_of
+from security.modules import attack, intel
 from security.modules.principals import Principal
 from security.modules.stix_mapping import (
     EXPORTABLE_IOC_TYPES,
@@ -69,12 +70,17 @@ def stix_dict(indicator: Ioc) -> dict:
     return json.loads(_serialized(indicator_record(indicator)))
 
 
-def export_bundle(indicators: Iterable[Ioc]) -> stix2.Bundle:
+def export_bundle(indicators: Iterable[Ioc], techniques: Iterable[str] = ()) -> stix2.Bundle:
     """A bundle of the exportable IOCs among ``indicators`` (TLP red and unmapped left out),
-    with the TLP marking definitions they use."""
-    return build_bundle(
+    with the TLP marking definitions they use, and an attack-pattern per ATT&CK technique
+    in ``techniques`` (an incident's)."""
+    bundle = build_bundle(
         indicator_record(indicator) for indicator in indicators if is_exportable(indicator)
     )
+    patterns = attack.attack_patterns(list(techniques))
+    if not patterns:
+        return bundle
+    return stix2.Bundle(objects=[*bundle.get("objects", []), *patterns])
 
 
 @dataclass
@@ -123,8 +129,10 @@ def store_imported(
 ) -> StixImport:
     """Add or merge the IOCs of a parsed bundle, in the caller's transaction.
 
-    Raises :class:`~security.modules.ioc_values.InvalidIoc` when the bundle holds
-    more IOCs than one bulk call may store.
+    ATT&CK attack-patterns among the objects load the technique catalogue
+    (:func:`security.modules.attack.load_attack_patterns`). Raises
+    :class:`~security.modules.ioc_values.InvalidIoc` when the bundle holds more IOCs than
+    one bulk call may store.
     """
     outcome = StixImport(failures=dict(parsed.unmapped), skipped=list(parsed.skipped))
     defaults: Mapping[str, Any] = {
@@ -132,6 +140,8 @@ def store_imported(
         "confidence": default_confidence,
         "tlp": default_tlp,
     }
+    if parsed.attack_patterns:
+        attack.load_attack_patterns(parsed.attack_patterns, actor=actor_of(principal))
     items = [_store_item(imported) for imported in parsed.iocs]
     if not items:
         return outcome  # nothing for the IOC store (markings, malware): no import event
