@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,6 +43,9 @@ DEFAULT_TAXII_POLL_DEADLINE_SECONDS = 600
 DEFAULT_TAXII_PAGE_DEADLINE_SECONDS = 120
 # A poll holds its feed's lease for 15 minutes (taxii.client.LEASE): it must end before.
 MAX_TAXII_POLL_DEADLINE_SECONDS = 14 * 60
+# Evidence files (case work): where they are stored and the largest one accepted.
+DEFAULT_EVIDENCE_DIR = str(Path(__file__).resolve().parent / "instance" / "evidence")
+DEFAULT_EVIDENCE_MAX_BYTES = 25 * 1024 * 1024
 
 
 class ConfigError(RuntimeError):
@@ -91,6 +95,8 @@ class Settings:
     taxii_page_deadline_seconds: int = DEFAULT_TAXII_PAGE_DEADLINE_SECONDS
     # automation (issue 16): the job queue's and the webhooks' knobs, as Flask config keys.
     automation: dict[str, Any] = field(default_factory=dict)
+    evidence_dir: str = DEFAULT_EVIDENCE_DIR
+    evidence_max_bytes: int = DEFAULT_EVIDENCE_MAX_BYTES
     # Name -> secret of the set ones; kept out of repr() so no log or traceback shows them.
     env_credentials: dict[str, str] = field(default_factory=dict, repr=False)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -141,6 +147,8 @@ class Settings:
             "TAXII_POLL_DEADLINE_SECONDS": self.taxii_poll_deadline_seconds,
             "TAXII_PAGE_DEADLINE_SECONDS": self.taxii_page_deadline_seconds,
             **self.automation,
+            "EVIDENCE_DIR": self.evidence_dir,
+            "EVIDENCE_MAX_BYTES": self.evidence_max_bytes,
             # Unset credentials are None, so their checks fail (never pass).
             **{name: self.env_credentials.get(name) for name in ENV_CREDENTIAL_NAMES},
             # Flask-RESTful appends "did you mean" hints to 404s; the problem handler owns them.
@@ -490,6 +498,10 @@ def load_settings(
         client_certificate_header=env.get("CLIENT_CERTIFICATE_HEADER", "").strip(),
         **_taxii_deadlines(env),
         automation=_automation_settings(env),
+        evidence_dir=env.get("EVIDENCE_DIR", "").strip() or DEFAULT_EVIDENCE_DIR,
+        evidence_max_bytes=_int_setting(
+            env, "EVIDENCE_MAX_BYTES", DEFAULT_EVIDENCE_MAX_BYTES, minimum=1
+        ),
         env_credentials=_env_credentials(env),
         extra=overrides,
         identity=identity_settings(env),

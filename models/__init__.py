@@ -9,11 +9,16 @@ from models.attack import AttackTechnique
 from models.audit import AuditEntry
 from models.base import db, utcnow
 from models.blocks import AuthBlock, LoginFailure
+from models.comments import Comment, CommentRevision
+from models.custom_fields import CustomField
 from models.detection import Alert, AlertObservable, DetectionRule
+from models.evidence import Evidence
+from models.incident_templates import IncidentTemplate
 from models.incidents import IdempotencyRecord, Incident, TimelineEntry
 from models.iocs import IncidentIoc, Ioc
 from models.notifications import NotificationChannel
 from models.sla_policies import SlaPolicy
+from models.tasks import Task
 from models.taxii import TaxiiCollection, TaxiiFeed, TaxiiObject, TaxiiStatus
 from models.users import (
     AuthToken,
@@ -33,11 +38,16 @@ __all__ = [
     "AuditEntry",
     "AuthBlock",
     "AuthToken",
+    "Comment",
+    "CommentRevision",
     "CredentialUsage",
+    "CustomField",
     "DetectionRule",
+    "Evidence",
     "IdempotencyRecord",
     "Incident",
     "IncidentIoc",
+    "IncidentTemplate",
     "Ioc",
     # automation (issue 16)
     "IocExpiryNotice",
@@ -49,6 +59,7 @@ __all__ = [
     "PasswordReset",
     "SlaPolicy",
     "SlaTimerMark",
+    "Task",
     "TaxiiCollection",
     "TaxiiFeed",
     "TaxiiObject",

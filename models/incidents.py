@@ -37,6 +37,12 @@ class Incident(Model):
         Index("ix_incidents_search", "search_vector", postgresql_using="gin"),
         Index("ix_incidents_tags", "tags", postgresql_using="gin"),
         Index("ix_incidents_techniques", "techniques", postgresql_using="gin"),
+        Index(
+            "ix_incidents_custom_fields",
+            "custom_fields",
+            postgresql_using="gin",
+            postgresql_ops={"custom_fields": "jsonb_path_ops"},
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -66,6 +72,10 @@ class Incident(Model):
     # Set when this incident was closed as a duplicate of another (its work moved there).
     merged_into_id: Mapped[int | None] = mapped_column(
         ForeignKey("incidents.id", ondelete="SET NULL")
+    )
+    # Values of the admin-defined custom fields, {name: value} (models/custom_fields.py).
+    custom_fields: Mapped[dict] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
     )
     search_vector = mapped_column(
         TSVECTOR,

@@ -32,6 +32,9 @@ TIMELINE_KINDS = (
     "alert_merge",
     "alert_unmerge",
     "incident_merge",
+    # case work, part B: a task's or a piece of evidence's change
+    "task",
+    "evidence",
 )
 
 ALERT_STATUSES = ("open", "acknowledged", "dismissed", "escalated")
@@ -60,3 +63,9 @@ SLA_STAGES = ("approaching", "breached")
 # case work, part A: what an alert's observables may be: the IOC types
 # (security.modules.ioc_values.IOC_TYPES) plus these, which the IOC store does not hold.
 OBSERVABLE_EXTRA_TYPES = ("filename", "hostname", "user", "process", "registry")
+# --- case work (issue 15, part B): tasks, custom fields, evidence ---
+TASK_STATUSES = ("todo", "in_progress", "done", "cancelled")
+# The statuses of a task still to do: what /tasks?status=open and the resolve check mean.
+OPEN_TASK_STATUSES = ("todo", "in_progress")
+TASK_STATUS_FILTERS = (*TASK_STATUSES, "open")
+CUSTOM_FIELD_TYPES = ("text", "number", "boolean", "date", "choice")

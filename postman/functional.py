@@ -22,6 +22,7 @@ from collection_builder import (
     status,
 )
 from functional_case_alerts import CASE_ALERTS  # case work, part A
+from functional_case_work import CASE_WORK
 from functional_detection import DETECTION
 from functional_identity import IDENTITY
 from functional_iocs import API_KEYS, CLEANUP, INTEL
@@ -432,6 +433,7 @@ def build() -> dict:
             IDENTITY,
             WEBHOOKS,  # automation (issue 16)
             CASE_ALERTS,  # case work, part A
+            CASE_WORK,
             CLEANUP,
             ADMINISTRATION,
             LOGOUT,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import owasp_areas
 import owasp_case_alerts  # case work, part A
+import owasp_case_work
 import owasp_identity
 from collection_builder import (
     BEFORE_EVERY_REQUEST,
@@ -978,6 +979,7 @@ AREA_FOLDERS = [
     owasp_areas.INJECTION,
     owasp_identity.IDENTITY,
     owasp_case_alerts.CASE_ALERTS,  # case work, part A
+    owasp_case_work.CASE_WORK,
 ]
 
 

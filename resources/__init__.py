@@ -14,10 +14,14 @@ from resources import (
     audit,
     auth,
     blocks,
+    comments,
+    custom_fields,
     detection,
     docs,
+    evidence,
     health,
     incident_links,
+    incident_templates,
     incidents,
     iocs,
     metrics,
@@ -27,6 +31,7 @@ from resources import (
     sla_policies,
     sso,  # identity
     stix,
+    tasks,
     taxii,
     users,  # identity
     webhooks,  # automation (issue 16)
@@ -53,6 +58,12 @@ AREAS = [
     incident_links,
     attack,
     notifications,  # automation (issue 16)
+    # case work (issue 15, part B)
+    tasks,
+    incident_templates,
+    custom_fields,
+    evidence,
+    comments,
     openapi,
     docs,
 ]

@@ -13,8 +13,8 @@ from resources.openapi import Operation
 from resources.responding import page_response, respond
 from schemas.incidents import (
     CommentSchema,
-    IncidentCreateSchema,
     IncidentListQuerySchema,
+    IncidentOpenSchema,
     IncidentPageSchema,
     IncidentSchema,
     IncidentUpdateSchema,
@@ -22,7 +22,7 @@ from schemas.incidents import (
     TimelineEntrySchema,
     TimelineSchema,
 )
-from security.modules import incidents
+from security.modules import custom_fields, incident_templates, incidents
 
 INCIDENT_CREATION = idempotency.Creation("incidents.create", Incident)
 COMMENT_CREATION = idempotency.Creation("incidents.comment", TimelineEntry)
@@ -35,15 +35,20 @@ class IncidentList(Resource):
             permission="incidents:read",
             query=IncidentListQuerySchema,
             responses={200: IncidentPageSchema},
+            errors=(422,),
         ),
         "post": Operation(
             "Open an incident",
             permission="incidents:write",
-            body=IncidentCreateSchema,
+            body=IncidentOpenSchema,
             responses={201: IncidentSchema},
             headers=("ETag", "Location", "Idempotent-Replayed"),
             idempotent=True,
             errors=(422,),
+            description=(
+                "With template, the template's severity, TLP, tags, description and custom "
+                "fields are the defaults and its tasks are added."
+            ),
         ),
     }
 
@@ -70,14 +75,20 @@ class IncidentList(Resource):
             statement = statement.where(Incident.created_at >= query["created_after"])
         if "created_before" in query:
             statement = statement.where(Incident.created_at < query["created_before"])
+        if "custom_field" in query:
+            statement = statement.where(custom_fields.filter_condition(query["custom_field"]))
         return page_response(statement, Incident.created_at, Incident.id, query)
 
     def post(self):
         principal = authorize("incidents:write")
-        data = load_json(IncidentCreateSchema())
+        data = load_json(IncidentOpenSchema())
+
+        opening = (
+            incident_templates.open_incident if "template" in data else incidents.create_incident
+        )
 
         def create():
-            incident = incidents.create_incident(principal, data)
+            incident = opening(principal, data)
             location = {"Location": f"/incidents/{incident.id}"}
             return respond(incident, 201, etag=incident.version, headers=location)
 
@@ -128,7 +139,11 @@ class IncidentStatus(Resource):
             headers=("ETag",),
             if_match=True,
             errors=(409,),
-            description="An illegal transition is 409 and lists the allowed ones.",
+            description=(
+                "An illegal transition is 409 and lists the allowed ones; resolving or "
+                "closing while mandatory tasks are open is 409 naming them "
+                "(open_mandatory_tasks)."
+            ),
         )
     }
 

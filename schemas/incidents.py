@@ -3,9 +3,9 @@ filters), and the incident and timeline answers."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from marshmallow import ValidationError, fields, validate
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from models.vocabulary import INCIDENT_STATUSES, SEVERITIES, TIMELINE_KINDS, TLP_LEVELS
 from schemas.auth import USERNAME_PATTERN
@@ -77,6 +77,14 @@ def _assignee_field(**kwargs) -> fields.String:
     )
 
 
+def _custom_fields_field() -> fields.Dict:
+    return fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(allow_none=True),
+        metadata={"description": "values of the admin-defined custom fields, by name"},
+    )
+
+
 class IncidentCreateSchema(StrictSchema):
     title = trimmed_string(max_length=200, required=True)
     description = fields.String(load_default="", validate=validate.Length(max=DESCRIPTION_MAX))
@@ -87,6 +95,33 @@ class IncidentCreateSchema(StrictSchema):
     techniques = techniques_field()
 
 
+class IncidentOpenSchema(IncidentCreateSchema):
+    """``POST /incidents``: title and severity are required unless a ``template`` gives
+    them; the description defaults to empty and the TLP to amber, or to the template's."""
+
+    openapi_extra: ClassVar[dict[str, Any]] = {
+        "anyOf": [{"required": ["template"]}, {"required": ["title", "severity"]}]
+    }
+    title = trimmed_string(max_length=200)
+    description = fields.String(validate=validate.Length(max=DESCRIPTION_MAX))
+    severity = fields.String(validate=validate.OneOf(SEVERITIES))
+    tlp = fields.String(validate=validate.OneOf(TLP_LEVELS))
+    template = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "the name of an incident template to open it from"},
+    )
+    custom_fields = _custom_fields_field()
+
+    @validates_schema
+    def _title_and_severity_or_template(self, data: dict, **kwargs) -> None:
+        if "template" in data:
+            return
+        missing = {name: ["required without a template"] for name in ("title", "severity")}
+        missing = {name: errors for name, errors in missing.items() if name not in data}
+        if missing:
+            raise ValidationError(missing)
+
+
 class IncidentUpdateSchema(ChangeSchema):
     title = trimmed_string(max_length=200)
     description = fields.String(validate=validate.Length(max=DESCRIPTION_MAX))
@@ -95,6 +130,7 @@ class IncidentUpdateSchema(ChangeSchema):
     assignee = _assignee_field()
     tags = tags_field()
     techniques = techniques_field()
+    custom_fields = _custom_fields_field()
 
 
 class StatusChangeSchema(StrictSchema):
@@ -114,6 +150,10 @@ class IncidentListQuerySchema(TimeRangeQuerySchema):
     q = fields.String(validate=validate.Length(min=1, max=200))
     tag = tag_field()
     technique = TechniqueId()
+    custom_field = fields.String(
+        validate=FullMatch(r"^[a-z][a-z0-9_]{0,63}:.{0,200}$"),
+        metadata={"description": "name:value, incidents whose custom field holds the value"},
+    )
 
 
 # --- responses ----------------------------------------------------------------------------
@@ -174,6 +214,7 @@ class IncidentSchema(ResponseSchema):
         allow_none=True,
         metadata={"description": "the incident this one was merged into as a duplicate"},
     )
+    custom_fields = fields.Dict(keys=fields.String(), required=True)
 
 
 class TimelineEntrySchema(ResponseSchema):

@@ -136,6 +136,19 @@ class EventType(StrEnum):
     NOTIFICATION_CHANNEL_CREATED = "notification_channel.create"
     NOTIFICATION_CHANNEL_EDITED = "notification_channel.update"
     NOTIFICATION_CHANNEL_DELETED = "notification_channel.delete"
+    # case work (issue 15, part B): tasks, templates, custom fields, evidence
+    TASK_CREATED = "task.create"
+    TASK_EDITED = "task.update"
+    INCIDENT_TEMPLATE_CREATED = "incident_template.create"
+    INCIDENT_TEMPLATE_EDITED = "incident_template.update"
+    INCIDENT_TEMPLATE_DELETED = "incident_template.delete"
+    CUSTOM_FIELD_CREATED = "custom_field.create"
+    CUSTOM_FIELD_DELETED = "custom_field.delete"
+    EVIDENCE_ADDED = "evidence.create"
+    EVIDENCE_DELETED = "evidence.delete"
+    COMMENT_CREATED = "comment.create"
+    COMMENT_EDITED = "comment.update"
+    COMMENT_DELETED = "comment.delete"
 
     @property
     def subject_type(self) -> str:

@@ -96,10 +96,12 @@ def app_settings(database_url: str, **extra) -> dict:
 
 
 @pytest.fixture(scope="session")
-def app(database_url: str):
+def app(database_url: str, tmp_path_factory: pytest.TempPathFactory):
     from app import create_app
 
-    application = create_app(app_settings(database_url))
+    # Evidence files go to a directory of the session's own, never the checkout's instance/.
+    evidence_dir = str(tmp_path_factory.mktemp("evidence"))
+    application = create_app(app_settings(database_url, EVIDENCE_DIR=evidence_dir))
     yield application
     with application.app_context():
         from models import db

@@ -9,6 +9,7 @@ endpoint must be added here.
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -275,6 +276,56 @@ def exercise_case_alerts(admin, incident_id: int) -> None:
     _ok(admin.client.get("/attack/techniques/T1566"))
 
 
+def exercise_case_work(admin, incident_id: int) -> None:
+    """Tasks, templates, custom fields and evidence (issue 15, part B)."""
+    field = {"name": "unit", "label": "Unit", "field_type": "choice", "choices": ["it"]}
+    field_id = _ok(admin.client.post("/custom-fields", json=field), 201)["id"]
+    _ok(admin.client.get("/custom-fields"))
+    _ok(admin.client.get(f"/custom-fields/{field_id}"))
+    template = {
+        "name": "shape",
+        "title": "From a template",
+        "severity": "low",
+        "tasks": [{"title": "First", "mandatory": True}],
+        "custom_fields": {"unit": "it"},
+    }
+    template_id = _ok(admin.client.post("/incident-templates", json=template), 201)["id"]
+    base = f"/incident-templates/{template_id}"
+    _ok(admin.client.get("/incident-templates"))
+    _ok(admin.client.get(base))
+    _ok(admin.client.patch(base, json={"severity": "medium"}))
+    exported = _ok(admin.client.get(f"{base}/export"))
+    _ok(admin.client.post("/incident-templates/import", json=exported))
+    _ok(admin.client.post("/incident-templates/import", json={**exported, "name": "copy"}), 201)
+    _ok(admin.client.post("/incidents", json={"template": "shape"}), 201)
+    _ok(admin.client.get("/incidents", query_string={"custom_field": "unit:it"}))
+    tasks = f"/incidents/{incident_id}/tasks"
+    task = {"title": "Check", "assignee": admin.username, "due_at": "2099-01-01T00:00:00Z"}
+    task_id = _ok(admin.client.post(tasks, json=task), 201)["id"]
+    _ok(admin.client.get(tasks))
+    _ok(admin.client.get(f"{tasks}/{task_id}"))
+    _ok(admin.client.patch(f"{tasks}/{task_id}", json={"status": "in_progress"}))
+    _ok(admin.client.get("/tasks", query_string={"assignee": "me", "status": "open"}))
+    evidence = f"/incidents/{incident_id}/evidence"
+    upload = {"file": (io.BytesIO(b"shape"), "shape.txt", "text/plain")}
+    piece = _ok(admin.client.post(evidence, data=upload, content_type="multipart/form-data"), 201)
+    _ok(admin.client.get(evidence))
+    _ok(admin.client.get(f"{evidence}/{piece['id']}"))
+    _ok(admin.client.get(f"{evidence}/{piece['id']}/content"))
+    _ok(admin.client.delete(f"{evidence}/{piece['id']}"), 204)
+    task_comments = f"{tasks}/{task_id}/comments"
+    comment_id = _ok(admin.client.post(task_comments, json={"body": "started"}), 201)["id"]
+    _ok(admin.client.get(task_comments))
+    _ok(admin.client.patch(f"/comments/{comment_id}", json={"body": "started at 9"}))
+    _ok(admin.client.get(f"/comments/{comment_id}"))
+    _ok(admin.client.delete(f"/comments/{comment_id}"), 204)
+    alert_id = _ok(admin.client.get("/alerts"))["items"][0]["id"]
+    _ok(admin.client.post(f"/alerts/{alert_id}/comments", json={"body": "noisy"}), 201)
+    _ok(admin.client.get(f"/alerts/{alert_id}/comments"))
+    _ok(admin.client.delete(base), 204)
+    _ok(admin.client.delete(f"/custom-fields/{field_id}"), 204)
+
+
 @pytest.fixture
 def every_answer(client, admin, answers, taxii_settings, live_server, sso) -> list[Answer]:
     exercise_auth_and_health(client, admin)
@@ -288,6 +339,7 @@ def every_answer(client, admin, answers, taxii_settings, live_server, sso) -> li
     exercise_identity(client, admin)
     exercise_webhooks(admin)
     exercise_case_alerts(admin, incident_id)  # case work, part A
+    exercise_case_work(admin, incident_id)
     return list(answers)
 
 

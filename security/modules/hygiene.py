@@ -2,8 +2,10 @@
 and which proxies' ``X-Forwarded-*`` headers are believed.
 
 A resource may widen two of these for itself with class attributes: ``max_content_length``
-(bytes, for bulk endpoints) and ``body_media_types`` (e.g. ``("text/plain",)`` for an
-endpoint that reads plain text).
+(bytes, for bulk endpoints) or ``max_content_length_setting`` (the config key holding it,
+plus ``body_overhead`` bytes: evidence uploads take ``EVIDENCE_MAX_BYTES`` and their
+multipart framing), and ``body_media_types`` (e.g. ``("text/plain",)`` for an endpoint
+that reads plain text, ``("multipart/form-data",)`` for an upload).
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def check_body() -> None:
     if not _has_body():
         return
     view_class = _view_class()
-    limit = getattr(view_class, "max_content_length", None) or request.max_content_length
+    limit = _body_limit(view_class)
     request.max_content_length = limit
     if limit is not None and (request.content_length or 0) > limit:
         raise TooLarge(f"The request body is larger than {limit} bytes.")
@@ -73,6 +75,14 @@ def check_body() -> None:
         return
     accepted: Sequence[str] = getattr(view_class, "body_media_types", JSON_MEDIA_TYPES)
     require_json_content_type(accepted)
+
+
+def _body_limit(view_class: type | None) -> int | None:
+    """The largest body the endpoint reads: its own limit, or the app's."""
+    setting = getattr(view_class, "max_content_length_setting", None)
+    if setting is not None:
+        return current_app.config[setting] + getattr(view_class, "body_overhead", 0)
+    return getattr(view_class, "max_content_length", None) or request.max_content_length
 
 
 def install_proxy_fix(app: Flask) -> None:

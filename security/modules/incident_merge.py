@@ -27,10 +27,20 @@ from typing import Any
 from sqlalchemy import delete, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from models import Alert, AlertObservable, Incident, IncidentIoc, TimelineEntry, db, utcnow
+from models import (
+    Alert,
+    AlertObservable,
+    Comment,
+    Incident,
+    IncidentIoc,
+    TimelineEntry,
+    db,
+    utcnow,
+)
 from models.vocabulary import TLP_LEVELS
 from security.errors import Conflict, Invalid, NotFound
 from security.events import EventType, actor_of, emit, emit_all
+from security.modules import evidence, tasks
 from security.modules.principals import Principal
 
 CARRIED_KINDS = ("tags", "techniques", "ioc_ids")
@@ -222,6 +232,14 @@ def _move_iocs(target: Incident, duplicate: Incident) -> int:
 
 
 def _move_comments(target: Incident, duplicate: Incident) -> int:
+    # The comments themselves (their author may still edit them, on the target now), then
+    # their timeline entries.
+    db.session.execute(
+        update(Comment)
+        .where(Comment.incident_id == duplicate.id)
+        .values(incident_id=target.id)
+        .execution_options(synchronize_session=False)
+    )
     moved = db.session.scalars(
         update(TimelineEntry)
         .where(TimelineEntry.incident_id == duplicate.id, TimelineEntry.kind == "comment")
@@ -236,6 +254,9 @@ DUPLICATE_MOVES: dict[str, Callable[[Incident, Incident], int]] = {
     "alerts": _move_alerts,
     "iocs": _move_iocs,
     "comments": _move_comments,
+    # case work, part B: tasks (after the target's own) and evidence (the bytes stay put)
+    "tasks": lambda target, duplicate: tasks.move_tasks(duplicate, target),
+    "evidence": lambda target, duplicate: evidence.move_evidence(duplicate, target),
 }
 """What :func:`merge_incident` moves from a duplicate, one function per kind of work."""
 

@@ -13,14 +13,26 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, or_, select, true
 
-from models import Incident, TimelineEntry, User, db, utcnow
-from security.errors import Invalid
+from models import Comment, Incident, Task, TimelineEntry, User, db, utcnow
+from models.vocabulary import OPEN_TASK_STATUSES
+from security.errors import Conflict, Invalid
 from security.events import EventType, emit
-from security.modules import attack
+from security.modules import attack, custom_fields
 from security.modules.lookup import first_or_404
 from security.modules.principals import Principal
 
-EDITABLE_FIELDS = ("title", "description", "severity", "tlp", "assignee", "tags", "techniques")
+EDITABLE_FIELDS = (
+    "title",
+    "description",
+    "severity",
+    "tlp",
+    "assignee",
+    "tags",
+    "techniques",
+    "custom_fields",
+)
+# Statuses an incident may not reach while a mandatory task is open.
+DONE_STATUSES = frozenset({"resolved", "closed"})
 
 
 def visibility(principal: Principal, incident: Any = Incident) -> ColumnElement[bool]:
@@ -70,6 +82,7 @@ def create_incident(principal: Principal, data: dict[str, Any]) -> Incident:
         assignee=resolve_assignee(data.get("assignee")),
         tags=sorted(set(data.get("tags", []))),
         techniques=attack.check_techniques(data.get("techniques", [])),
+        custom_fields=custom_fields.checked_values(data.get("custom_fields", {}), creating=True),
         status="new",
         version=1,
         created_at=now,
@@ -108,6 +121,12 @@ def update_incident(incident: Incident, principal: Principal, data: dict[str, An
                 incident.assignee = new_user
                 changes["assignee"] = [old_name, new_name]
             continue
+        if field == "custom_fields":
+            new_value = custom_fields.merged_values(incident.custom_fields, data[field])
+            if new_value != incident.custom_fields:
+                changes[field] = [incident.custom_fields, new_value]
+                incident.custom_fields = new_value
+            continue
         new_value = _edited_value(field, data[field])
         old_value = getattr(incident, field)
         if old_value != new_value:
@@ -140,7 +159,12 @@ def _edited_value(field: str, value: Any) -> Any:
 def change_status(
     incident: Incident, principal: Principal, status: str, comment: str | None
 ) -> None:
-    """Move along the workflow; 409 with the allowed next states otherwise (nothing written)."""
+    """Move along the workflow; 409 with the allowed next states otherwise (nothing written).
+
+    Resolving or closing waits for the mandatory tasks: 409 naming those still open.
+    """
+    if status in DONE_STATUSES:
+        refuse_with_open_mandatory_tasks(incident, status)
     now = utcnow()
     previous = incident.transition_to(status, now)
     _add_timeline(
@@ -155,10 +179,41 @@ def change_status(
     emit(EventType.INCIDENT_STATUS_CHANGED, incident.id, {"from": previous, "to": status})
 
 
+def refuse_with_open_mandatory_tasks(incident: Incident, status: str) -> None:
+    """:class:`Conflict` listing the incident's mandatory tasks still open, if any."""
+    still_open = db.session.execute(
+        select(Task.id, Task.title)
+        .where(
+            Task.incident_id == incident.id,
+            Task.mandatory,
+            Task.status.in_(OPEN_TASK_STATUSES),
+        )
+        .order_by(Task.position, Task.id)
+    ).all()
+    if not still_open:
+        return
+    titles = ", ".join(repr(title) for _, title in still_open)
+    raise Conflict(
+        f"Incident {incident.id} cannot become {status} while mandatory tasks are open: {titles}.",
+        extra={"open_mandatory_tasks": [{"id": id_, "title": title} for id_, title in still_open]},
+    )
+
+
 def add_comment(incident: Incident, principal: Principal, body: str) -> TimelineEntry:
-    entry = _add_timeline(incident, principal, "comment", comment=body.strip())
+    """The comment (its author may edit or delete it: ``security/modules/comments.py``)
+    and its timeline entry, which names it in ``changes``."""
+    comment = Comment(incident_id=incident.id, author_id=principal.user_id, body=body.strip())
+    db.session.add(comment)
     db.session.flush()
-    emit(EventType.INCIDENT_COMMENTED, incident.id, {"timeline_entry": entry.id})
+    entry = _add_timeline(
+        incident, principal, "comment", comment=comment.body, changes={"comment": comment.id}
+    )
+    db.session.flush()
+    emit(
+        EventType.INCIDENT_COMMENTED,
+        incident.id,
+        {"timeline_entry": entry.id, "comment": comment.id},
+    )
     return entry
 
 
@@ -172,16 +227,24 @@ def timeline(incident: Incident) -> list[TimelineEntry]:
     )
 
 
+def note_on_timeline(
+    incident: Incident, principal: Principal | None, kind: str, **fields: Any
+) -> TimelineEntry:
+    """Write an entry on the incident's timeline for a change made elsewhere (a task, a
+    piece of evidence); ``principal`` None is the system."""
+    return _add_timeline(incident, principal, kind, **fields)
+
+
 def _add_timeline(
     incident: Incident,
-    principal: Principal,
+    principal: Principal | None,
     kind: str,
     at: datetime | None = None,
     **fields: Any,
 ) -> TimelineEntry:
     entry = TimelineEntry(
         incident_id=incident.id,
-        actor_id=principal.user_id,
+        actor_id=principal.user_id if principal else None,
         kind=kind,
         created_at=at or utcnow(),
         **fields,
