@@ -16,6 +16,7 @@ from models.taxii import TaxiiCollection, TaxiiFeed, TaxiiObject, TaxiiStatus
 from models.users import (
     AuthToken,
     MfaChallenge,
+    MfaPolicy,
     MfaRecoveryCode,
     PasswordHistoryEntry,
     PasswordReset,
@@ -36,6 +37,7 @@ __all__ = [
     "Ioc",
     "LoginFailure",
     "MfaChallenge",
+    "MfaPolicy",
     "MfaRecoveryCode",
     "PasswordHistoryEntry",
     "PasswordReset",

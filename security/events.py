@@ -119,6 +119,7 @@ class EventType(StrEnum):
     USER_MFA_ENABLED = "user.mfa_enable"
     USER_MFA_DISABLED = "user.mfa_disable"
     USER_MFA_RECOVERY_USED = "user.mfa_recovery_use"
+    MFA_POLICY_CHANGED = "mfa_policy.update"
 
     @property
     def subject_type(self) -> str:
