@@ -1,8 +1,9 @@
 """``SSO_LOCAL_PASSWORDS``: whether a single-sign-on account may also use a local password.
-``disabled`` (the default): its password logs nobody in, and a change, an admin's reset and
-spending a reset token are 409. ``allowed``: an admin's reset gives it one, and login and a
-change then work as for any account. Accounts are made SSO in the database here; the whole
-provider flow is ``tests/test_sso.py``."""
+``disabled`` (the default): its password logs nobody in; a change, an admin's reset and
+spending a reset token are 409, and ``flask set-password``/``reset-password`` exit 5.
+``allowed``: an admin's reset gives it one, and login and a change then work as for any
+account. Accounts are made SSO in the database here; the whole provider flow is
+``tests/test_sso.py``."""
 
 from __future__ import annotations
 
@@ -97,3 +98,14 @@ def test_disabling_later_voids_a_password_and_a_reset_token_issued_while_allowed
     assert client.with_token(None).post("/auth/password/reset", json=body).status_code == 409
     assert log_in(client, LATER_PASSWORD).status_code == 401
     assert log_in(client).status_code == 401
+
+
+def test_the_commands_honour_the_setting(app, client, sso_user, monkeypatch):
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["reset-password", "erin"]).exit_code == 5
+    set_password = ["set-password", "erin", "--password-stdin"]
+    assert runner.invoke(args=set_password, input=NEW_PASSWORD + "\n").exit_code == 5
+    assert log_in(client, NEW_PASSWORD).status_code == 401
+    monkeypatch.setitem(app.config, "SSO_LOCAL_PASSWORDS", "allowed")
+    assert runner.invoke(args=set_password, input=NEW_PASSWORD + "\n").exit_code == 0
+    assert log_in(client, NEW_PASSWORD).status_code == 200
