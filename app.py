@@ -275,17 +275,20 @@ def prune_command() -> None:
 def set_password_command(username: str, password_stdin: bool) -> None:
     """Give a user a new password, under the whole policy (one of the last
     PASSWORD_HISTORY_SIZE is refused). Exit codes: 0 set, 1 no such user, 3 password
-    rejected."""
+    rejected, 5 an SSO account while SSO_LOCAL_PASSWORDS is disabled."""
     from sqlalchemy import func, select
 
     from models import User
     from security.events import Actor
-    from security.modules.users import PasswordRefused, set_password
+    from security.modules.users import PasswordRefused, local_password_allowed, set_password
 
     user = db.session.scalar(select(User).where(func.lower(User.username) == username.lower()))
     if user is None:
         click.echo(f"error: no user is named {username!r}", err=True)
         sys.exit(EXIT_NO_SUCH_USER)
+    if not local_password_allowed(user):  # identity: SSO_LOCAL_PASSWORDS
+        click.echo(f"error: {user.username!r} signs in through single sign-on", err=True)
+        sys.exit(EXIT_SSO_ACCOUNT)
     try:
         set_password(user, _read_password(password_stdin), actor=Actor(None, "cli"))
     except PasswordRefused as error:

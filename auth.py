@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from errors import ApiError
 from models import AuthToken, User, db, utcnow
 from security.events import Actor, EventType, actor_of, emit
-from security.modules import audit, blocks
+from security.modules import audit, blocks, mfa_policy
 from security.modules.client_certificates import resolve_client_certificate
 from security.modules.principals import (
     LAST_USED_RESOLUTION,
@@ -171,25 +171,32 @@ def resolve_login_token(raw: str) -> Principal | None:
     cached = _verified_tokens().get(digest)
     if cached is not None:
         return cached
-    token = db.session.scalars(select(AuthToken).where(AuthToken.token_hash == digest)).first()
+    # The second-factor policy comes in the same statement: no round trip of its own.
+    statement = select(AuthToken, mfa_policy.required_roles_column())
+    found = db.session.execute(statement.where(AuthToken.token_hash == digest)).first()
+    if found is None:
+        return None
+    token, required_roles = found
     now = utcnow()
-    if token is None or token.revoked_at is not None or token.expires_at <= now:
+    if token.revoked_at is not None or token.expires_at <= now:
         return None
     if not token.user.is_active:
         return None
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         token.last_used_at = now
         db.session.commit()
-    principal = Principal.of(token.user, session_permissions(token.user), "token", token.id)
+    permissions = session_permissions(token.user, required_roles or ())
+    principal = Principal.of(token.user, permissions, "token", token.id)
     _verified_tokens().put(digest, principal, token.expires_at)
     return principal
 
 
-def session_permissions(user: User) -> frozenset[str]:
+def session_permissions(user: User, required_roles: Collection[str]) -> frozenset[str]:
     """What a login session of ``user`` grants: their role's permissions, or nothing but
     their own account (``/auth/me``, enrolling a second factor, logging out) while their
-    role requires a second factor (``MFA_REQUIRED_ROLES``) they have not enabled."""
-    if user.role in current_app.config["MFA_REQUIRED_ROLES"] and not user.mfa_enabled:
+    role is one of the admins' ``required_roles`` (``/auth/mfa-policy``,
+    :mod:`security.modules.mfa_policy`) and they have no second factor enabled."""
+    if user.role in required_roles and not user.mfa_enabled:
         return frozenset()
     return permissions_for_role(user.role)
 

@@ -511,6 +511,7 @@ def load_settings(
 # --- identity: second factor, password resets, single sign-on -----------------------------
 
 DEFAULT_OIDC_CLOCK_SKEW_SECONDS = 60
+SSO_LOCAL_PASSWORD_CHOICES = ("disabled", "allowed")
 
 
 def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -531,16 +532,23 @@ def _oidc_role_map(env: Mapping[str, str]) -> dict[str, str]:
 
 def identity_settings(env: Mapping[str, str]) -> dict[str, Any]:
     """The identity area's settings, as Flask config keys (README, "Identity")."""
-    required_roles = _names(env, "MFA_REQUIRED_ROLES")
-    unknown = [role for role in required_roles if role not in ("admin", "analyst", "viewer")]
-    if unknown:
-        raise ConfigError(f"MFA_REQUIRED_ROLES: unknown roles {unknown}")
+    if env.get("MFA_REQUIRED_ROLES", "").strip():
+        # Refused rather than ignored: an operator setting it would believe a factor is
+        # required while nothing enforces it. The database holds the rule.
+        raise ConfigError(
+            "MFA_REQUIRED_ROLES is no longer read: admins set the roles that need a second "
+            "factor with PATCH /auth/mfa-policy"
+        )
+    sso_local_passwords = env.get("SSO_LOCAL_PASSWORDS", "disabled").strip() or "disabled"
+    if sso_local_passwords not in SSO_LOCAL_PASSWORD_CHOICES:
+        raise ConfigError(
+            f"SSO_LOCAL_PASSWORDS must be disabled or allowed, got {sso_local_passwords!r}"
+        )
     default_role = env.get("OIDC_DEFAULT_ROLE", "").strip()
     if default_role not in ("", "admin", "analyst", "viewer"):
         raise ConfigError(f"OIDC_DEFAULT_ROLE must be a role or empty, got {default_role!r}")
     return {
         "MFA_CHALLENGE_SECONDS": _int_setting(env, "MFA_CHALLENGE_SECONDS", 300, minimum=10),
-        "MFA_REQUIRED_ROLES": frozenset(required_roles),
         "PASSWORD_RESET_TTL_SECONDS": _int_setting(
             env, "PASSWORD_RESET_TTL_SECONDS", 3600, minimum=60
         ),
@@ -557,4 +565,7 @@ def identity_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "OIDC_CLOCK_SKEW_SECONDS": _int_setting(
             env, "OIDC_CLOCK_SKEW_SECONDS", DEFAULT_OIDC_CLOCK_SKEW_SECONDS
         ),
+        # Whether single-sign-on accounts may also have a local password (an admin's reset
+        # gives them one): login, password change and reset all ask.
+        "SSO_LOCAL_PASSWORDS": sso_local_passwords,
     }

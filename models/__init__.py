@@ -23,6 +23,7 @@ from models.taxii import TaxiiCollection, TaxiiFeed, TaxiiObject, TaxiiStatus
 from models.users import (
     AuthToken,
     MfaChallenge,
+    MfaPolicy,
     MfaRecoveryCode,
     PasswordHistoryEntry,
     PasswordReset,
@@ -53,6 +54,7 @@ __all__ = [
     "IocExpiryNotice",
     "LoginFailure",
     "MfaChallenge",
+    "MfaPolicy",
     "MfaRecoveryCode",
     "NotificationChannel",
     "PasswordHistoryEntry",

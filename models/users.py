@@ -1,12 +1,24 @@
 """Accounts, their bearer tokens (the secret itself is never stored, only its SHA-256),
 the hashes of their earlier passwords (the password policy's history), and the second
-factor's and password reset's one-time secrets (hashed too)."""
+factor's and password reset's one-time secrets (hashed too), and the policy naming the
+roles that must use a second factor."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, func, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Model, utcnow
@@ -122,3 +134,23 @@ class PasswordReset(Model):
     used_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class MfaPolicy(Model):
+    """The roles whose login sessions grant nothing until a second factor is on.
+
+    One row (id 1), edited by admins at ``/auth/mfa-policy``: the only source of the rule,
+    read with every login-token lookup (``auth.resolve_login_token``). No row yet means no
+    role requires a factor; the first edit creates it."""
+
+    __tablename__ = "mfa_policy"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_mfa_policy_single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    required_roles: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), default=list, server_default=text("'{}'")
+    )
+    # Counts edits: the ETag an If-Match names.
+    version: Mapped[int] = mapped_column(default=1, server_default=text("1"))
+    updated_at: Mapped[datetime | None]
+    updated_by: Mapped[str | None] = mapped_column(String(64))

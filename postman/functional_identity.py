@@ -5,8 +5,10 @@ endpoints, and a deactivation that ends the user's token at once.
 It registers its own user (``leaver_<runId>``), so the analyst and viewer of the other
 folders keep working. Enrolment stops short of a TOTP code (the collection has no
 authenticator): confirming with a wrong code is 422, and the admin clears the pending
-enrolment. Single sign-on needs a configured provider; without one its two endpoints
-answer 404, which is what a run on the local server checks.
+enrolment. The second-factor policy requires a factor of analysts, which takes the
+leaver's session down to its own account until it is lifted again. Single sign-on needs
+a configured provider; without one its two endpoints answer 404, which is what a run on
+the local server checks.
 """
 
 from __future__ import annotations
@@ -174,6 +176,60 @@ IDENTITY = folder(
             [problem(401)],
             auth=None,
             body={"challenge": "smc_not-a-challenge", "code": "000000"},
+        ),
+        request(
+            "Read the second-factor policy",
+            "GET",
+            "/auth/mfa-policy",
+            [
+                status(200),
+                json_body("required_roles", "version", "updated_at", "updated_by"),
+                header("ETag", '^"[0-9]+"$'),
+                save("mfaPolicyVersion", "body.version"),
+            ],
+        ),
+        request(
+            "Require a second factor of analysts",
+            "PATCH",
+            "/auth/mfa-policy",
+            [
+                status(200),
+                expect("analysts", 'pm.expect(body.required_roles).to.eql(["analyst"]);'),
+                save("mfaPolicyVersion", "body.version"),
+            ],
+            headers={"If-Match": '"{{mfaPolicyVersion}}"'},
+            body={"required_roles": ["analyst"]},
+        ),
+        request(
+            "An analyst without a factor is refused on the next request",
+            "GET",
+            "/incidents",
+            [problem(403)],
+            auth="leaverToken",
+            prerequest=PAST_THE_CACHE,
+        ),
+        request(
+            "Their session still reads its own account, with no permissions",
+            "GET",
+            "/auth/me",
+            [status(200), expect("none", "pm.expect(body.permissions).to.eql([]);")],
+            auth="leaverToken",
+        ),
+        request(
+            "Lift the requirement",
+            "PATCH",
+            "/auth/mfa-policy",
+            [status(200), expect("none", "pm.expect(body.required_roles).to.eql([]);")],
+            headers={"If-Match": '"{{mfaPolicyVersion}}"'},
+            body={"required_roles": []},
+        ),
+        request(
+            "The analyst's access is back",
+            "GET",
+            "/incidents",
+            [status(200)],
+            auth="leaverToken",
+            prerequest=PAST_THE_CACHE,
         ),
         request(
             "Admin clears the pending second factor",

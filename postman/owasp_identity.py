@@ -27,8 +27,9 @@ def _me(name: str, token: str, variable: str) -> dict:
 IDENTITY = folder(
     "API1/API3/API5 Identity",
     "BOLA on /users/<id> and sessions, privilege escalation through PATCH /users, mass "
-    "assignment of account fields, the last admin, and second-factor management with an "
-    "API key (alice's own, issued here).",
+    "assignment of account fields, the last admin, the second-factor policy (only admins; "
+    "an admin cannot lock their own role out), and second-factor management with an API "
+    "key (alice's own, issued here).",
     [
         _me("Identity: alice's id", "aliceToken", "aliceId"),
         _me("Identity: bob's id", "bobToken", "bobId"),
@@ -156,6 +157,41 @@ IDENTITY = folder(
             "/users/{{adminId}}",
             [problem(409)],
             body={"is_active": False},
+        ),
+        request(
+            "BOLA: bob reads the second-factor policy",
+            "GET",
+            "/auth/mfa-policy",
+            [problem(403)],
+            auth="bobToken",
+        ),
+        request(
+            "Escalation: bob requires a second factor of admins",
+            "PATCH",
+            "/auth/mfa-policy",
+            [problem(403)],
+            auth="bobToken",
+            body={"required_roles": ["admin"]},
+        ),
+        request(
+            "Mass assignment: the policy's version is not settable",
+            "PATCH",
+            "/auth/mfa-policy",
+            [problem(400)],
+            body={"required_roles": [], "version": 99},
+        ),
+        request(
+            "Lockout: an admin without a factor cannot require one of admins",
+            "PATCH",
+            "/auth/mfa-policy",
+            [problem(409)],
+            body={"required_roles": ["admin"]},
+        ),
+        request(
+            "Lockout: the admin keeps every permission",
+            "GET",
+            "/users",
+            [status(200)],
         ),
         request(
             "Identity: alice issues a key",

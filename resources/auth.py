@@ -189,7 +189,8 @@ class PasswordChange(Resource):
             errors=(401, 409, 422),
             description=(
                 "The current password is checked like a login (wrong ones count toward the "
-                "lockout); every other session of the user ends."
+                "lockout); every other session of the user ends. A single-sign-on account "
+                "is 409 while SSO_LOCAL_PASSWORDS is disabled (the default)."
             ),
         )
     }
@@ -222,7 +223,8 @@ class PasswordResetUse(Resource):
             "Set a new password with the one-time reset token an admin issued",
             body=PasswordResetCompleteSchema,
             responses={204: None},
-            errors=(401, 422),
+            errors=(401, 409, 422),
+            description="409: a single-sign-on account while SSO_LOCAL_PASSWORDS is disabled.",
         )
     }
 

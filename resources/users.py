@@ -1,5 +1,6 @@
 """``/users``: the accounts (admins): list, read, edit (role, activation, profile), reset a
-password, end every session, and turn off a second factor.
+password, end every session, and turn off a second factor; and ``/auth/mfa-policy``, the
+roles that must use a second factor.
 
 Every route here is ``users:admin``, which only the admin's ``*:*`` covers: a user reads
 their own account at ``/auth/me`` and their sessions at ``/auth/sessions``.
@@ -15,6 +16,8 @@ from resources.common import ensure_version_matches, load_json, load_query
 from resources.openapi import Operation
 from resources.responding import page_response, respond
 from schemas.users import (
+    MfaPolicySchema,
+    MfaPolicyUpdateSchema,
     PasswordResetIssuedSchema,
     PasswordResetRequestSchema,
     SessionsRevokedSchema,
@@ -23,7 +26,7 @@ from schemas.users import (
     UserPageSchema,
     UserUpdateSchema,
 )
-from security.modules import mfa, passwords, sessions, user_admin
+from security.modules import mfa, mfa_policy, passwords, sessions, user_admin
 
 
 class UserList(Resource):
@@ -144,9 +147,52 @@ class UserMfa(Resource):
         return None, 204
 
 
+class MfaPolicyItem(Resource):
+    openapi = {
+        "get": Operation(
+            "The roles that must use a second factor",
+            permission="users:admin",
+            responses={200: MfaPolicySchema},
+            headers=("ETag",),
+        ),
+        "patch": Operation(
+            "Set the roles that must use a second factor",
+            permission="users:admin",
+            body=MfaPolicyUpdateSchema,
+            responses={200: MfaPolicySchema},
+            headers=("ETag",),
+            if_match=True,
+            errors=(409,),
+            description=(
+                "An admin cannot require a factor of their own role before enabling one "
+                "(409). Takes effect on every worker within a second: a login session of a user of "
+                "a named role without a second factor then grants nothing but their own "
+                "account (GET /auth/me, POST /auth/mfa/enrol) until they enable one. API "
+                "keys and provider-issued JWTs are not login sessions and are not affected."
+            ),
+        ),
+    }
+
+    def get(self):
+        auth.authorize("users:admin")
+        policy = mfa_policy.current_policy()
+        return respond(policy, etag=policy.version)
+
+    def patch(self):
+        principal = auth.authorize("users:admin")
+        data = load_json(MfaPolicyUpdateSchema())
+        policy = mfa_policy.locked_policy()
+        ensure_version_matches(policy.version)
+        mfa_policy.set_required_roles(policy, data["required_roles"], principal.user)
+        db.session.commit()
+        auth.forget_verified_tokens()
+        return respond(policy, etag=policy.version)
+
+
 def register(api) -> None:
     api.add_resource(UserList, "/users")
     api.add_resource(UserItem, "/users/<int:user_id>")
     api.add_resource(UserPasswordReset, "/users/<int:user_id>/password-reset")
     api.add_resource(UserSessions, "/users/<int:user_id>/sessions")
     api.add_resource(UserMfa, "/users/<int:user_id>/mfa")
+    api.add_resource(MfaPolicyItem, "/auth/mfa-policy")

@@ -67,7 +67,7 @@ class MeSchema(UserSchema):
     permissions = ComputedList(lambda principal: sorted(principal.permissions), fields.String())
     credential_type = ComputedString(
         lambda principal: principal.credential_type,
-        metadata={"description": "token (login) or api_key"},
+        metadata={"description": "token (login), api_key, or jwt (an identity provider's)"},
     )
 
     def get_attribute(self, obj: Principal, attr: str, default: object) -> object:

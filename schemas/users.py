@@ -88,6 +88,17 @@ class MfaDisableSchema(StrictSchema):
     )
 
 
+class MfaPolicyUpdateSchema(StrictSchema):
+    """The whole policy: every role that must use a second factor (``[]``: none)."""
+
+    required_roles = fields.List(
+        fields.String(validate=validate.OneOf(ROLES)),
+        required=True,
+        validate=validate.Length(max=len(ROLES)),
+        metadata={"description": "roles whose sessions grant nothing until a factor is on"},
+    )
+
+
 # --- responses ----------------------------------------------------------------------------
 
 
@@ -154,3 +165,14 @@ class MfaChallengeSchema(ResponseSchema):
     mfa_required = fields.Boolean(required=True)
     challenge = text(metadata={"description": "send it to POST /auth/mfa with a code"})
     expires_at = timestamp()
+
+
+class MfaPolicySchema(ResponseSchema):
+    required_roles = fields.List(
+        fields.String(validate=validate.OneOf(ROLES)),
+        required=True,
+        metadata={"description": "roles whose sessions grant nothing until a factor is on"},
+    )
+    version = fields.Integer(required=True)
+    updated_at = timestamp(nullable=True)
+    updated_by = text(nullable=True)

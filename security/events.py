@@ -149,6 +149,7 @@ class EventType(StrEnum):
     COMMENT_CREATED = "comment.create"
     COMMENT_EDITED = "comment.update"
     COMMENT_DELETED = "comment.delete"
+    MFA_POLICY_CHANGED = "mfa_policy.update"
 
     @property
     def subject_type(self) -> str:

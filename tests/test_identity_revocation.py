@@ -1,5 +1,7 @@
 """Deactivating a user through ``PATCH /users/<id>`` reaches every worker and instance
-within a second: their existing login token and their API key are refused everywhere.
+within a second: their existing login token and their API key are refused everywhere. So
+does the admins' second-factor policy (``PATCH /auth/mfa-policy``): a session of a role it
+names, without a factor, is refused everywhere, and lifting it restores access everywhere.
 
 Real servers, as in ``tests/test_credential_revocation.py`` (whose instances and helpers
 this reuses): two gunicorn instances of two workers each on one database and one Redis;
@@ -14,10 +16,12 @@ import pytest
 
 from tests.helpers import create_user_row
 from tests.test_credential_revocation import (
+    PROMISE_SECONDS,
     instances,
     login,
     refused_everywhere_within_a_second,
     served_everywhere,
+    statuses,
 )
 
 __all__ = ["instances"]  # the module's gunicorn instances (a fixture)
@@ -51,3 +55,18 @@ def test_deactivated_users_token_and_api_key_are_refused_by_every_worker(app, in
     ended_at = time.monotonic()
     refused_everywhere_within_a_second(instances, "/auth/me", token, ended_at)
     refused_everywhere_within_a_second(instances, path, key, ended_at)
+
+
+def test_a_required_factor_reaches_every_worker_within_a_second(app, instances):
+    create_user_row(app, "policy-admin", "admin")
+    create_user_row(app, "policy-analyst", "analyst")
+    admin = {"Authorization": f"Bearer {login(instances[0], 'policy-admin')}"}
+    token = login(instances[0], "policy-analyst")
+    served_everywhere(instances, "/incidents", token)
+    for roles, expected in ((["analyst"], {403}), ([], {200})):
+        changed = instances[1].request(
+            "PATCH", "/auth/mfa-policy", admin, body={"required_roles": roles}
+        )
+        assert changed.status == 200, changed.body
+        time.sleep(PROMISE_SECONDS)
+        assert set(statuses(instances, "/incidents", token)) == expected

@@ -160,9 +160,9 @@ def test_an_admin_disables_a_factor_and_it_is_audited(app, admin, enrolled, clie
     assert login(client, "viewer1")
 
 
-def test_a_role_that_requires_mfa_grants_nothing_until_enrolled(app, monkeypatch, analyst):
-    monkeypatch.setitem(app.config, "MFA_REQUIRED_ROLES", frozenset({"analyst"}))
-    time.sleep(0.6)  # past the verified-token cache
+def test_a_role_that_requires_mfa_grants_nothing_until_enrolled(admin, analyst):
+    required = admin.client.patch("/auth/mfa-policy", json={"required_roles": ["analyst"]})
+    assert required.status_code == 200, required.get_json()
     refused = analyst.client.get("/incidents")
     assert refused.status_code == 403
     assert "second factor" in refused.get_json()["detail"]

@@ -217,6 +217,9 @@ def exercise_identity(client, admin) -> None:
     _ok(admin.client.post(f"/users/{user_id}/password-reset", json=reset))
     provider_user("shape-sso", groups=["soc-analysts"], email="shape-sso@example.org")
     _ok(sign_in(client, "shape-sso"))
+    _ok(admin.client.get("/auth/mfa-policy"))
+    policy = {"required_roles": ["viewer"]}
+    _ok(admin.client.patch("/auth/mfa-policy", json=policy, headers={"If-Match": '"1"'}))
 
 
 def exercise_webhooks(admin) -> None:

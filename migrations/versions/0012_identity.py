@@ -6,8 +6,9 @@ last time step accepted (no replay), and the identity provider's ``iss``/``sub``
 single-sign-on accounts (whose local password is unusable). ``auth_tokens`` keeps the
 user agent a session was opened from. ``mfa_recovery_codes`` holds the argon2 hashes of
 a user's one-time recovery codes, ``mfa_challenges`` the SHA-256 of the short-lived
-challenge a password login answers with when a second factor is due, and
-``password_resets`` the SHA-256 of one-time reset tokens an admin issues.
+challenge a password login answers with when a second factor is due,
+``password_resets`` the SHA-256 of one-time reset tokens an admin issues, and
+``mfa_policy`` (one row, created by the first edit) the roles that must use a second factor.
 
 Revision ID: 0012
 Revises: 0011
@@ -17,6 +18,7 @@ Create Date: 2026-11-30 01:00:00
 
 from alembic import op
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision = "0012"
@@ -88,9 +90,25 @@ def upgrade():
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),
     )
+    op.create_table(
+        "mfa_policy",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column(
+            "required_roles",
+            postgresql.ARRAY(sa.Text()),
+            nullable=False,
+            server_default=sa.text("'{}'"),
+        ),
+        sa.Column("version", sa.Integer(), nullable=False, server_default=sa.text("1")),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("updated_by", sa.String(length=64), nullable=True),
+        sa.CheckConstraint("id = 1", name="ck_mfa_policy_single_row"),
+        sa.PrimaryKeyConstraint("id"),
+    )
 
 
 def downgrade():
+    op.drop_table("mfa_policy")
     op.drop_table("password_resets")
     op.drop_table("mfa_challenges")
     op.drop_index("ix_mfa_recovery_codes_user_id", table_name="mfa_recovery_codes")

@@ -22,7 +22,7 @@ from security.events import Actor, EventType, emit
 from security.modules import audit, blocks
 from security.modules.principals import hash_secret
 from security.modules.sessions import revoke_sessions
-from security.modules.users import set_password, verify_password
+from security.modules.users import local_password_allowed, set_password, verify_password
 
 RESET_TOKEN_PREFIX = "spr_"  # noqa: S105 - a public marker naming what the token is for
 
@@ -41,10 +41,19 @@ class IssuedReset:
     expires_at: datetime | None
 
 
+class NoLocalPassword(Conflict):
+    """A single-sign-on account while ``SSO_LOCAL_PASSWORDS`` is ``disabled``."""
+
+
 def ensure_local_password(user: User) -> None:
-    """Single-sign-on accounts have no password here to change or reset."""
-    if user.is_sso:
-        raise Conflict(f"{user.username!r} signs in through single sign-on: no local password.")
+    """Single-sign-on accounts have no password here to change, reset or set, unless
+    ``SSO_LOCAL_PASSWORDS=allowed`` (:func:`~security.modules.users.local_password_allowed`).
+    """
+    if not local_password_allowed(user):
+        raise NoLocalPassword(
+            f"{user.username!r} signs in through single sign-on: local passwords are "
+            "disabled for such accounts (SSO_LOCAL_PASSWORDS)."
+        )
 
 
 def change_password(
@@ -116,7 +125,8 @@ def _void_unspent_resets(user: User) -> None:
 
 def complete_reset(raw_token: str, new_password: str) -> User:
     """Spend a reset token: the new password is set (under the whole policy) and the token
-    can never be used again. An unknown, spent or expired token is :class:`WrongPassword`.
+    can never be used again. An unknown, spent or expired token is :class:`WrongPassword`;
+    a single-sign-on account's while local passwords are disabled, :class:`NoLocalPassword`.
     """
     statement = select(PasswordReset).where(PasswordReset.token_hash == hash_secret(raw_token))
     reset = db.session.scalars(statement.with_for_update(of=PasswordReset)).first()
@@ -124,6 +134,7 @@ def complete_reset(raw_token: str, new_password: str) -> User:
         audit.record_now("user.password_reset_use", outcome="failure")
         raise WrongPassword("The reset token is unknown, spent or expired.")
     user = reset.user
+    ensure_local_password(user)  # the setting may have changed since the token was issued
     set_password(user, new_password, actor=Actor(user.id, user.username))
     reset.used_at = utcnow()
     return user

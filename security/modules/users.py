@@ -107,7 +107,15 @@ def verify_password(user: User | None, password: str) -> TypeGuard[User]:
     valid, new_hash = password_context.verify_and_update(password, user.password_hash)
     if valid and new_hash:
         user.password_hash = new_hash
-    return valid and user.is_active and not user.is_sso
+    return valid and user.is_active and local_password_allowed(user)
+
+
+def local_password_allowed(user: User) -> bool:
+    """Whether ``user`` may sign in, or be given a password, here: always for a local
+    account; for a single-sign-on account only with ``SSO_LOCAL_PASSWORDS=allowed`` (by
+    default the identity provider is their only way in, so its MFA and offboarding hold).
+    """
+    return not user.is_sso or current_app.config["SSO_LOCAL_PASSWORDS"] == "allowed"
 
 
 def username_taken_message(username: str) -> str | None:
