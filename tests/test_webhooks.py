@@ -437,6 +437,23 @@ def test_pruning_deletes_idempotency_records_past_their_day(app, analyst):
     assert timers.IDEMPOTENCY_RECORD_RETENTION == idempotency.RETENTION
 
 
+def test_pruning_deletes_jobs_that_succeeded_over_a_day_ago(app):
+    with app.app_context():
+        for age in ("2 days", "1 hour"):
+            db.session.execute(
+                text(
+                    "WITH job AS (INSERT INTO procrastinate_jobs (queue_name, task_name, status)"
+                    " VALUES ('automation', 'run_timers', 'succeeded') RETURNING id)"
+                    " INSERT INTO procrastinate_events (job_id, type, at)"
+                    " SELECT id, 'succeeded', now() - CAST(:age AS interval) FROM job"
+                ),
+                {"age": age},
+            )
+        db.session.commit()
+        assert timers.prune_records()["finished_jobs"] == 1
+        assert db.session.scalar(text("SELECT count(*) FROM procrastinate_jobs")) == 1
+
+
 def test_metrics_show_the_queue_the_latency_and_the_failures_by_target(app, admin, analyst):
     with webhook_receiver(Receiver(statuses=[500, 500, 500, 500, 200])) as failing:
         subscribe(admin, failing.url)

@@ -27,14 +27,6 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import apprise
-
-# apprise's PGP support imports the standard library's ``imghdr`` when its plugins load
-# (on first use), which warns of its removal in Python 3.13; importing it once here, with
-# that warning silenced, keeps a deprecation of the standard library out of our requests.
-with warnings.catch_warnings(), contextlib.suppress(ImportError):
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import imghdr  # noqa: F401
 from flask import Flask
 from sqlalchemy import Select, select
 
@@ -61,6 +53,21 @@ KINDS = {
 SETTINGS = ("name", "event_types", "min_severity", "only_assigned_to_me", "enabled")
 
 
+def _apprise() -> Any:
+    """apprise, imported on first use (it is not small, and most processes never send).
+
+    Its PGP support imports the standard library's ``imghdr`` when its plugins load, which
+    warns of its removal in Python 3.13; importing that first, with the warning silenced,
+    keeps a deprecation of the standard library out of our requests.
+    """
+    with warnings.catch_warnings(), contextlib.suppress(ImportError):
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import imghdr  # noqa: F401
+    import apprise
+
+    return apprise
+
+
 class NotificationFailed(RuntimeError):
     """apprise could not send the notification (the job is retried)."""
 
@@ -72,7 +79,7 @@ def _plugin(url: str) -> Any:
         raise Invalid(
             f"Only these channel kinds are supported: {', '.join(sorted(KINDS))}.", field="url"
         )
-    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    plugin = _apprise().Apprise.instantiate(url, suppress_exceptions=True)
     if not plugin:
         raise Invalid("The channel URL is not a valid apprise URL for its kind.", field="url")
     return plugin
@@ -203,7 +210,7 @@ def send(channel_id: int, title: str, body: str) -> None:
         check_channel_url(url)
     except Invalid as error:
         raise NotificationFailed(f"channel {channel_id}: {error}") from None
-    sender = apprise.Apprise()
+    sender = _apprise().Apprise()
     sender.add(url)
     if not sender.notify(title=title, body=body):
         raise NotificationFailed(f"channel {channel_id}: apprise could not send")

@@ -51,6 +51,7 @@ from security.modules.utils import json_default
 from security.outbound.http import Deadlines, checked_session
 from security.outbound.secrets import (
     EncryptionUnavailable,
+    UndecryptableSecret,
     decrypt_secret,
     encrypt_secret,
 )
@@ -406,7 +407,10 @@ def signed_headers(secret: str, message_id: str, body: str, at: datetime) -> dic
 
 def _send(delivery: WebhookDelivery) -> Attempt:
     webhook = delivery.webhook
-    secret = decrypt_secret(webhook.secret_encrypted)["secret"]
+    try:
+        secret = decrypt_secret(webhook.secret_encrypted)["secret"]
+    except UndecryptableSecret as error:  # the key changed: an attempt that fails, not a crash
+        return Attempt(None, 0, str(error))
     body = json.dumps(delivery.payload, separators=(",", ":"))
     headers = {
         "content-type": "application/json",
