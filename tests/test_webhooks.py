@@ -474,3 +474,30 @@ def test_metrics_show_the_queue_the_latency_and_the_failures_by_target(app, admi
     assert 'webhook_deliveries{status="delivered"} 1.0' in text_format
     assert 'webhook_delivery_latency_seconds{quantile="0.99"}' in text_format
     assert 'job_queue_jobs{state="queued"}' in text_format
+
+
+def test_reencrypt_secrets_moves_webhook_secrets_and_channel_urls_to_the_new_key(
+    app, admin, monkeypatch
+):
+    from cryptography.fernet import Fernet
+
+    from models import NotificationChannel
+
+    hook = subscribe(admin, "https://127.0.0.1:18299/soc")
+    channel = {
+        "name": "mail",
+        "url": "mailto://127.0.0.1:18260?from=a@example.com&to=b@example.com",
+        "event_types": ["incident.create"],
+    }
+    assert admin.client.post("/notification-channels", json=channel).status_code == 201
+    new_key = Fernet.generate_key().decode()
+    old_keys = app.config["ENCRYPTION_KEYS"]
+    monkeypatch.setitem(app.config, "ENCRYPTION_KEYS", (new_key, *old_keys))
+    result = app.test_cli_runner().invoke(args=["reencrypt-secrets"])
+    assert result.exit_code == 0, result.output
+    assert "re-encrypted 1 webhook secrets and 1 notification channel URLs" in result.output
+    with app.app_context():
+        secret = db.session.scalar(select(Webhook.secret_encrypted))
+        url = db.session.scalar(select(NotificationChannel.url_encrypted))
+    assert hook["secret"].encode() in Fernet(new_key).decrypt(secret)
+    assert b"mailto://" in Fernet(new_key).decrypt(url)

@@ -32,12 +32,17 @@ from sqlalchemy import Select, select
 
 from models import NotificationChannel, db
 from security.errors import Invalid
-from security.events import Event, EventType, actor_of, emit
+from security.events import Actor, Event, EventType, actor_of, emit, emit_all
 from security.modules import jobs
 from security.modules.lookup import first_or_404
 from security.modules.principals import Principal
 from security.modules.webhooks import SUBSCRIBABLE_EVENTS, matches, subject_of
-from security.outbound.secrets import EncryptionUnavailable, decrypt_secret, encrypt_secret
+from security.outbound.secrets import (
+    EncryptionUnavailable,
+    decrypt_secret,
+    encrypt_secret,
+    reencrypt_tokens,
+)
 from security.outbound.ssrf import OutboundUrlRefused, check_outbound_url, configured_allowed_hosts
 
 NOTIFY_TASK = "notify"
@@ -151,6 +156,21 @@ def update_channel(channel: NotificationChannel, data: Mapping[str, Any]) -> Non
         edited.append("url")
     channel.version += 1
     emit(EventType.NOTIFICATION_CHANNEL_EDITED, channel.id, {"fields": edited})
+
+
+def reencrypt_channel_urls(actor: Actor) -> int:
+    """Encrypt every channel's URL again under the first key (``flask reencrypt-secrets``;
+    the caller commits); all or nothing, one event per channel."""
+    found = db.session.scalars(select(NotificationChannel).with_for_update()).all()
+    tokens = reencrypt_tokens(
+        {channel: channel.url_encrypted for channel in found},
+        lambda channel: f"notification channel {channel.id}",
+    )
+    for channel, token in tokens.items():
+        channel.url_encrypted = token
+    changes = [(channel.id, {"fields": ["url"]}) for channel in tokens]
+    emit_all(EventType.NOTIFICATION_CHANNEL_EDITED, changes, actor=actor)
+    return len(tokens)
 
 
 def delete_channel(channel: NotificationChannel) -> None:
