@@ -9,7 +9,9 @@ commit to the last delivery, and the commit-to-delivery latency of each event (t
 its ``POST`` answered, after the commit, to the time the receiver got it), p50 and p99.
 
 Run: ``.venv/bin/python -m bench.webhook_delivery [--events 10000] [--workers 2]
-[--concurrency 4]`` (a throwaway database on ``BENCH_DATABASE_URL``, dropped at the end).
+[--concurrency 4] [--drain]`` (``--drain``: every event written first, then the workers
+started, to measure the workers' own rate on a backlog); a throwaway database on
+``BENCH_DATABASE_URL``, dropped at the end.
 """
 
 from __future__ import annotations
@@ -82,6 +84,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--drain",
+        action="store_true",
+        help="write every event first, then start the workers: their own rate on a backlog",
+    )
     options = parser.parse_args()
 
     from app import create_app
@@ -116,7 +123,7 @@ def main() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", RECEIVER_PORT), _handler(arrivals))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    workers = []
+    workers: list = []
     try:
         client = ApiClient(app.test_client())
         admin = make_user(app, client, "bench-admin", "admin")
@@ -132,18 +139,26 @@ def main() -> None:
 
         env = worker_env(database_url, **settings, LOG_LEVEL="WARNING")
         command = [*WORKER_COMMAND, "--concurrency", str(options.concurrency)]
-        workers = [
-            subprocess.Popen(command, cwd=PROJECT_ROOT, env=env) for _ in range(options.workers)
-        ]
-        time.sleep(3)  # the workers import the app and start listening
+
+        def start_workers() -> None:
+            workers.extend(
+                subprocess.Popen(command, cwd=PROJECT_ROOT, env=env) for _ in range(options.workers)
+            )
+            time.sleep(3)  # the workers import the app and start listening
+
+        if not options.drain:
+            start_workers()
         committed: dict[int, float] = {}
-        started = time.time()
+        started = writes_started = time.time()
         for number in range(options.events):
             response = admin.client.post(
                 "/incidents", json={"title": f"bench {number}", "severity": "high"}
             )
             committed[response.get_json()["id"]] = time.time()
         writes_done = time.time()
+        if options.drain:
+            start_workers()
+            started = time.time() - 3  # from the workers' start
         deadline = time.time() + 600
         while len(arrivals.at) < options.events and time.time() < deadline:
             time.sleep(0.2)
@@ -154,10 +169,11 @@ def main() -> None:
             f"duplicates: {arrivals.duplicates}, unverified: {arrivals.unverified}"
         )
         print(f"workers: {options.workers} x concurrency {options.concurrency}")
-        print(f"API writes: {options.events / (writes_done - started):.0f} per second")
+        print(f"API writes: {options.events / (writes_done - writes_started):.0f} per second")
         print(
             f"throughput: {len(arrivals.at) / (finished - started):.0f} deliveries per second "
-            f"(first commit to last delivery, {finished - started:.1f} s)"
+            f"({'workers started' if options.drain else 'first commit'} to last delivery, "
+            f"{finished - started:.1f} s)"
         )
         if latencies:
             print(

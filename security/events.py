@@ -21,7 +21,9 @@ Bookkeeping that is written without any entry, on purpose: the guard's failure c
 (``login_failures``, whose outcome is a ``auth.block_created`` event), a token's or a
 key's ``last_used_at`` and the credential usage log, a password hash upgraded at login,
 a feed's poll lease (its poll ends in ``taxii.feed_polled``), and the idempotency
-records. Nor ``flask prune-usage``: it deletes credential usage entries past their
+records; also (automation) a webhook delivery's attempts, which its own row records (a
+redelivery by hand is a ``delivery.redeliver`` event), and the job queue's rows. Nor
+``flask prune-usage``: it deletes credential usage entries past their
 retention, which is a log ageing out, not a change to any object a subscriber follows.
 
 Side effects subscribe to one of two blinker signals, whose sender is the Flask app:

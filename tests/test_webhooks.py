@@ -437,6 +437,23 @@ def test_pruning_deletes_idempotency_records_past_their_day(app, analyst):
     assert timers.IDEMPOTENCY_RECORD_RETENTION == idempotency.RETENTION
 
 
+def test_pruning_deletes_jobs_that_succeeded_over_a_day_ago(app):
+    with app.app_context():
+        for age in ("2 days", "1 hour"):
+            db.session.execute(
+                text(
+                    "WITH job AS (INSERT INTO procrastinate_jobs (queue_name, task_name, status)"
+                    " VALUES ('automation', 'run_timers', 'succeeded') RETURNING id)"
+                    " INSERT INTO procrastinate_events (job_id, type, at)"
+                    " SELECT id, 'succeeded', now() - CAST(:age AS interval) FROM job"
+                ),
+                {"age": age},
+            )
+        db.session.commit()
+        assert timers.prune_records()["finished_jobs"] == 1
+        assert db.session.scalar(text("SELECT count(*) FROM procrastinate_jobs")) == 1
+
+
 def test_metrics_show_the_queue_the_latency_and_the_failures_by_target(app, admin, analyst):
     with webhook_receiver(Receiver(statuses=[500, 500, 500, 500, 200])) as failing:
         subscribe(admin, failing.url)
@@ -457,3 +474,30 @@ def test_metrics_show_the_queue_the_latency_and_the_failures_by_target(app, admi
     assert 'webhook_deliveries{status="delivered"} 1.0' in text_format
     assert 'webhook_delivery_latency_seconds{quantile="0.99"}' in text_format
     assert 'job_queue_jobs{state="queued"}' in text_format
+
+
+def test_reencrypt_secrets_moves_webhook_secrets_and_channel_urls_to_the_new_key(
+    app, admin, monkeypatch
+):
+    from cryptography.fernet import Fernet
+
+    from models import NotificationChannel
+
+    hook = subscribe(admin, "https://127.0.0.1:18299/soc")
+    channel = {
+        "name": "mail",
+        "url": "mailto://127.0.0.1:18260?from=a@example.com&to=b@example.com",
+        "event_types": ["incident.create"],
+    }
+    assert admin.client.post("/notification-channels", json=channel).status_code == 201
+    new_key = Fernet.generate_key().decode()
+    old_keys = app.config["ENCRYPTION_KEYS"]
+    monkeypatch.setitem(app.config, "ENCRYPTION_KEYS", (new_key, *old_keys))
+    result = app.test_cli_runner().invoke(args=["reencrypt-secrets"])
+    assert result.exit_code == 0, result.output
+    assert "re-encrypted 1 webhook secrets and 1 notification channel URLs" in result.output
+    with app.app_context():
+        secret = db.session.scalar(select(Webhook.secret_encrypted))
+        url = db.session.scalar(select(NotificationChannel.url_encrypted))
+    assert hook["secret"].encode() in Fernet(new_key).decrypt(secret)
+    assert b"mailto://" in Fernet(new_key).decrypt(url)

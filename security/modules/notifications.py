@@ -27,25 +27,22 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import apprise
-
-# apprise's PGP support imports the standard library's ``imghdr`` when its plugins load
-# (on first use), which warns of its removal in Python 3.13; importing it once here, with
-# that warning silenced, keeps a deprecation of the standard library out of our requests.
-with warnings.catch_warnings(), contextlib.suppress(ImportError):
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import imghdr  # noqa: F401
 from flask import Flask
 from sqlalchemy import Select, select
 
 from models import NotificationChannel, db
 from security.errors import Invalid
-from security.events import Event, EventType, actor_of, emit
+from security.events import Actor, Event, EventType, actor_of, emit, emit_all
 from security.modules import jobs
 from security.modules.lookup import first_or_404
 from security.modules.principals import Principal
 from security.modules.webhooks import SUBSCRIBABLE_EVENTS, matches, subject_of
-from security.outbound.secrets import EncryptionUnavailable, decrypt_secret, encrypt_secret
+from security.outbound.secrets import (
+    EncryptionUnavailable,
+    decrypt_secret,
+    encrypt_secret,
+    reencrypt_tokens,
+)
 from security.outbound.ssrf import OutboundUrlRefused, check_outbound_url, configured_allowed_hosts
 
 NOTIFY_TASK = "notify"
@@ -61,6 +58,21 @@ KINDS = {
 SETTINGS = ("name", "event_types", "min_severity", "only_assigned_to_me", "enabled")
 
 
+def _apprise() -> Any:
+    """apprise, imported on first use (it is not small, and most processes never send).
+
+    Its PGP support imports the standard library's ``imghdr`` when its plugins load, which
+    warns of its removal in Python 3.13; importing that first, with the warning silenced,
+    keeps a deprecation of the standard library out of our requests.
+    """
+    with warnings.catch_warnings(), contextlib.suppress(ImportError):
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import imghdr  # noqa: F401
+    import apprise
+
+    return apprise
+
+
 class NotificationFailed(RuntimeError):
     """apprise could not send the notification (the job is retried)."""
 
@@ -72,7 +84,7 @@ def _plugin(url: str) -> Any:
         raise Invalid(
             f"Only these channel kinds are supported: {', '.join(sorted(KINDS))}.", field="url"
         )
-    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    plugin = _apprise().Apprise.instantiate(url, suppress_exceptions=True)
     if not plugin:
         raise Invalid("The channel URL is not a valid apprise URL for its kind.", field="url")
     return plugin
@@ -146,6 +158,21 @@ def update_channel(channel: NotificationChannel, data: Mapping[str, Any]) -> Non
     emit(EventType.NOTIFICATION_CHANNEL_EDITED, channel.id, {"fields": edited})
 
 
+def reencrypt_channel_urls(actor: Actor) -> int:
+    """Encrypt every channel's URL again under the first key (``flask reencrypt-secrets``;
+    the caller commits); all or nothing, one event per channel."""
+    found = db.session.scalars(select(NotificationChannel).with_for_update()).all()
+    tokens = reencrypt_tokens(
+        {channel: channel.url_encrypted for channel in found},
+        lambda channel: f"notification channel {channel.id}",
+    )
+    for channel, token in tokens.items():
+        channel.url_encrypted = token
+    changes = [(channel.id, {"fields": ["url"]}) for channel in tokens]
+    emit_all(EventType.NOTIFICATION_CHANNEL_EDITED, changes, actor=actor)
+    return len(tokens)
+
+
 def delete_channel(channel: NotificationChannel) -> None:
     emit(EventType.NOTIFICATION_CHANNEL_DELETED, channel.id, {"kind": channel.kind})
     db.session.delete(channel)
@@ -203,7 +230,7 @@ def send(channel_id: int, title: str, body: str) -> None:
         check_channel_url(url)
     except Invalid as error:
         raise NotificationFailed(f"channel {channel_id}: {error}") from None
-    sender = apprise.Apprise()
+    sender = _apprise().Apprise()
     sender.add(url)
     if not sender.notify(title=title, body=body):
         raise NotificationFailed(f"channel {channel_id}: apprise could not send")

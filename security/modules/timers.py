@@ -16,7 +16,7 @@ Every tick (``AUTOMATION_TICK_SECONDS``) a worker runs :func:`run_all`:
 * Deliveries no job will attempt (a worker died holding one) are queued again.
 
 Once a day :func:`prune_records` deletes what is past its retention (``flask prune``'s
-work, and expired idempotency records).
+work, expired idempotency records, and the queue's jobs that succeeded a day ago).
 
 Each step commits on its own, so one failing does not undo the others.
 """
@@ -154,8 +154,27 @@ def prune_records(now: datetime | None = None) -> dict[str, int]:
         )
     )
     pruned["idempotency_records"] = getattr(result, "rowcount", 0)
+    pruned["finished_jobs"] = _prune_finished_jobs()
     db.session.commit()
     return pruned
+
+
+def _prune_finished_jobs() -> int:
+    """Delete this queue's jobs that succeeded over a day ago (their events go with them):
+    every tick leaves one. The newest job of each periodic task stays, because
+    procrastinate's record of the last periodic defer refers to it."""
+    result = db.session.execute(
+        text(
+            "DELETE FROM procrastinate_jobs AS job WHERE job.queue_name = :queue"
+            " AND job.status = 'succeeded'"
+            " AND NOT EXISTS (SELECT 1 FROM procrastinate_periodic_defers AS defer"
+            " WHERE defer.job_id = job.id)"
+            " AND NOT EXISTS (SELECT 1 FROM procrastinate_events AS event"
+            " WHERE event.job_id = job.id AND event.at > now() - interval '1 day')"
+        ),
+        {"queue": jobs.QUEUE},
+    )
+    return getattr(result, "rowcount", 0)
 
 
 STEPS: tuple[tuple[str, Callable[[], object]], ...] = (

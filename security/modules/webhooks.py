@@ -44,15 +44,17 @@ from models import Alert, Incident, Ioc, Webhook, WebhookDelivery, db, utcnow
 from models.detection import SEVERITY_RANK
 from models.vocabulary import DELIVERY_STATUSES
 from security.errors import Conflict, Invalid
-from security.events import Event, EventType, emit
+from security.events import Actor, Event, EventType, emit, emit_all
 from security.modules import jobs
 from security.modules.lookup import first_or_404
 from security.modules.utils import json_default
 from security.outbound.http import Deadlines, checked_session
 from security.outbound.secrets import (
     EncryptionUnavailable,
+    UndecryptableSecret,
     decrypt_secret,
     encrypt_secret,
+    reencrypt_tokens,
 )
 from security.outbound.ssrf import OutboundUrlRefused, check_outbound_url, configured_allowed_hosts
 
@@ -179,6 +181,20 @@ def update_webhook(webhook: Webhook, data: Mapping[str, Any]) -> None:
     webhook.version += 1
     webhook.updated_at = utcnow()
     emit(EventType.WEBHOOK_EDITED, webhook.id, {"fields": edited})
+
+
+def reencrypt_webhook_secrets(actor: Actor) -> int:
+    """Encrypt every webhook's secret again under the first key (``flask
+    reencrypt-secrets``; the caller commits); all or nothing, one event per webhook."""
+    hooks = db.session.scalars(select(Webhook).with_for_update()).all()
+    tokens = reencrypt_tokens(
+        {hook: hook.secret_encrypted for hook in hooks}, lambda hook: f"webhook {hook.name!r}"
+    )
+    for hook, token in tokens.items():
+        hook.secret_encrypted = token
+    changes = [(hook.id, {"fields": ["secret_encrypted"]}) for hook in tokens]
+    emit_all(EventType.WEBHOOK_EDITED, changes, actor=actor)
+    return len(tokens)
 
 
 def delete_webhook(webhook: Webhook) -> None:
@@ -406,7 +422,10 @@ def signed_headers(secret: str, message_id: str, body: str, at: datetime) -> dic
 
 def _send(delivery: WebhookDelivery) -> Attempt:
     webhook = delivery.webhook
-    secret = decrypt_secret(webhook.secret_encrypted)["secret"]
+    try:
+        secret = decrypt_secret(webhook.secret_encrypted)["secret"]
+    except UndecryptableSecret as error:  # the key changed: an attempt that fails, not a crash
+        return Attempt(None, 0, str(error))
     body = json.dumps(delivery.payload, separators=(",", ":"))
     headers = {
         "content-type": "application/json",

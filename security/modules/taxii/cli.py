@@ -1,9 +1,10 @@
 """``flask taxii-poll``: poll the TAXII feeds that are due (for cron or a systemd timer).
 Exit codes: 0 every poll succeeded (or none was due), 1 at least one failed or was busy.
 
-``flask reencrypt-secrets``: encrypt stored feed credentials again under the first
-``ENCRYPTION_KEY``, the middle step of a key rotation. Exit codes: 0 done, 1 a secret no
-configured key opens (nothing was changed).
+``flask reencrypt-secrets``: encrypt stored feed credentials (and webhook secrets and
+notification channel URLs) again under the first ``ENCRYPTION_KEY``, the middle step of a
+key rotation. Exit codes: 0 done, 1 a secret no configured key opens (nothing was
+changed).
 """
 
 from __future__ import annotations
@@ -64,11 +65,18 @@ def taxii_poll_command(names: tuple[str, ...], poll_all: bool) -> None:
 def reencrypt_secrets_command() -> None:
     """Encrypt the stored feed credentials again under the first ENCRYPTION_KEY (rotation:
     prepend the new key, run this, then drop the old key)."""
+    from security.modules.notifications import reencrypt_channel_urls
+    from security.modules.webhooks import reencrypt_webhook_secrets
+
     try:
         count = reencrypt_feed_credentials(CLI)
+        # automation (issue 16): webhook secrets and notification channel URLs too
+        hooks = reencrypt_webhook_secrets(CLI)
+        channels = reencrypt_channel_urls(CLI)
     except (EncryptionUnavailable, UndecryptableSecret) as error:
         db.session.rollback()
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
     db.session.commit()
     click.echo(f"re-encrypted the credentials of {count} feeds")
+    click.echo(f"re-encrypted {hooks} webhook secrets and {channels} notification channel URLs")
