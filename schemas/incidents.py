@@ -32,18 +32,8 @@ MAX_LABELS = 50
 MAX_TAG_LENGTH = 64
 
 
-# No whitespace at either end (and none alone), no NUL (PostgreSQL cannot store it); the
-# document states it as its pattern.
-TAG_PATTERN = r"^[^\s\u0000]([^\u0000]*[^\s\u0000])?$"
 # ATT&CK technique ids, either case: T1566, t1059.001.
 TECHNIQUE_PATTERN = r"^[Tt][0-9]{4}(\.[0-9]{3})?$"
-
-
-class Tag(fields.String):
-    """A tag as stored: lower-cased, so ``Phishing`` and ``phishing`` are one."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
-        return super()._deserialize(value, attr, data, **kwargs).lower()
 
 
 class TechniqueId(fields.String):
@@ -58,13 +48,10 @@ class TechniqueId(fields.String):
         return super()._deserialize(value, attr, data, **kwargs).upper()
 
 
-def tag_field() -> Tag:
-    return Tag(
-        validate=[
-            validate.Length(min=1, max=MAX_TAG_LENGTH),
-            FullMatch(TAG_PATTERN, error="no spaces at either end"),
-        ]
-    )
+def tag_field() -> fields.String:
+    """A tag as sent; the engine stores it trimmed and lower-cased
+    (``security.modules.incidents.canonical_tags``), a blank one not at all."""
+    return fields.String(validate=validate.Length(min=1, max=MAX_TAG_LENGTH))
 
 
 def tags_field(**kwargs: Any) -> fields.List:

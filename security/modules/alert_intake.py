@@ -54,7 +54,7 @@ from models import Alert, AlertObservable, Ioc, db, utcnow
 from models.iocs import ADDRESS_TYPES
 from security.errors import Invalid
 from security.events import EventType, actor_of, emit_all
-from security.modules import attack, ioc_visibility
+from security.modules import attack, incidents, ioc_visibility
 from security.modules.alerts import sample_of
 from security.modules.ioc_values import IOC_TYPES, InvalidIoc, normalize_ioc
 from security.modules.principals import Principal
@@ -184,7 +184,7 @@ def _prepare(index: int, item: Mapping[str, Any], errors: dict[str, list[str]]) 
         "severity": item["severity"],
         "tlp": item.get("tlp", "amber"),
         "occurred_at": item.get("occurred_at"),
-        "tags": sorted(set(item.get("tags", []))),
+        "tags": incidents.canonical_tags(item.get("tags", [])),
         "techniques": attack.canonical_techniques(item.get("techniques", [])),
         "raw": raw,
         "observables": observables,

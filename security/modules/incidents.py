@@ -8,6 +8,7 @@ Resources call these; the workflow and SLA rules themselves are methods of
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,12 @@ from security.modules.lookup import first_or_404
 from security.modules.principals import Principal
 
 EDITABLE_FIELDS = ("title", "description", "severity", "tlp", "assignee", "tags", "techniques")
+
+
+def canonical_tags(tags: Iterable[str]) -> list[str]:
+    """Tags as stored on incidents and alerts: trimmed, lower-cased (``Phishing`` and
+    ``phishing`` are one tag), without blanks or repeats, sorted."""
+    return sorted({tag.strip().lower() for tag in tags if tag.strip()})
 
 
 def visibility(principal: Principal, incident: Any = Incident) -> ColumnElement[bool]:
@@ -68,7 +75,7 @@ def create_incident(principal: Principal, data: dict[str, Any]) -> Incident:
         tlp=data.get("tlp", "amber"),
         reporter=principal.user,
         assignee=resolve_assignee(data.get("assignee")),
-        tags=sorted(set(data.get("tags", []))),
+        tags=canonical_tags(data.get("tags", [])),
         techniques=attack.check_techniques(data.get("techniques", [])),
         status="new",
         version=1,
@@ -131,7 +138,7 @@ def _edited_value(field: str, value: Any) -> Any:
     if field == "title":
         return value.strip()
     if field == "tags":
-        return sorted(set(value))
+        return canonical_tags(value)
     if field == "techniques":
         return attack.check_techniques(value)
     return value
