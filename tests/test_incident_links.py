@@ -359,7 +359,11 @@ def test_a_hidden_incident_cannot_be_merged_into_or_merged_away(analyst, admin):
         f"/incidents/{mine['id']}/merge", json={"duplicate_id": red["id"]}
     )
     assert into_hidden.status_code == 404
-    assert hidden_away.status_code == 404
+    # The body names the duplicate: a hidden one is 422 like one that does not exist.
+    assert hidden_away.status_code == 422
+    missing = analyst.client.post(f"/incidents/{mine['id']}/merge", json={"duplicate_id": 999})
+    assert missing.status_code == 422
+    assert missing.get_json()["errors"] == hidden_away.get_json()["errors"]
 
 
 def test_merge_unmerge_and_duplicate_merge_are_one_event_each(app, analyst):
