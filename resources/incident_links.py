@@ -25,7 +25,7 @@ from schemas.incident_links import (
     RelatedIncidentsSchema,
 )
 from schemas.incidents import IncidentPageSchema
-from security.errors import Invalid
+from security.errors import Invalid, NotFound
 from security.modules import alerts, incident_merge, incidents, intel, related
 
 
@@ -45,6 +45,23 @@ def _visible_alerts_locked(principal, alert_ids: list[int]) -> list[Alert]:
     if missing:
         raise Invalid(f"Alerts {missing} do not exist.", extra={"missing_alert_ids": missing})
     return found
+
+
+def _locked_in_id_order(principal, target_id: int, duplicate_id: int) -> dict[int, Incident]:
+    """Both incidents, locked lower id first (two merges of the same pair cannot deadlock):
+    404 for a target the caller cannot see, 422 for a duplicate (the body names it)."""
+    locked = {}
+    for wanted in sorted({target_id, duplicate_id}):
+        try:
+            locked[wanted] = incidents.get_visible_incident(principal, wanted, lock=True)
+        except NotFound:
+            if wanted == target_id:
+                raise
+            raise Invalid(
+                f"Incident {duplicate_id} does not exist.",
+                errors={"duplicate_id": ["no such incident"]},
+            ) from None
+    return locked
 
 
 class IncidentAlerts(Resource):
@@ -122,18 +139,15 @@ class IncidentMerge(Resource):
             errors=(409, 422),
             description="Moves the duplicate's alerts, IOC links and comments here, adds its "
             "tags and techniques, keeps the more restrictive TLP, and closes it "
-            "(merged_into_id). 404 if either incident is not visible; 409 if either was "
-            "merged already.",
+            "(merged_into_id). 404 if this incident is not visible, 422 if the duplicate is "
+            "not (the body names it); 409 if either was merged already.",
         )
     }
 
     def post(self, incident_id: int):
         principal = authorize("incidents:write")
         data = load_json(IncidentMergeSchema())
-        locked = {
-            wanted: incidents.get_visible_incident(principal, wanted, lock=True)
-            for wanted in sorted({incident_id, data["duplicate_id"]})
-        }
+        locked = _locked_in_id_order(principal, incident_id, data["duplicate_id"])
         target, duplicate = locked[incident_id], locked[data["duplicate_id"]]
         moved = incident_merge.merge_incident(target, duplicate, principal)
         db.session.commit()

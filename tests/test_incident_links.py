@@ -359,7 +359,11 @@ def test_a_hidden_incident_cannot_be_merged_into_or_merged_away(analyst, admin):
         f"/incidents/{mine['id']}/merge", json={"duplicate_id": red["id"]}
     )
     assert into_hidden.status_code == 404
-    assert hidden_away.status_code == 404
+    # The body names the duplicate: a hidden one is 422 like one that does not exist.
+    assert hidden_away.status_code == 422
+    missing = analyst.client.post(f"/incidents/{mine['id']}/merge", json={"duplicate_id": 999})
+    assert missing.status_code == 422
+    assert missing.get_json()["errors"] == hidden_away.get_json()["errors"]
 
 
 def test_merge_unmerge_and_duplicate_merge_are_one_event_each(app, analyst):
@@ -387,3 +391,27 @@ def test_merge_unmerge_and_duplicate_merge_are_one_event_each(app, analyst):
         ("alert.unmerge", str(first["id"])),
         ("incident.merge", str(duplicate["id"])),
     ]
+
+
+def test_an_alert_moved_with_a_duplicate_unmerges_without_taking_the_targets_own_labels(
+    analyst, network_id
+):
+    target = new_incident(analyst, tags=["c2"], techniques=["T1071.001"])
+    analyst.client.post(f"/incidents/{target['id']}/iocs", json={"ioc_ids": [network_id]})
+    duplicate = new_incident(analyst)
+    alert = new_alert(analyst, "a1")
+    merge(analyst, duplicate["id"], alert["id"])
+    analyst.client.post(f"/incidents/{target['id']}/merge", json={"duplicate_id": duplicate["id"]})
+
+    response = analyst.client.delete(f"/incidents/{target['id']}/alerts/{alert['id']}")
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["removed"] == {
+        "tags": ["beaconing"],
+        "techniques": [],
+        "ioc_ids": [],
+    }
+    after = analyst.client.get(f"/incidents/{target['id']}").get_json()
+    assert after["tags"] == ["c2"]
+    assert after["techniques"] == ["T1071.001"]
+    assert incident_iocs(analyst, target["id"]) == [network_id]
