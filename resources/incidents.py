@@ -64,7 +64,8 @@ class IncidentList(Resource):
                 func.lower(User.username) == query["assignee"].lower()
             )
         if "tag" in query:
-            statement = statement.where(Incident.tags.contains([query["tag"]]))
+            tags = incidents.canonical_tags([query["tag"]])
+            statement = statement.where(Incident.tags.contains(tags))
         if "technique" in query:
             statement = statement.where(Incident.techniques.contains([query["technique"]]))
         if "q" in query:

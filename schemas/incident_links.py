@@ -9,6 +9,7 @@ from marshmallow import fields, validate
 from schemas.common import ResponseSchema, StrictSchema, identifier, text
 from schemas.detection import AlertSchema
 from schemas.incidents import IncidentSchema
+from security.modules.incident_merge import DUPLICATE_MOVES
 
 MAX_MERGED_ALERTS = 500
 
@@ -52,13 +53,11 @@ class AlertUnmergeResultSchema(ResponseSchema):
     removed = fields.Nested(CarriedSchema, required=True)
 
 
-class MovedSchema(ResponseSchema):
-    alerts = fields.Integer(required=True)
-    iocs = fields.Integer(required=True)
-    comments = fields.Integer(required=True)
-    # case work, part B
-    tasks = fields.Integer(required=True)
-    evidence = fields.Integer(required=True)
+# One count per kind of work a duplicate's merge moves: a kind added to DUPLICATE_MOVES
+# appears here (and in the OpenAPI document) by itself.
+MovedSchema = ResponseSchema.from_dict(
+    {kind: fields.Integer(required=True) for kind in DUPLICATE_MOVES}, name="MovedSchema"
+)
 
 
 class IncidentMergeResultSchema(ResponseSchema):

@@ -18,7 +18,6 @@ from schemas.common import (
     StrictSchema,
     TimeRangeQuerySchema,
     identifier,
-    not_blank,
     one_of,
     page_of,
     text,
@@ -33,27 +32,26 @@ MAX_LABELS = 50
 MAX_TAG_LENGTH = 64
 
 
-class Tag(fields.String):
-    """A tag as stored: trimmed and lower-cased, so ``Phishing`` and ``phishing`` are one."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
-        return super()._deserialize(value, attr, data, **kwargs).strip().lower()
+# ATT&CK technique ids, either case: T1566, t1059.001.
+TECHNIQUE_PATTERN = r"^[Tt][0-9]{4}(\.[0-9]{3})?$"
 
 
 class TechniqueId(fields.String):
     """An ATT&CK technique id (``T1566``, ``T1059.001``), upper-cased; the catalogue check
     is the engine's (:mod:`security.modules.attack`), a 422."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        error = "not an ATT&CK technique id (T1566, T1059.001)"
+        super().__init__(validate=FullMatch(TECHNIQUE_PATTERN, error=error), **kwargs)
+
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
-        loaded = super()._deserialize(value, attr, data, **kwargs).strip().upper()
-        problem = attack.technique_form_error(loaded)
-        if problem:
-            raise ValidationError(problem)
-        return loaded
+        return super()._deserialize(value, attr, data, **kwargs).upper()
 
 
-def tag_field() -> Tag:
-    return Tag(validate=[validate.Length(min=1, max=MAX_TAG_LENGTH), not_blank])
+def tag_field() -> fields.String:
+    """A tag as sent; the engine stores it trimmed and lower-cased
+    (``security.modules.incidents.canonical_tags``), a blank one not at all."""
+    return fields.String(validate=validate.Length(min=1, max=MAX_TAG_LENGTH))
 
 
 def tags_field(**kwargs: Any) -> fields.List:

@@ -302,3 +302,12 @@ def test_intake_is_one_event_per_alert(app, analyst):
             )
         )
     assert actions == ["alert.create", "alert.group"]
+
+
+def test_rule_efficacy_rates_rules_only_not_tool_alerts(analyst):
+    post_alert(analyst)
+
+    response = analyst.client.get("/reports/rules", query_string={"by": "rule"})
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["rows"] == []

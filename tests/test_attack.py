@@ -9,9 +9,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from taxii2client.v21 import Collection
 
 from tests.detection_support import create_sigma_rule, post_events
+from tests.taxii_helpers import basic_credentials
 from tests.test_alert_intake import SIEM_ALERT
+
+pytest_plugins = ("tests.taxii_fixtures",)
 
 
 def attack_pattern(technique: str, name: str, *tactics: str) -> dict:
@@ -159,6 +163,20 @@ def test_attack_patterns_arriving_by_stix_import_load_the_catalogue(analyst):
 
     assert response.status_code == 200, response.get_json()
     assert analyst.client.get("/attack/techniques/T1566").get_json()["name"] == "Phishing"
+
+
+def test_attack_patterns_added_to_a_taxii_collection_load_the_catalogue(
+    live_server, collection, admin, viewer
+):
+    url = f"{live_server}/taxii2/api/collections/{collection['id']}/"
+    client_collection = Collection(url, **basic_credentials(admin))
+
+    status = client_collection.add_objects({"objects": SMALL_BUNDLE["objects"][:2]})
+
+    assert status.status == "complete"
+    technique = viewer.client.get("/attack/techniques/T1059").get_json()
+    assert technique["name"] == "Command and Scripting Interpreter"
+    assert technique["tactics"] == ["execution"]
 
 
 def test_sigma_attack_tags_flow_to_the_alert_and_its_incident(analyst):

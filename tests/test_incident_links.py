@@ -387,3 +387,27 @@ def test_merge_unmerge_and_duplicate_merge_are_one_event_each(app, analyst):
         ("alert.unmerge", str(first["id"])),
         ("incident.merge", str(duplicate["id"])),
     ]
+
+
+def test_an_alert_moved_with_a_duplicate_unmerges_without_taking_the_targets_own_labels(
+    analyst, network_id
+):
+    target = new_incident(analyst, tags=["c2"], techniques=["T1071.001"])
+    analyst.client.post(f"/incidents/{target['id']}/iocs", json={"ioc_ids": [network_id]})
+    duplicate = new_incident(analyst)
+    alert = new_alert(analyst, "a1")
+    merge(analyst, duplicate["id"], alert["id"])
+    analyst.client.post(f"/incidents/{target['id']}/merge", json={"duplicate_id": duplicate["id"]})
+
+    response = analyst.client.delete(f"/incidents/{target['id']}/alerts/{alert['id']}")
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["removed"] == {
+        "tags": ["beaconing"],
+        "techniques": [],
+        "ioc_ids": [],
+    }
+    after = analyst.client.get(f"/incidents/{target['id']}").get_json()
+    assert after["tags"] == ["c2"]
+    assert after["techniques"] == ["T1071.001"]
+    assert incident_iocs(analyst, target["id"]) == [network_id]

@@ -242,7 +242,7 @@ def _upsert_alerts(groups: Sequence[_Group], batch: EventBatch, now: datetime) -
             "rule_id": group.rule.id,
             "rule_name": group.rule.name,
             "title": group.rule.name,
-            "tags": sorted(group.rule.tags or []),
+            "tags": incidents.canonical_tags(group.rule.tags or []),
             "techniques": attack.techniques_in_tags(group.rule.tags or []),
             "severity": group.rule.severity,
             "status": "open",
@@ -435,7 +435,7 @@ def alerts_statement(principal: Principal, filters: Mapping[str, Any]) -> Select
         if filters.get(name) is not None:
             statement = statement.where(getattr(Alert, name) == filters[name])
     if filters.get("tag"):
-        statement = statement.where(Alert.tags.contains([filters["tag"]]))
+        statement = statement.where(Alert.tags.contains(incidents.canonical_tags([filters["tag"]])))
     if filters.get("technique"):
         statement = statement.where(Alert.techniques.contains([filters["technique"]]))
     if filters.get("created_after") is not None:

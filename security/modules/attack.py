@@ -38,13 +38,6 @@ STIX_NAMESPACE = uuid.UUID("6f1b3e0e-8a55-4f7e-9d2b-1f0c0a7e4d21")
 """Names the attack-pattern of a technique the catalogue lacks, the same in every export."""
 
 
-def technique_form_error(value: str) -> str | None:
-    """Why ``value`` is not written like a technique id, or None."""
-    if TECHNIQUE_ID.fullmatch(value.strip().upper()):
-        return None
-    return f"{value[:40]!r} is not an ATT&CK technique id (T1566, T1059.001)"
-
-
 def canonical_techniques(values: Iterable[str]) -> list[str]:
     """The ids upper-cased, de-duplicated and sorted (the form is the schema's check)."""
     return sorted({value.strip().upper() for value in values})

@@ -202,14 +202,27 @@ def _hand_over(carrier: Alert, kind: str, item: Any) -> None:
 
 
 def _move_alerts(target: Incident, duplicate: Incident) -> int:
+    """Move the duplicate's alerts, each keeping as carried only what ``target`` lacked
+    (what it already had is not the alert's to remove on an unmerge). Runs before the
+    duplicate's IOC links and labels join ``target``."""
     moved = db.session.scalars(
-        update(Alert)
-        .where(Alert.incident_id == duplicate.id)
-        .values(incident_id=target.id)
-        .returning(Alert.id)
-        .execution_options(synchronize_session=False)
+        select(Alert).where(Alert.incident_id == duplicate.id).order_by(Alert.id).with_for_update()
+    ).all()
+    linked = set(
+        db.session.scalars(select(IncidentIoc.ioc_id).where(IncidentIoc.incident_id == target.id))
     )
-    return len(moved.all())
+    had: dict[str, set[Any]] = {
+        "tags": set(target.tags),
+        "techniques": set(target.techniques),
+        "ioc_ids": linked,
+    }
+    for alert in moved:
+        carried = dict(alert.merge_carried or {})
+        for kind in CARRIED_KINDS:
+            carried[kind] = [item for item in carried.get(kind, []) if item not in had[kind]]
+        alert.merge_carried = carried
+        alert.incident_id = target.id
+    return len(moved)
 
 
 def _move_iocs(target: Incident, duplicate: Incident) -> int:

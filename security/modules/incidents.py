@@ -8,6 +8,7 @@ Resources call these; the workflow and SLA rules themselves are methods of
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,12 @@ EDITABLE_FIELDS = (
 )
 # Statuses an incident may not reach while a mandatory task is open.
 DONE_STATUSES = frozenset({"resolved", "closed"})
+
+
+def canonical_tags(tags: Iterable[str]) -> list[str]:
+    """Tags as stored on incidents and alerts: trimmed, lower-cased (``Phishing`` and
+    ``phishing`` are one tag), without blanks or repeats, sorted."""
+    return sorted({tag.strip().lower() for tag in tags if tag.strip()})
 
 
 def visibility(principal: Principal, incident: Any = Incident) -> ColumnElement[bool]:
@@ -80,7 +87,7 @@ def create_incident(principal: Principal, data: dict[str, Any]) -> Incident:
         tlp=data.get("tlp", "amber"),
         reporter=principal.user,
         assignee=resolve_assignee(data.get("assignee")),
-        tags=sorted(set(data.get("tags", []))),
+        tags=canonical_tags(data.get("tags", [])),
         techniques=attack.check_techniques(data.get("techniques", [])),
         custom_fields=custom_fields.checked_values(data.get("custom_fields", {}), creating=True),
         status="new",
@@ -150,7 +157,7 @@ def _edited_value(field: str, value: Any) -> Any:
     if field == "title":
         return value.strip()
     if field == "tags":
-        return sorted(set(value))
+        return canonical_tags(value)
     if field == "techniques":
         return attack.check_techniques(value)
     return value

@@ -297,7 +297,8 @@ def rule_efficacy(
         .select_from(Alert)
         .outerjoin(DetectionRule, DetectionRule.id == Alert.rule_id)
         .outerjoin(incident, visible_incident)
-        .where(period.condition(Alert.created_at))
+        # Rules only: alerts other tools sent (source set) have no rule to rate.
+        .where(period.condition(Alert.created_at), Alert.source.is_(None))
         .group_by(*grouped)
         .order_by(noise.desc(), func.sum(Alert.count).desc(), *grouped)
         .limit(limit)
