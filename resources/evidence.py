@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Response, current_app, request, send_file
 from flask_restful import Resource
 
+import idempotency
 from auth import authorize
 from errors import ApiError
 from models import Evidence, db
@@ -30,6 +31,7 @@ UPLOAD_BODY = Content(
         "properties": {"file": {"type": "string", "format": "binary"}},
     },
 )
+EVIDENCE_CREATION = idempotency.Creation("evidence.create", Evidence)
 DOWNLOAD = Content("application/octet-stream", {"type": "string", "format": "binary"})
 
 
@@ -67,7 +69,8 @@ class IncidentEvidenceList(Resource):
             permission="incidents:write",
             body=UPLOAD_BODY,
             responses={201: EvidenceSchema},
-            headers=("Location",),
+            headers=("Location", "Idempotent-Replayed"),
+            idempotent=True,
             errors=(422,),
             description=(
                 "An empty file, or a name with nothing usable left once reduced to a safe "
@@ -87,18 +90,23 @@ class IncidentEvidenceList(Resource):
     def post(self, incident_id: int):
         principal = authorize("incidents:write")
         incident = incidents.get_visible_incident(principal, incident_id)
-        upload = _uploaded_file()
-        attached = evidence.attach(
-            incident,
-            principal,
-            upload.stream,
-            upload.filename,
-            upload.mimetype,
-            current_app.config["EVIDENCE_MAX_BYTES"],
-        )
-        db.session.commit()
-        location = {"Location": f"/incidents/{incident.id}/evidence/{attached.id}"}
-        return respond(attached, 201, headers=location)
+
+        def attach():
+            # Parsed here, after answer_once has fingerprinted the raw body (a retry with
+            # the same key must carry the same file).
+            upload = _uploaded_file()
+            attached = evidence.attach(
+                incident,
+                principal,
+                upload.stream,
+                upload.filename,
+                upload.mimetype,
+                current_app.config["EVIDENCE_MAX_BYTES"],
+            )
+            location = {"Location": f"/incidents/{incident.id}/evidence/{attached.id}"}
+            return respond(attached, 201, headers=location)
+
+        return idempotency.answer_once(principal.user_id, EVIDENCE_CREATION, attach)
 
 
 class IncidentEvidenceItem(Resource):

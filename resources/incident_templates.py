@@ -23,6 +23,7 @@ from schemas.incident_templates import (
 from security.modules import incident_templates
 
 TEMPLATE_CREATION = idempotency.Creation("incident_templates.create", IncidentTemplate)
+TEMPLATE_IMPORT = idempotency.Creation("incident_templates.import", IncidentTemplate)
 
 
 def _location(template: IncidentTemplate) -> dict[str, str]:
@@ -132,19 +133,22 @@ class IncidentTemplateImport(Resource):
             permission="incident_templates:admin",
             body=IncidentTemplateCreateSchema,
             responses={200: IncidentTemplateSchema, 201: IncidentTemplateSchema},
-            headers=("ETag", "Location"),
+            headers=("ETag", "Location", "Idempotent-Replayed"),
+            idempotent=True,
             errors=(422,),
         )
     }
 
     def post(self):
-        authorize("incident_templates:admin")
+        principal = authorize("incident_templates:admin")
         data = load_json(IncidentTemplateCreateSchema())
-        template, created = incident_templates.import_template(data)
-        db.session.commit()
-        return respond(
-            template, 201 if created else 200, etag=template.version, headers=_location(template)
-        )
+
+        def write():
+            template, created = incident_templates.import_template(data)
+            status = 201 if created else 200
+            return respond(template, status, etag=template.version, headers=_location(template))
+
+        return idempotency.answer_once(principal.user_id, TEMPLATE_IMPORT, write)
 
 
 def register(api) -> None:

@@ -220,3 +220,32 @@ def test_merging_a_duplicate_incident_moves_its_tasks_evidence_and_comments(anal
     refused = analyst.client.patch(f"/incidents/{target['id']}/status", json={"status": "resolved"})
     assert refused.status_code == 409
     assert refused.get_json()["open_mandatory_tasks"] == [{"id": task["id"], "title": "Moved task"}]
+
+
+def test_a_retried_upload_with_its_key_is_stored_once(app, analyst, evidence_dir):
+    """A retry resends the same bytes (boundary included: the key's fingerprint is the raw
+    body); another file under the same key is 422."""
+    incident = _incident(analyst)
+
+    def send(content: bytes):
+        body = (
+            b"--retry\r\n"
+            b'Content-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+            b"Content-Type: text/plain\r\n\r\n" + content + b"\r\n--retry--\r\n"
+        )
+        return analyst.client.post(
+            f"/incidents/{incident['id']}/evidence",
+            data=body,
+            headers={
+                "Idempotency-Key": "upload-1",
+                "Content-Type": "multipart/form-data; boundary=retry",
+            },
+        )
+
+    first, again = send(b"same bytes"), send(b"same bytes")
+    assert (first.status_code, again.status_code) == (201, 201), again.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert send(b"other bytes").status_code == 422
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Evidence)) == 1

@@ -200,7 +200,7 @@ def test_merging_a_duplicate_moves_alerts_iocs_and_comments_and_closes_it(analys
 
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
-    assert body["moved"] == {"alerts": 1, "iocs": 1, "comments": 1}
+    assert body["moved"] == {"alerts": 1, "iocs": 1, "comments": 1, "tasks": 0, "evidence": 0}
     assert body["duplicate"]["status"] == "closed"
     assert body["duplicate"]["merged_into_id"] == target["id"]
     assert body["incident"]["tags"] == ["beaconing", "c2", "dup", "phishing"]

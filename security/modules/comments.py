@@ -31,7 +31,14 @@ def comments_on(subject: Alert | Task) -> Select:
 def add_comment(subject: Alert | Task, principal: Principal, body: str) -> Comment:
     """A comment on an alert or a task."""
     key = "alert_id" if isinstance(subject, Alert) else "task_id"
-    comment = Comment(author_id=principal.user_id, body=body.strip(), **{key: subject.id})
+    now = utcnow()
+    comment = Comment(
+        author_id=principal.user_id,
+        body=body.strip(),
+        created_at=now,
+        updated_at=now,
+        **{key: subject.id},
+    )
     db.session.add(comment)
     db.session.flush()
     emit(EventType.COMMENT_CREATED, comment.id, {key: subject.id})

@@ -98,8 +98,11 @@ def delete_template(template: IncidentTemplate) -> None:
 
 
 def _checked(data: dict[str, Any]) -> dict[str, Any]:
-    """The template's fields from ``data``, its custom-field values checked."""
+    """The template's fields from ``data``: tags as incidents store them, custom-field
+    values checked."""
     fields = {field: data[field] for field in TEMPLATE_FIELDS if field in data}
+    if "tags" in fields:
+        fields["tags"] = incidents.canonical_tags(fields["tags"])
     if "custom_fields" in fields:
         fields["custom_fields"] = custom_fields.checked_values(fields["custom_fields"])
     return fields

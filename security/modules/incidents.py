@@ -209,11 +209,23 @@ def refuse_with_open_mandatory_tasks(incident: Incident, status: str) -> None:
 def add_comment(incident: Incident, principal: Principal, body: str) -> TimelineEntry:
     """The comment (its author may edit or delete it: ``security/modules/comments.py``)
     and its timeline entry, which names it in ``changes``."""
-    comment = Comment(incident_id=incident.id, author_id=principal.user_id, body=body.strip())
+    now = utcnow()
+    comment = Comment(
+        incident_id=incident.id,
+        author_id=principal.user_id,
+        body=body.strip(),
+        created_at=now,
+        updated_at=now,
+    )
     db.session.add(comment)
     db.session.flush()
     entry = _add_timeline(
-        incident, principal, "comment", comment=comment.body, changes={"comment": comment.id}
+        incident,
+        principal,
+        "comment",
+        at=now,
+        comment=comment.body,
+        changes={"comment": comment.id},
     )
     db.session.flush()
     emit(
