@@ -52,6 +52,12 @@ from security.modules.lookup import first_or_404
 YAML_MEDIA_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 EVENTS_MAX_BODY_BYTES = 16 * 1024 * 1024
 RULE_CREATION = idempotency.Creation("rules.create", DetectionRule)
+# A resend without a key counts into the alert (that is what source_ref is for); a retry
+# with the same Idempotency-Key replays the first answer and counts nothing twice.
+ALERT_RECEIPT = idempotency.Creation("alerts.receive", Alert)
+ALERT_BULK_RECEIPT = idempotency.Creation(
+    "alerts.receive_bulk", Alert, locate=lambda body: body["alerts"][0]["id"]
+)
 ESCALATION = idempotency.Creation(
     "alerts.escalate", Incident, locate=lambda body: body["incident"]["id"]
 )
@@ -276,6 +282,7 @@ class AlertList(Resource):
             responses={201: AlertSchema, 200: AlertSchema},
             headers=("ETag", "Location"),
             errors=(422,),
+            idempotent=True,
             description="201 for a new alert, 200 for a resend counted into one. "
             + INTAKE_DESCRIPTION,
         ),
@@ -290,13 +297,15 @@ class AlertList(Resource):
     def post(self):
         principal = authorize("alerts:write")
         data = load_json(AlertIntakeSchema())
-        (receipt,) = alert_intake.receive_alerts([data], principal)
-        db.session.commit()
-        alert = alert_intake.received_alert(receipt["id"])
-        location = {"Location": f"/alerts/{alert.id}"}
-        return respond(
-            alert, 201 if receipt["created"] else 200, etag=alert.version, headers=location
-        )
+
+        def receive():
+            (receipt,) = alert_intake.receive_alerts([data], principal)
+            alert = alert_intake.received_alert(receipt["id"])
+            location = {"Location": f"/alerts/{alert.id}"}
+            status = 201 if receipt["created"] else 200
+            return respond(alert, status, etag=alert.version, headers=location)
+
+        return idempotency.answer_once(principal.user_id, ALERT_RECEIPT, receive)
 
 
 class AlertBulk(Resource):
@@ -308,6 +317,7 @@ class AlertBulk(Resource):
             body=AlertBulkSchema,
             responses={200: AlertBulkResultSchema},
             errors=(422,),
+            idempotent=True,
             description="All or nothing: one refused alert refuses the batch, naming it by "
             "index. " + INTAKE_DESCRIPTION,
         )
@@ -316,17 +326,20 @@ class AlertBulk(Resource):
     def post(self):
         principal = authorize("alerts:write")
         data = load_json(AlertBulkSchema())
-        with garbage_collection_paused():
-            receipts = alert_intake.receive_alerts(data["alerts"], principal)
-        db.session.commit()
-        created = sum(1 for receipt in receipts if receipt["created"])
-        body = {
-            "received": len(receipts),
-            "created": created,
-            "updated": len(receipts) - created,
-            "alerts": receipts,
-        }
-        return respond(body)
+
+        def receive():
+            with garbage_collection_paused():
+                receipts = alert_intake.receive_alerts(data["alerts"], principal)
+            created = sum(1 for receipt in receipts if receipt["created"])
+            body = {
+                "received": len(receipts),
+                "created": created,
+                "updated": len(receipts) - created,
+                "alerts": receipts,
+            }
+            return respond(body)
+
+        return idempotency.answer_once(principal.user_id, ALERT_BULK_RECEIPT, receive)
 
 
 class AlertItem(Resource):

@@ -75,6 +75,31 @@ def test_three_alerts_two_sharing_a_source_ref_become_two_alerts(app, analyst):
     assert sorted(alert.count for alert in alert_rows(app)) == [1, 2]
 
 
+def test_a_retry_with_its_idempotency_key_counts_nothing_twice(app, analyst):
+    headers = {"Idempotency-Key": "siem-delivery-1"}
+    first = analyst.client.post("/alerts", json=SIEM_ALERT, headers=headers)
+    retry = analyst.client.post("/alerts", json=SIEM_ALERT, headers=headers)
+    resend = post_alert(analyst)
+
+    assert [first.status_code, retry.status_code, resend.status_code] == [201, 201, 200]
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.get_json() == first.get_json()
+    assert resend.get_json()["count"] == 2
+    assert [alert.count for alert in alert_rows(app)] == [2]
+
+
+def test_a_bulk_retry_with_its_idempotency_key_counts_nothing_twice(app, analyst):
+    batch = {"alerts": [SIEM_ALERT, {**SIEM_ALERT, "source_ref": "notable-1002"}]}
+    headers = {"Idempotency-Key": "siem-batch-1"}
+    first = analyst.client.post("/alerts/bulk", json=batch, headers=headers)
+    retry = analyst.client.post("/alerts/bulk", json=batch, headers=headers)
+
+    assert [first.status_code, retry.status_code] == [200, 200]
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.get_json() == first.get_json()
+    assert [alert.count for alert in alert_rows(app)] == [1, 1]
+
+
 def test_concurrent_resends_fold_into_one_alert(app, analyst):
     barrier = threading.Barrier(4)
     statuses: list[int] = []

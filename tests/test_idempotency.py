@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from models import (
+    Alert,
     ApiKey,
     DetectionRule,
     IdempotencyRecord,
@@ -96,6 +97,13 @@ ENDPOINTS = [
         _alert_path,
         {"title": "Encoded PowerShell"},
         {"title": "Something else"},
+    ),
+    CreateEndpoint(
+        "alert",
+        Alert,
+        lambda admin: "/alerts",
+        {"source": "splunk", "source_ref": "n-1", "title": "Beacon", "severity": "low"},
+        {"source": "splunk", "source_ref": "n-2", "title": "Beacon", "severity": "low"},
     ),
     CreateEndpoint(
         "user",
