@@ -11,8 +11,8 @@ from models import Incident, TimelineEntry, User, db
 from resources.common import ensure_version_matches, load_json, load_query
 from resources.openapi import Operation
 from resources.responding import page_response, respond
+from schemas.comments import CommentBodySchema
 from schemas.incidents import (
-    CommentSchema,
     IncidentListQuerySchema,
     IncidentOpenSchema,
     IncidentPageSchema,
@@ -179,7 +179,7 @@ class IncidentComments(Resource):
         "post": Operation(
             "Comment on an incident",
             permission="comments:write",
-            body=CommentSchema,
+            body=CommentBodySchema,
             responses={201: TimelineEntrySchema},
             headers=("Idempotent-Replayed",),
             idempotent=True,
@@ -188,7 +188,7 @@ class IncidentComments(Resource):
 
     def post(self, incident_id: int):
         principal = authorize("comments:write")
-        data = load_json(CommentSchema())
+        data = load_json(CommentBodySchema())
         incident = incidents.get_visible_incident(principal, incident_id)
 
         def comment():

@@ -136,10 +136,6 @@ class StatusChangeSchema(StrictSchema):
     comment = fields.String(validate=validate.Length(max=DESCRIPTION_MAX))
 
 
-class CommentSchema(StrictSchema):
-    body = trimmed_string(max_length=DESCRIPTION_MAX, required=True)
-
-
 class IncidentListQuerySchema(TimeRangeQuerySchema):
     status = fields.String(validate=validate.OneOf(INCIDENT_STATUSES))
     severity = fields.String(validate=validate.OneOf(SEVERITIES))
