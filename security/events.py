@@ -121,7 +121,8 @@ class EventType(StrEnum):
     USER_MFA_ENABLED = "user.mfa_enable"
     USER_MFA_DISABLED = "user.mfa_disable"
     USER_MFA_RECOVERY_USED = "user.mfa_recovery_use"
-    # automation (issue 16): timers' announcements, webhooks and their deliveries
+    MFA_POLICY_CHANGED = "mfa_policy.update"
+    # automation: timers' announcements, webhooks and their deliveries, notifications
     INCIDENT_SLA_APPROACHING = "incident.sla_approaching"
     INCIDENT_SLA_BREACHED = "incident.sla_breached"
     IOC_EXPIRED = "ioc.expired"
@@ -130,15 +131,15 @@ class EventType(StrEnum):
     WEBHOOK_DELETED = "webhook.delete"
     WEBHOOK_TESTED = "webhook.test"
     DELIVERY_REDELIVERED = "delivery.redeliver"
-    # case work, part A: alerts merged into incidents and out, duplicates, ATT&CK
+    NOTIFICATION_CHANNEL_CREATED = "notification_channel.create"
+    NOTIFICATION_CHANNEL_EDITED = "notification_channel.update"
+    NOTIFICATION_CHANNEL_DELETED = "notification_channel.delete"
+    # case work: alerts merged into incidents and out, duplicates, ATT&CK
     ALERT_MERGED = "alert.merge"
     ALERT_UNMERGED = "alert.unmerge"
     INCIDENT_MERGED = "incident.merge"
     ATTACK_CATALOGUE_LOADED = "attack.catalogue_load"
-    NOTIFICATION_CHANNEL_CREATED = "notification_channel.create"
-    NOTIFICATION_CHANNEL_EDITED = "notification_channel.update"
-    NOTIFICATION_CHANNEL_DELETED = "notification_channel.delete"
-    # case work (issue 15, part B): tasks, templates, custom fields, evidence
+    # case work: tasks, templates, custom fields, evidence, comments
     TASK_CREATED = "task.create"
     TASK_EDITED = "task.update"
     INCIDENT_TEMPLATE_CREATED = "incident_template.create"
@@ -151,7 +152,6 @@ class EventType(StrEnum):
     COMMENT_CREATED = "comment.create"
     COMMENT_EDITED = "comment.update"
     COMMENT_DELETED = "comment.delete"
-    MFA_POLICY_CHANGED = "mfa_policy.update"
 
     @property
     def subject_type(self) -> str:
