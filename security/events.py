@@ -126,6 +126,7 @@ class EventType(StrEnum):
     NOTIFICATION_CHANNEL_CREATED = "notification_channel.create"
     NOTIFICATION_CHANNEL_EDITED = "notification_channel.update"
     NOTIFICATION_CHANNEL_DELETED = "notification_channel.delete"
+    NOTIFICATION_CHANNEL_TESTED = "notification_channel.test"
 
     @property
     def subject_type(self) -> str:
