@@ -244,6 +244,8 @@ def test_a_worker_killed_mid_send_is_replaced_and_the_mail_arrives_with_the_same
         first = start_worker(database_url)
         try:
             wait_until(lambda: mailbox.held)  # the worker is inside the SMTP exchange now
+            counts = admin.client.get("/jobs").get_json()  # its heartbeat is fresh
+            assert (counts["running"], counts["stalled"]) == (1, 0)
             os.kill(first.pid, signal.SIGKILL)
             first.wait()
         finally:
@@ -318,3 +320,11 @@ def test_an_admin_may_test_anyones_channel_others_may_not(app, analyst, admin, v
     assert send_test(admin, 999999).status_code == 404
     [queued] = queued_notifications(app)
     assert queued["channel_id"] == mine["id"] and queued["test"] is True
+    with app.app_context():
+        tested = db.session.execute(
+            text(
+                "SELECT object_id, actor FROM audit_log"
+                " WHERE action = 'notification_channel.test'"
+            )
+        ).all()
+    assert [tuple(row) for row in tested] == [(str(mine["id"]), admin.username)]
