@@ -323,8 +323,7 @@ def test_an_admin_may_test_anyones_channel_others_may_not(app, analyst, admin, v
     with app.app_context():
         tested = db.session.execute(
             text(
-                "SELECT object_id, actor FROM audit_log"
-                " WHERE action = 'notification_channel.test'"
+                "SELECT object_id, actor FROM audit_log WHERE action = 'notification_channel.test'"
             )
         ).all()
     assert [tuple(row) for row in tested] == [(str(mine["id"]), admin.username)]
