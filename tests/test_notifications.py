@@ -289,6 +289,42 @@ def test_a_stalled_timer_job_is_queued_again_too(app, database_url):
         wait_until(lambda: "succeeded" in job_states(app, "run_timers")[:1])
 
 
+def test_only_the_jobs_of_silent_workers_are_queued_again_and_only_once(app):
+    """In process: a job on a worker that beats stays running; one on a worker silent past
+    WORKER_STALLED_SECONDS is queued again, once (a second sweep finds nothing)."""
+    from security.modules import jobs
+
+    with app.app_context():
+        for age in ("1 hour", "0 seconds"):
+            worker = db.session.scalar(
+                text(
+                    "INSERT INTO procrastinate_workers (last_heartbeat)"
+                    " VALUES (now() - CAST(:age AS interval)) RETURNING id"
+                ),
+                {"age": age},
+            )
+            db.session.execute(
+                text(
+                    "INSERT INTO procrastinate_jobs (queue_name, task_name, args, status,"
+                    " worker_id) VALUES ('automation', 'notify', '{}', 'doing', :worker)"
+                ),
+                {"worker": worker},
+            )
+        db.session.commit()
+        assert {key: jobs.queue_counts()[key] for key in ("running", "stalled")} == {
+            "running": 1,
+            "stalled": 1,
+        }
+
+    async def sweep_twice() -> list[int]:
+        queue = jobs.build_queue(app)
+        async with queue.open_async():
+            return [await jobs.retry_stalled(queue, 3) for _ in range(2)]
+
+    assert asyncio.run(sweep_twice()) == [1, 0]
+    assert sorted(job_states(app)) == ["doing", "todo"]
+
+
 def send_test(user, channel_id: int):
     return user.client.post(f"/notification-channels/{channel_id}/test")
 
