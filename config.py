@@ -407,6 +407,10 @@ AUTOMATION_INT_SETTINGS = {
     "WEBHOOK_TIMEOUT_SECONDS": (10, 1),
     # How often the worker's timers run: SLA clocks, due feeds, expiries, stuck deliveries.
     "AUTOMATION_TICK_SECONDS": (10, 1),
+    # A worker writes a heartbeat this often; one silent for WORKER_STALLED_SECONDS is dead
+    # (killed, its machine gone) and the jobs it was running are queued again.
+    "WORKER_HEARTBEAT_SECONDS": (10, 1),
+    "WORKER_STALLED_SECONDS": (30, 2),
 }
 DEFAULT_SLA_APPROACHING_SHARE = 0.8
 

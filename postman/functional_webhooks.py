@@ -110,7 +110,7 @@ WEBHOOKS = folder(
             "The job queue",
             "GET",
             "/jobs",
-            [status(200), json_body("queued", "running", "failed", "deliveries")],
+            [status(200), json_body("queued", "running", "stalled", "failed", "deliveries")],
         ),
         request(
             "Remove the webhook",
@@ -155,6 +155,20 @@ WEBHOOKS = folder(
             [status(200), expect("disabled", "pm.expect(body.enabled).to.equal(false);")],
             headers={"If-Match": '"1"'},
             body={"enabled": False},
+        ),
+        request(
+            "Queue a test notification to the channel (also when disabled)",
+            "POST",
+            "/notification-channels/{{channelId}}/test",
+            [
+                status(202),
+                json_body("channel", "notification_id"),
+                expect(
+                    "the channel tested",
+                    "pm.expect(String(body.channel))"
+                    ".to.equal(String(pm.collectionVariables.get('channelId')));",
+                ),
+            ],
         ),
         request(
             "Remove a notification channel",

@@ -17,6 +17,7 @@ from schemas.notifications import (
     ChannelEditSchema,
     ChannelPageSchema,
     ChannelSchema,
+    ChannelTestSchema,
 )
 from security.modules import notifications
 
@@ -111,6 +112,24 @@ class NotificationChannelItem(Resource):
         return None, 204
 
 
+class NotificationChannelTest(Resource):
+    openapi = {
+        "post": Operation(
+            "Queue a test notification to one of your channels (an admin: anyone's) now",
+            permission=PERMISSION,
+            responses={202: ChannelTestSchema},
+        )
+    }
+
+    def post(self, channel_id: int):
+        principal = authorize(PERMISSION)
+        channel = notifications.get_channel_to_test(principal, channel_id)
+        queued = notifications.send_test(channel, principal)
+        db.session.commit()
+        return respond(queued, 202)
+
+
 def register(api) -> None:
     api.add_resource(NotificationChannelList, "/notification-channels")
     api.add_resource(NotificationChannelItem, "/notification-channels/<int:channel_id>")
+    api.add_resource(NotificationChannelTest, "/notification-channels/<int:channel_id>/test")

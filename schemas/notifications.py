@@ -67,3 +67,14 @@ class ChannelSchema(ResponseSchema):
 
 
 ChannelPageSchema = page_of(ChannelSchema, "ChannelPageSchema")
+
+
+class ChannelTestSchema(ResponseSchema):
+    channel = identifier()
+    notification_id = fields.String(
+        required=True,
+        metadata={
+            "description": "the queued notification's id: its X-SOC-Notification-Id header "
+            "(e-mail) and its body's last line, for receivers to drop a repeat"
+        },
+    )

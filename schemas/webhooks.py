@@ -101,7 +101,11 @@ DeliveryPageSchema = page_of(DeliverySchema, "DeliveryPageSchema")
 
 class JobsSchema(ResponseSchema):
     queued = fields.Integer(required=True, metadata={"description": "jobs waiting"})
-    running = fields.Integer(required=True)
+    running = fields.Integer(required=True, metadata={"description": "jobs on live workers"})
+    stalled = fields.Integer(
+        required=True,
+        metadata={"description": "jobs of workers that stopped beating (queued again soon)"},
+    )
     failed = fields.Integer(required=True, metadata={"description": "jobs that raised"})
     deliveries = fields.Dict(
         keys=fields.String(validate=validate.OneOf(DELIVERY_STATUSES)),

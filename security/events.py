@@ -134,6 +134,7 @@ class EventType(StrEnum):
     NOTIFICATION_CHANNEL_CREATED = "notification_channel.create"
     NOTIFICATION_CHANNEL_EDITED = "notification_channel.update"
     NOTIFICATION_CHANNEL_DELETED = "notification_channel.delete"
+    NOTIFICATION_CHANNEL_TESTED = "notification_channel.test"
     # case work: alerts merged into incidents and out, duplicates, ATT&CK
     ALERT_MERGED = "alert.merge"
     ALERT_UNMERGED = "alert.unmerge"

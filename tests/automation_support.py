@@ -40,6 +40,8 @@ FAST_SETTINGS = {
     "WEBHOOK_LEASE_SECONDS": "3",
     "WEBHOOK_TIMEOUT_SECONDS": "2",
     "AUTOMATION_TICK_SECONDS": "1",
+    "WORKER_HEARTBEAT_SECONDS": "1",
+    "WORKER_STALLED_SECONDS": "3",
 }
 WAIT_SECONDS = 30
 WORKER_COMMAND = (sys.executable, "-m", "flask", "--app", "app:create_app", "worker")

@@ -1,9 +1,13 @@
 """Notifications for people through apprise: channels stored encrypted, the same filters
 as webhooks plus "assigned to me", queued with the change, sent to a real SMTP server
-(aiosmtpd) and a Mattermost-style HTTP receiver on 127.0.0.1."""
+(aiosmtpd) and a Mattermost-style HTTP receiver on 127.0.0.1; a channel tested by hand; a
+worker killed mid-send (real ``flask worker`` processes) and the mail still arriving."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +24,10 @@ from tests.automation_support import (
     FAST_SETTINGS,
     Receiver,
     empty_job_queue,
+    running_workers,
+    start_worker,
+    stop_worker,
+    wait_until,
     webhook_receiver,
 )
 from tests.conftest import app_settings
@@ -44,13 +52,25 @@ def empty_queue(app):
 
 
 class Mailbox:
+    """Accepts every message (``messages``); while ``holding``, a message is kept in
+    ``held`` and not answered until ``holding`` ends, then refused (451): the sender
+    never learned it was taken, as when it dies mid-send."""
+
     def __init__(self) -> None:
         self.messages: list = []
+        self.held: list = []
+        self.holding = False
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
+        message = message_from_bytes(envelope.content)
+        if self.holding:
+            self.held.append(message)
+            while self.holding:
+                await asyncio.sleep(0.05)
+            return "451 Try again later"
         with self.lock:
-            self.messages.append(message_from_bytes(envelope.content))
+            self.messages.append(message)
         return "250 OK"
 
 
@@ -202,3 +222,144 @@ def test_tlp_red_is_never_sent(app, analyst):
     add_channel(analyst)
     open_incident(analyst, tlp="red")
     assert queued_notifications(app) == []
+
+
+def job_states(app, task: str = "notify") -> list[str]:
+    with app.app_context():
+        return list(
+            db.session.scalars(
+                text("SELECT status::text FROM procrastinate_jobs WHERE task_name = :task"),
+                {"task": task},
+            )
+        )
+
+
+def test_a_worker_killed_mid_send_is_replaced_and_the_mail_arrives_with_the_same_id(
+    app, database_url, admin, analyst
+):
+    add_channel(analyst)
+    open_incident(analyst)
+    with smtp_server() as mailbox:
+        mailbox.holding = True
+        first = start_worker(database_url)
+        try:
+            wait_until(lambda: mailbox.held)  # the worker is inside the SMTP exchange now
+            counts = admin.client.get("/jobs").get_json()  # its heartbeat is fresh
+            assert (counts["running"], counts["stalled"]) == (1, 0)
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait()
+        finally:
+            stop_worker(first)
+        mailbox.holding = False
+        # Nothing else would take it: the job stays 'doing' on a dead worker, which /jobs
+        # counts as stalled once its heartbeat is WORKER_STALLED_SECONDS (3) old.
+        assert job_states(app) == ["doing"]
+        wait_until(lambda: admin.client.get("/jobs").get_json()["stalled"] == 1, timeout=10)
+        counts = admin.client.get("/jobs").get_json()
+        assert counts["running"] == 0 and counts["queued"] == 0
+        with running_workers(database_url):
+            wait_until(lambda: mailbox.messages)
+            wait_until(lambda: job_states(app) == ["succeeded"])
+    [held] = mailbox.held
+    assert all(
+        message[notifications.ID_HEADER] == held[notifications.ID_HEADER]
+        for message in mailbox.messages
+    )
+    assert held[notifications.ID_HEADER] and mailbox.messages[0]["Subject"] == held["Subject"]
+
+
+def test_a_stalled_timer_job_is_queued_again_too(app, database_url):
+    """Any kind of job: here a timers run left 'doing' by a worker that is gone."""
+    with app.app_context():
+        db.session.execute(
+            text(
+                "INSERT INTO procrastinate_workers (last_heartbeat)"
+                " VALUES (now() - interval '1 hour')"
+            )
+        )
+        db.session.execute(
+            text(
+                "INSERT INTO procrastinate_jobs (queue_name, task_name, args, status,"
+                " worker_id) SELECT 'automation', 'run_timers', '{\"timestamp\": 0}',"
+                " 'doing', max(id) FROM procrastinate_workers"
+            )
+        )
+        db.session.commit()
+    with running_workers(database_url):
+        wait_until(lambda: "succeeded" in job_states(app, "run_timers")[:1])
+
+
+def test_only_the_jobs_of_silent_workers_are_queued_again_and_only_once(app):
+    """In process: a job on a worker that beats stays running; one on a worker silent past
+    WORKER_STALLED_SECONDS is queued again, once (a second sweep finds nothing)."""
+    from security.modules import jobs
+
+    with app.app_context():
+        for age in ("1 hour", "0 seconds"):
+            worker = db.session.scalar(
+                text(
+                    "INSERT INTO procrastinate_workers (last_heartbeat)"
+                    " VALUES (now() - CAST(:age AS interval)) RETURNING id"
+                ),
+                {"age": age},
+            )
+            db.session.execute(
+                text(
+                    "INSERT INTO procrastinate_jobs (queue_name, task_name, args, status,"
+                    " worker_id) VALUES ('automation', 'notify', '{}', 'doing', :worker)"
+                ),
+                {"worker": worker},
+            )
+        db.session.commit()
+        assert {key: jobs.queue_counts()[key] for key in ("running", "stalled")} == {
+            "running": 1,
+            "stalled": 1,
+        }
+
+    async def sweep_twice() -> list[int]:
+        queue = jobs.build_queue(app)
+        async with queue.open_async():
+            return [await jobs.retry_stalled(queue, 3) for _ in range(2)]
+
+    assert asyncio.run(sweep_twice()) == [1, 0]
+    assert sorted(job_states(app)) == ["doing", "todo"]
+
+
+def send_test(user, channel_id: int):
+    return user.client.post(f"/notification-channels/{channel_id}/test")
+
+
+def test_a_channel_test_is_mailed_with_its_notification_id(app, analyst):
+    channel = add_channel(analyst, enabled=False)  # checked before it is turned on
+    response = send_test(analyst, channel["id"])
+    assert response.status_code == 202
+    answer = response.get_json()
+    assert answer["channel"] == channel["id"]
+    with smtp_server() as mailbox:
+        assert send_queued(app) == 1
+        wait_until(lambda: mailbox.messages, timeout=10)
+    [message] = mailbox.messages
+    assert "notification_channel.test" in message["Subject"]
+    assert message[notifications.ID_HEADER] == answer["notification_id"]
+    [text_part] = [part for part in message.walk() if part.get_content_type() == "text/plain"]
+    text_body = text_part.get_payload(decode=True).decode()
+    assert text_body.strip().endswith(f"notification-id: {answer['notification_id']}")
+
+
+def test_an_admin_may_test_anyones_channel_others_may_not(app, analyst, admin, viewer):
+    channel = add_channel(admin)
+    assert send_test(analyst, channel["id"]).status_code == 404
+    assert send_test(viewer, channel["id"]).status_code == 403
+    assert queued_notifications(app) == []
+    mine = add_channel(analyst)
+    assert send_test(admin, mine["id"]).status_code == 202
+    assert send_test(admin, 999999).status_code == 404
+    [queued] = queued_notifications(app)
+    assert queued["channel_id"] == mine["id"] and queued["test"] is True
+    with app.app_context():
+        tested = db.session.execute(
+            text(
+                "SELECT object_id, actor FROM audit_log WHERE action = 'notification_channel.test'"
+            )
+        ).all()
+    assert [tuple(row) for row in tested] == [(str(mine["id"]), admin.username)]

@@ -240,6 +240,7 @@ def exercise_webhooks(admin) -> None:
     _ok(admin.client.get("/notification-channels"))
     _ok(admin.client.get(f"/notification-channels/{channel_id}"))
     _ok(admin.client.patch(f"/notification-channels/{channel_id}", json={"enabled": False}))
+    _ok(admin.client.post(f"/notification-channels/{channel_id}/test"), 202)
     _ok(admin.client.delete(f"/notification-channels/{channel_id}"), 204)
 
 

@@ -474,6 +474,7 @@ def test_metrics_show_the_queue_the_latency_and_the_failures_by_target(app, admi
     assert 'webhook_deliveries{status="delivered"} 1.0' in text_format
     assert 'webhook_delivery_latency_seconds{quantile="0.99"}' in text_format
     assert 'job_queue_jobs{state="queued"}' in text_format
+    assert 'job_queue_jobs{state="stalled"} 0.0' in text_format
 
 
 def test_reencrypt_secrets_moves_webhook_secrets_and_channel_urls_to_the_new_key(

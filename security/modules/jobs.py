@@ -17,6 +17,14 @@ Each task runs its work inside the Flask app's context, with the app's session, 
 idempotent: a job run twice (a worker killed after the work, before the job was marked
 done) does no harm, because every task re-reads and claims what it acts on.
 
+A worker killed (``kill -9``, its machine lost) leaves its jobs in procrastinate's
+``doing`` state, which nothing else would ever take again. Every worker writes a heartbeat
+to ``procrastinate_workers`` each ``WORKER_HEARTBEAT_SECONDS``; the periodic
+:data:`RETRY_STALLED_TASK` asks procrastinate for the running jobs of workers silent for
+``WORKER_STALLED_SECONDS`` and queues them again, so every kind of job (deliveries,
+notifications, timers, polls) is at least once. ``/jobs`` counts those jobs as
+``stalled``, not ``running``.
+
 Not here: what a delivery does (:mod:`security.modules.webhooks`) and what the timers
 announce (:mod:`security.modules.timers`).
 """
@@ -43,6 +51,7 @@ QUEUE = "automation"
 DELIVER_TASK = "deliver_webhook"
 TIMERS_TASK = "run_timers"
 PRUNE_TASK = "prune_records"
+RETRY_STALLED_TASK = "retry_stalled_jobs"
 PRUNE_CRON = "17 3 * * *"  # daily, at a quiet hour (UTC)
 
 _DEFER = text(
@@ -60,20 +69,48 @@ def defer_in_transaction(task: str, scheduled_at: datetime | None = None, **args
     )
 
 
+# A running job is stalled by procrastinate's own test (its select_stalled_jobs_by_heartbeat
+# query): its worker is gone (pruned: the column is set to NULL) or has not beaten for
+# the given seconds.
+_COUNTS = text(
+    "SELECT count(*) FILTER (WHERE status = 'todo'),"
+    " count(*) FILTER (WHERE status = 'doing' AND NOT stalled),"
+    " count(*) FILTER (WHERE status = 'doing' AND stalled),"
+    " count(*) FILTER (WHERE status = 'failed')"
+    " FROM (SELECT job.status, worker.id IS NULL"
+    " OR worker.last_heartbeat < now() - make_interval(secs => :seconds) AS stalled"
+    " FROM procrastinate_jobs job"
+    " LEFT JOIN procrastinate_workers worker ON worker.id = job.worker_id"
+    " WHERE job.status IN ('todo', 'doing', 'failed')) AS jobs"
+)
+
+
 def queue_counts() -> dict[str, int]:
-    """Jobs by state: ``queued`` (waiting, due or scheduled), ``running``, ``failed``."""
-    rows = db.session.execute(
-        text(
-            "SELECT status::text, count(*) FROM procrastinate_jobs"
-            " WHERE status IN ('todo', 'doing', 'failed') GROUP BY status"
-        )
-    )
-    counts: dict[str, int] = {key: value for key, value in rows}
-    return {
-        "queued": counts.get("todo", 0),
-        "running": counts.get("doing", 0),
-        "failed": counts.get("failed", 0),
-    }
+    """Jobs by state: ``queued`` (waiting, due or scheduled), ``running`` (on a worker
+    that still beats), ``stalled`` (on a worker silent for ``WORKER_STALLED_SECONDS``,
+    about to be queued again), ``failed``."""
+    seconds = current_app.config["WORKER_STALLED_SECONDS"]
+    row = db.session.execute(_COUNTS, {"seconds": seconds}).one()
+    return dict(zip(("queued", "running", "stalled", "failed"), row, strict=True))
+
+
+async def retry_stalled(queue: Any, stalled_seconds: float) -> int:
+    """Queue again the running jobs of workers silent for ``stalled_seconds`` (they died
+    mid-job); how many. A job another worker requeued first is skipped."""
+    from procrastinate.exceptions import ConnectorException
+
+    retried = 0
+    for job in await queue.job_manager.get_stalled_jobs(
+        queue=QUEUE, seconds_since_heartbeat=stalled_seconds
+    ):
+        try:
+            await queue.job_manager.retry_job(job)
+        except ConnectorException as error:  # it left 'doing' meanwhile: not ours
+            logger.info("stalled job %s not retried: %s", job.id, error)
+            continue
+        logger.warning("job %s (%s) of a dead worker queued again", job.id, job.task_name)
+        retried += 1
+    return retried
 
 
 def libpq_conninfo(database_url: str) -> str:
@@ -134,6 +171,14 @@ def build_queue(app: Flask) -> Any:
     queue.periodic(cron=tick_cron(app.config["AUTOMATION_TICK_SECONDS"]))(
         queue.task(name=TIMERS_TASK, queue=QUEUE)(in_app(run_timers))
     )
+    stalled_seconds = app.config["WORKER_STALLED_SECONDS"]
+
+    async def retry_stalled_jobs(timestamp: int) -> None:
+        await retry_stalled(queue, stalled_seconds)
+
+    queue.periodic(cron=tick_cron(app.config["AUTOMATION_TICK_SECONDS"]))(
+        queue.task(name=RETRY_STALLED_TASK, queue=QUEUE)(retry_stalled_jobs)
+    )
     queue.periodic(cron=PRUNE_CRON)(queue.task(name=PRUNE_TASK, queue=QUEUE)(in_app(prune_records)))
     return queue
 
@@ -150,6 +195,8 @@ def run_worker(app: Flask, concurrency: int, poll_seconds: float) -> None:
         queues=[QUEUE],
         concurrency=concurrency,
         fetch_job_polling_interval=poll_seconds,
+        update_heartbeat_interval=app.config["WORKER_HEARTBEAT_SECONDS"],
+        stalled_worker_timeout=app.config["WORKER_STALLED_SECONDS"],
         install_signal_handlers=True,
     )
 

@@ -12,6 +12,12 @@ notifies nobody. The job (:func:`send`) sends through apprise; a failure raises,
 procrastinate retries it with an exponential wait up to ``WEBHOOK_MAX_ATTEMPTS``. TLP red
 subjects are never sent: a mailbox or a chat is outside the product.
 
+At least once: a worker killed mid-send leaves the job running on a dead worker, and
+:func:`security.modules.jobs.retry_stalled` queues it again, so the notification may
+arrive twice. Each notification carries an id given when it is queued, the same on every
+attempt: e-mails in the ``X-SOC-Notification-Id`` header, every kind on the body's last
+line (``notification-id: ...``), so a receiver (a mail rule, a bot) can drop a repeat.
+
 The SSRF guard: a channel's host (the SMTP server, a Mattermost server) is checked like a
 webhook target when the channel is saved and again before each sending; Slack and Teams
 URLs name only their services' public hosts. apprise makes its requests itself, so
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -46,6 +53,8 @@ from security.outbound.secrets import (
 from security.outbound.ssrf import OutboundUrlRefused, check_outbound_url, configured_allowed_hosts
 
 NOTIFY_TASK = "notify"
+ID_HEADER = "X-SOC-Notification-Id"
+TEST_TITLE = "[SOC] notification_channel.test"
 # apprise schemes accepted, by the service they reach.
 KINDS = {
     "mailto": "e-mail",
@@ -121,6 +130,16 @@ def get_channel(
     )
 
 
+def get_channel_to_test(principal: Principal, channel_id: int) -> NotificationChannel:
+    """The caller's channel, or anyone's for an admin (who checks a colleague's setup)."""
+    if not principal.is_admin:
+        return get_channel(principal, channel_id)
+    return first_or_404(
+        select(NotificationChannel).where(NotificationChannel.id == channel_id),
+        f"Notification channel {channel_id} does not exist.",
+    )
+
+
 def _store_url(channel: NotificationChannel, url: str) -> None:
     channel.kind = check_channel_url(url)
     try:
@@ -173,6 +192,38 @@ def reencrypt_channel_urls(actor: Actor) -> int:
     return len(tokens)
 
 
+def queue(channel_id: int, title: str, body: str, *, test: bool = False) -> str:
+    """Queue a :data:`NOTIFY_TASK` job in the current transaction; the notification's id
+    (the same on every attempt, for receivers to deduplicate)."""
+    notification_id = str(uuid.uuid4())
+    jobs.defer_in_transaction(
+        NOTIFY_TASK,
+        channel_id=channel_id,
+        title=title,
+        body=body,
+        notification_id=notification_id,
+        test=test,
+    )
+    return notification_id
+
+
+def send_test(channel: NotificationChannel, principal: Principal) -> dict[str, Any]:
+    """Queue a test notification to ``channel`` now, whatever events it listens to (also
+    when disabled: the owner checks it before turning it on)."""
+    body = (
+        f"A test of notification channel {channel.id} ({channel.name}), asked for by"
+        f" {principal.username}. If you read this, the channel works."
+    )
+    notification_id = queue(channel.id, f"{TEST_TITLE}: channel {channel.id}", body, test=True)
+    emit(
+        EventType.NOTIFICATION_CHANNEL_TESTED,
+        channel.id,
+        {"notification": notification_id},
+        actor=actor_of(principal),
+    )
+    return {"channel": channel.id, "notification_id": notification_id}
+
+
 def delete_channel(channel: NotificationChannel) -> None:
     emit(EventType.NOTIFICATION_CHANNEL_DELETED, channel.id, {"kind": channel.kind})
     db.session.delete(channel)
@@ -216,21 +267,34 @@ def record_notifications(app: Flask, events: Sequence[Event]) -> None:
             if channel.only_assigned_to_me and subject.assignee_id != channel.user_id:
                 continue
             title, body = _message(event, json.loads(json.dumps(subject.facts, default=str)))
-            jobs.defer_in_transaction(NOTIFY_TASK, channel_id=channel.id, title=title, body=body)
+            queue(channel.id, title, body)
 
 
-def send(channel_id: int, title: str, body: str) -> None:
-    """The job of :data:`NOTIFY_TASK`: send through the channel, if it still exists and is
-    enabled; :class:`NotificationFailed` (retried) when apprise could not."""
+def send(
+    channel_id: int,
+    title: str,
+    body: str,
+    notification_id: str | None = None,
+    test: bool = False,
+) -> None:
+    """The job of :data:`NOTIFY_TASK`: send through the channel, if it still exists (and
+    is enabled, unless it is a test); :class:`NotificationFailed` (retried) when apprise
+    could not. The id goes along (see the module's docstring); jobs queued before ids
+    existed have none."""
     channel = db.session.get(NotificationChannel, channel_id)
-    if channel is None or not channel.enabled:
+    if channel is None or not (channel.enabled or test):
         return
     url = decrypt_secret(channel.url_encrypted)["url"]
     try:
         check_channel_url(url)
     except Invalid as error:
         raise NotificationFailed(f"channel {channel_id}: {error}") from None
+    plugin = _plugin(url)
+    if notification_id is not None:
+        body = f"{body}\nnotification-id: {notification_id}"
+        if isinstance(getattr(plugin, "headers", None), dict):  # e-mail: a header too
+            plugin.headers[ID_HEADER] = notification_id
     sender = _apprise().Apprise()
-    sender.add(url)
+    sender.add(plugin)
     if not sender.notify(title=title, body=body):
         raise NotificationFailed(f"channel {channel_id}: apprise could not send")
