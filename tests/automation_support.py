@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook as Verifier
@@ -193,6 +194,30 @@ def stop_worker(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def automation_app_fixtures() -> tuple[Callable, Callable]:
+    """An automation test module's ``app`` (the suite's database with :data:`FAST_SETTINGS`,
+    one per module) and its autouse ``empty_queue``, declared once for every such module:
+    ``app, empty_queue = automation_app_fixtures()``."""
+
+    @pytest.fixture(scope="module")
+    def app(database_url):
+        from app import create_app
+        from models import db
+        from tests.conftest import app_settings
+
+        application = create_app(app_settings(database_url, **FAST_SETTINGS))
+        yield application
+        with application.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+    @pytest.fixture(autouse=True)
+    def empty_queue(app):
+        empty_job_queue(app)
+
+    return app, empty_queue
 
 
 def empty_job_queue(app) -> None:

@@ -11,38 +11,22 @@ import signal
 import time
 from collections import Counter
 
-import pytest
 from sqlalchemy import func, select, text
 
 from models import AuditEntry, WebhookDelivery, db
 from tests.automation_support import (
     FAST_SETTINGS,
     Receiver,
-    empty_job_queue,
+    automation_app_fixtures,
     running_workers,
     start_worker,
     stop_worker,
     wait_until,
     webhook_receiver,
 )
-from tests.conftest import app_settings
 from tests.scripted_taxii_server import COLLECTION_ID, Script, scripted_taxii_server
 
-
-@pytest.fixture(scope="module")
-def app(database_url):
-    from app import create_app
-
-    application = create_app(app_settings(database_url, **FAST_SETTINGS))
-    yield application
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
-@pytest.fixture(autouse=True)
-def empty_queue(app):
-    empty_job_queue(app)
+app, empty_queue = automation_app_fixtures()
 
 
 def subscribe(admin, url: str, events=("incident.create",)) -> dict:

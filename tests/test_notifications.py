@@ -21,34 +21,19 @@ from sqlalchemy import select, text
 from models import NotificationChannel, db
 from security.modules import notifications, timers
 from tests.automation_support import (
-    FAST_SETTINGS,
     Receiver,
-    empty_job_queue,
+    automation_app_fixtures,
     running_workers,
     start_worker,
     stop_worker,
     wait_until,
     webhook_receiver,
 )
-from tests.conftest import app_settings
 
 SMTP_PORT = 18260  # this area's range (18200-18299)
 
 
-@pytest.fixture(scope="module")
-def app(database_url):
-    from app import create_app
-
-    application = create_app(app_settings(database_url, **FAST_SETTINGS))
-    yield application
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
-@pytest.fixture(autouse=True)
-def empty_queue(app):
-    empty_job_queue(app)
+app, empty_queue = automation_app_fixtures()
 
 
 class Mailbox:

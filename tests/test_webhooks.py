@@ -20,27 +20,12 @@ from security.outbound.secrets import decrypt_secret
 from tests.automation_support import (
     FAST_SETTINGS,
     Receiver,
+    automation_app_fixtures,
     empty_job_queue,
     webhook_receiver,
 )
-from tests.conftest import app_settings
 
-
-@pytest.fixture(scope="module")
-def app(database_url):
-    """The suite's database, with an encryption key, 127.0.0.1 allowed and fast retries."""
-    from app import create_app
-
-    application = create_app(app_settings(database_url, **FAST_SETTINGS))
-    yield application
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
-@pytest.fixture(autouse=True)
-def empty_queue(app):
-    empty_job_queue(app)
+app, empty_queue = automation_app_fixtures()
 
 
 def subscribe(admin, url: str, events=("incident.create",), **settings) -> dict:
