@@ -50,7 +50,7 @@ class OidcLogin(Resource):
             "Sign in with the identity provider: a redirect to its login page (PKCE)",
             responses={302: None},
             headers=("Location",),
-            errors=(503,),
+            errors=(404, 503),
         )
     }
 
@@ -76,7 +76,7 @@ class OidcCallback(Resource):
             "Where the identity provider returns: exchanges the code for a bearer token",
             query=OidcCallbackQuerySchema,
             responses={200: LoginResponseSchema},
-            errors=(401, 403, 503),
+            errors=(401, 403, 404, 503),
             description=(
                 "The role comes from OIDC_ROLE_CLAIM through OIDC_ROLE_MAP; an unknown "
                 "identity gets an account when OIDC_JIT_USERS is on, else 403."

@@ -57,7 +57,9 @@ class IncidentTemplateCreateSchema(StrictSchema):
         load_default=list,
         validate=validate.Length(max=TASKS_MAX),
     )
-    custom_fields = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=dict)
+    custom_fields = fields.Dict(
+        keys=fields.String(), values=fields.Raw(allow_none=True), load_default=dict
+    )
 
 
 IncidentTemplateUpdateSchema = edit_of(IncidentTemplateCreateSchema, "IncidentTemplateUpdateSchema")

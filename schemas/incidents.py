@@ -110,12 +110,17 @@ class IncidentOpenSchema(IncidentCreateSchema):
     )
     custom_fields = _custom_fields_field()
 
-    @validates_schema
-    def _title_and_severity_or_template(self, data: dict, **kwargs) -> None:
-        if "template" in data:
+    # Also when another field is invalid, so that one answer names every missing field;
+    # what was sent (not what loaded) says whether a field is missing.
+    @validates_schema(skip_on_field_errors=False, pass_original=True)
+    def _title_and_severity_or_template(self, data: dict, original: Any, **kwargs) -> None:
+        if not isinstance(original, dict) or "template" in original:
             return
-        missing = {name: ["required without a template"] for name in ("title", "severity")}
-        missing = {name: errors for name, errors in missing.items() if name not in data}
+        missing = {
+            name: ["required without a template"]
+            for name in ("title", "severity")
+            if name not in original
+        }
         if missing:
             raise ValidationError(missing)
 
