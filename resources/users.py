@@ -136,6 +136,8 @@ class UserMfa(Resource):
             "Turn off a user's second factor (a lost authenticator; audited)",
             permission="users:admin",
             responses={204: None},
+            errors=(409,),
+            description="409 when the user has no second factor.",
         )
     }
 

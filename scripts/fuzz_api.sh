@@ -10,14 +10,14 @@
 #   scripts/fuzz_api.sh [extra schemathesis arguments]
 #
 # Runs as the admin (every operation reachable). Left out, because each would end the
-# session the run uses: POST /auth/logout, DELETE /auth/sessions/{id} and
-# DELETE /users/{id}/sessions (the fuzzer guesses small ids, its own among them), and
-# POST /users/{id}/password-reset (it may force the admin's password change), and
-# PATCH /users/{id} (with an admin it registered, it may deactivate or demote its own);
-# tests/test_auth.py, tests/test_passwords_sessions.py and tests/test_users.py cover them. The server has an
-# ENCRYPTION_KEY, as ./run.sh's does, so what stores a secret is reached. Rate limits are raised for
-# the run (the fuzzer is one client sending thousands of requests); the login guard stays
-# as configured, its 429 is a documented answer.
+# session the run uses: POST /auth/logout; DELETE /auth/sessions/{id} and
+# DELETE /users/{id}/sessions (the fuzzer guesses small ids, its own among them);
+# POST /users/{id}/password-reset (it may force the admin's password change); and
+# PATCH /users/{id} (with an admin it registered, it may deactivate or demote its own).
+# tests/test_auth.py, tests/test_passwords_sessions.py and tests/test_users.py cover them.
+# The server has an ENCRYPTION_KEY, as ./run.sh's has, so what stores a secret is reached.
+# Rate limits are raised for the run (the fuzzer is one client sending thousands of
+# requests); the login guard stays as configured, its 429 is a documented answer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/live_server.sh
