@@ -123,7 +123,7 @@ def test_a_forged_state_is_refused(client, sso):
 def test_sso_accounts_have_no_local_password(client, sso):
     provider_user("erin", groups=["soc-analysts"], email="erin@example.org")
     token = sign_in(client, "erin").get_json()["access_token"]
-    change = {"current_password": "anything", "new_password": "Brand-New-Pass-77!"}
+    change = {"current_password": "Whatever-Was-Never-Set-1", "new_password": "Brand-New-Pass-77!"}
     assert client.with_token(token).post("/auth/password", json=change).status_code == 409
 
 
