@@ -16,7 +16,7 @@ from psycopg2 import errors as pg_errors
 from psycopg2 import sql
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 MIGRATIONS_DIRECTORY = str(Path(__file__).resolve().parent / "migrations")
 # Any constant works as long as every process agrees on it: "soc-api" in ASCII.
@@ -38,6 +38,19 @@ def lost_connection(error: BaseException) -> bool:
     """
     return isinstance(error, OperationalError) or (
         isinstance(error, DBAPIError) and error.connection_invalidated
+    )
+
+
+UNIQUE_VIOLATION = "23505"
+"""PostgreSQL's SQLSTATE for a row that a unique constraint already holds."""
+
+
+def unique_violation(error: BaseException) -> bool:
+    """Whether ``error`` is a unique constraint refusing a row: what a check-then-insert
+    (a name already taken, a key already used) meets when another transaction inserted
+    the same value between the check and the insert."""
+    return isinstance(error, IntegrityError) and getattr(error.orig, "pgcode", None) == (
+        UNIQUE_VIOLATION
     )
 
 

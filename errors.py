@@ -17,7 +17,7 @@ from flask import Flask, Response, g, has_request_context, json, request
 from flask_restful import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from database import lost_connection
+from database import lost_connection, unique_violation
 from models.base import IllegalTransition
 from security import errors as domain
 
@@ -87,6 +87,11 @@ def problem_response(
 
 # The one place that knows which HTTP status each refusal of the engine (or of a model's
 # workflow) becomes; a subclass answers as the nearest class listed here.
+CONCURRENT_DUPLICATE = (
+    "Another request wrote the same unique value at the same moment; read the current "
+    "state and retry if it still applies."
+)
+
 DOMAIN_ERROR_STATUS: dict[type[Exception], int] = {
     domain.Invalid: 422,
     domain.NotFound: 404,
@@ -173,6 +178,10 @@ def handle_exception(error: Exception) -> Response:
         # Not acknowledged, so not promised: the client retries (503 + Retry-After).
         logger.warning("database connection lost: %s", type(error.__cause__ or error).__name__)
         return render(503, DATABASE_LOST, headers={"Retry-After": "1"})
+    if unique_violation(error):
+        # The engine checks uniqueness before it writes; a concurrent request that wrote
+        # the same value in between is a conflict with the current state, as the check's.
+        return render(409, CONCURRENT_DUPLICATE)
     if not isinstance(error, HTTPException):
         logger.exception("unhandled error", exc_info=error)
     return render(500, InternalServerError.description)

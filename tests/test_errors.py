@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from models import db
 
@@ -116,6 +117,32 @@ def test_unexpected_error_is_problem_500_without_details(database_url):
 
     body = assert_problem(fresh_app.test_client().get("/_test_boom"), 500)
     assert "secret internals" not in body["detail"]
+
+
+@pytest.mark.usefixtures("app")  # for its clean_database: this test adds templates
+def test_a_unique_value_written_concurrently_is_problem_409_not_500(database_url):
+    """What a check-then-insert meets when another transaction wrote the same name between
+    the check and the insert (two imports of one template at once, found by the fuzzer)."""
+    from app import create_app
+    from models import IncidentTemplate, db
+    from tests.conftest import app_settings
+
+    fresh_app = create_app(app_settings(database_url, AUTO_MIGRATE=False))
+
+    @fresh_app.route("/_test_duplicate", methods=["POST"])
+    def duplicate():
+        for _ in range(2):
+            db.session.add(IncidentTemplate(name="twin", severity="low", version=1))
+            db.session.flush()
+        db.session.commit()
+        return "", 201
+
+    response = fresh_app.test_client().post("/_test_duplicate")
+
+    body = assert_problem(response, 409)
+    assert "incident_templates" not in body["detail"]
+    with fresh_app.app_context():
+        assert db.session.scalars(select(IncidentTemplate)).all() == []
 
 
 @pytest.mark.usefixtures("app")  # for its clean_database: this test adds a user
