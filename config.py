@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from limits import parse_many
 
-from models.vocabulary import SEVERITIES
+from models.vocabulary import ROLES, SEVERITIES
 
 DEVELOPMENT_ENVIRONMENTS = frozenset({"development", "testing"})
 MIN_SECRET_KEY_BYTES = 32
@@ -157,6 +157,11 @@ class Settings:
         }
 
 
+def _comma_separated(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """The setting's comma-separated items, trimmed, empty ones dropped."""
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
 def _int_setting(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -280,7 +285,7 @@ def _encryption_keys(env: Mapping[str, str]) -> tuple[str, ...]:
     """``ENCRYPTION_KEY``: Fernet keys, comma-separated, newest first (older ones still
     decrypt, so a key can be rotated without losing stored secrets). Unset is allowed:
     storing a secret then fails with a clear error instead."""
-    keys = tuple(key.strip() for key in env.get("ENCRYPTION_KEY", "").split(",") if key.strip())
+    keys = _comma_separated(env, "ENCRYPTION_KEY")
     for key in keys:
         try:
             valid = len(base64.urlsafe_b64decode(key.encode())) == FERNET_KEY_BYTES
@@ -336,7 +341,7 @@ def _rate_limit_setting(env: Mapping[str, str], name: str, default: str) -> str:
 def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
     """Comma-separated origins (``https://app.example.org``); ``*`` is refused on purpose:
     only origins someone chose may read the API from a browser."""
-    origins = tuple(item.strip() for item in env.get("CORS_ORIGINS", "").split(",") if item.strip())
+    origins = _comma_separated(env, "CORS_ORIGINS")
     for origin in origins:
         parts = urlsplit(origin)
         if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:
@@ -518,17 +523,13 @@ DEFAULT_OIDC_CLOCK_SKEW_SECONDS = 60
 SSO_LOCAL_PASSWORD_CHOICES = ("disabled", "allowed")
 
 
-def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
-
-
 def _oidc_role_map(env: Mapping[str, str]) -> dict[str, str]:
     """``OIDC_ROLE_MAP``: ``group=role`` pairs, comma-separated, e.g.
     ``soc-admins=admin,soc-analysts=analyst``; the first pair a user's groups match wins."""
     mapping: dict[str, str] = {}
-    for pair in _names(env, "OIDC_ROLE_MAP"):
+    for pair in _comma_separated(env, "OIDC_ROLE_MAP"):
         group, sep, role = (part.strip() for part in pair.partition("="))
-        if not sep or not group or role not in ("admin", "analyst", "viewer"):
+        if not sep or not group or role not in ROLES:
             raise ConfigError(f"OIDC_ROLE_MAP: {pair!r} is not group=admin|analyst|viewer")
         mapping[group] = role
     return mapping
@@ -549,7 +550,7 @@ def identity_settings(env: Mapping[str, str]) -> dict[str, Any]:
             f"SSO_LOCAL_PASSWORDS must be disabled or allowed, got {sso_local_passwords!r}"
         )
     default_role = env.get("OIDC_DEFAULT_ROLE", "").strip()
-    if default_role not in ("", "admin", "analyst", "viewer"):
+    if default_role not in ("", *ROLES):
         raise ConfigError(f"OIDC_DEFAULT_ROLE must be a role or empty, got {default_role!r}")
     return {
         "MFA_CHALLENGE_SECONDS": _int_setting(env, "MFA_CHALLENGE_SECONDS", 300, minimum=10),

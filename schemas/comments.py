@@ -14,12 +14,11 @@ from schemas.common import (
     trimmed_string,
     username_of,
 )
-
-BODY_MAX = 20_000
+from schemas.incidents import DESCRIPTION_MAX
 
 
 class CommentBodySchema(StrictSchema):
-    body = trimmed_string(max_length=BODY_MAX, required=True)
+    body = trimmed_string(max_length=DESCRIPTION_MAX, required=True)
 
 
 class CommentRevisionSchema(ResponseSchema):

@@ -20,10 +20,9 @@ from schemas.common import (
     timestamp,
     trimmed_string,
 )
-from schemas.incidents import tags_field
+from schemas.incidents import DESCRIPTION_MAX, tags_field
 
 TEMPLATE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
-DESCRIPTION_MAX = 20_000
 TASKS_MAX = 100
 # A task due more than a year after the incident opens is a typo.
 DUE_IN_MAX_MINUTES = 366 * 24 * 60

@@ -23,8 +23,8 @@ from schemas.common import (
     username_of,
     utc_datetime,
 )
+from schemas.incidents import DESCRIPTION_MAX
 
-DESCRIPTION_MAX = 20_000
 POSITION_MAX = 10_000
 # ``me`` is the caller; any other value names a user.
 ASSIGNEE_FILTER = f"^(?:me|{USERNAME_PATTERN.strip('^$')})$"
