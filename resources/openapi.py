@@ -340,11 +340,13 @@ def storable_text_pattern(self, field: fields.Field, ret: dict, **kwargs: Any) -
     """An apispec attribute function: what every string and free-form object obeys.
 
     A :class:`FullMatch` pattern is anchored as it is applied; any other string refuses
-    NUL (and needs a non-space character when blank is refused); a free-form object holds
-    storable JSON.
+    NUL (and needs a non-space character when blank is refused); an object's keys refuse
+    NUL, and a free-form object holds storable JSON.
     """
-    if isinstance(field, fields.Dict) and field.key_field is None and field.value_field is None:
-        return {"propertyNames": {"pattern": NO_NUL}, "additionalProperties": STORABLE_JSON_REF}
+    if isinstance(field, fields.Dict):
+        # Keys are text too, whether or not the field names their type.
+        names = {"propertyNames": {"pattern": NO_NUL}}
+        return names if field.value_field else {**names, "additionalProperties": STORABLE_JSON_REF}
     if type(field) is fields.Raw:
         return dict(STORABLE_JSON_REF)
     if not isinstance(field, fields.String) or "enum" in ret:

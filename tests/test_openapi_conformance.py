@@ -192,6 +192,28 @@ def test_free_form_objects_in_a_body_refuse_nul_in_the_document_too(document, ad
     assert response.status_code == 400
 
 
+def _maps(schema: Any) -> Iterator[dict]:
+    """Every schema inside ``schema`` that maps names to values (``additionalProperties``)."""
+    if isinstance(schema, dict):
+        if isinstance(schema.get("additionalProperties"), dict):
+            yield schema
+        for child in schema.values():
+            yield from _maps(child)
+    elif isinstance(schema, list):
+        for child in schema:
+            yield from _maps(child)
+
+
+def test_every_documented_map_refuses_nul_in_its_keys_like_the_server(document, admin):
+    maps = list(_maps(document["components"]["schemas"]))
+    assert len(maps) > 10
+    for schema in maps:
+        assert re.search(schema["propertyNames"]["pattern"], "a\x00b") is None, schema
+    template = {"name": "nul-key", "title": "t", "severity": "low", "custom_fields": {"a\x00": 1}}
+    assert not _validator(document, "IncidentTemplateCreate").is_valid(template)
+    assert admin.client.post("/incident-templates/import", json=template).status_code == 400
+
+
 def test_a_stix_bundle_id_is_matched_whole_in_the_document_and_the_server(document, admin):
     bundle_id = "bundle--0a2002df-23be-413c-803d-3bb622eb5451"
     validator = _validator(document, "StixBundle")
