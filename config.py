@@ -69,6 +69,7 @@ class Settings:
     login_block_seconds: int = 900
     encryption_keys: tuple[str, ...] = ()
     outbound_allowed_hosts: tuple[str, ...] = ()
+    outbound_only_allowed_hosts: bool = False
     ratelimit_default: str = "300 per minute"
     ratelimit_per_ip: str = "600 per minute"
     ratelimit_login: str = "10 per minute"
@@ -123,6 +124,7 @@ class Settings:
             "LOGIN_BLOCK_SECONDS": self.login_block_seconds,
             "ENCRYPTION_KEYS": self.encryption_keys,
             "OUTBOUND_ALLOWED_HOSTS": self.outbound_allowed_hosts,
+            "OUTBOUND_ONLY_ALLOWED_HOSTS": self.outbound_only_allowed_hosts,
             "RATELIMIT_DEFAULT": self.ratelimit_default,
             "RATELIMIT_PER_IP": self.ratelimit_per_ip,
             "RATELIMIT_LOGIN": self.ratelimit_login,
@@ -470,6 +472,7 @@ def load_settings(
         login_block_seconds=_int_setting(env, "LOGIN_BLOCK_SECONDS", 900, minimum=1),
         encryption_keys=_encryption_keys(env),
         outbound_allowed_hosts=_allowed_hosts(env),
+        outbound_only_allowed_hosts=_bool_setting(env, "OUTBOUND_ONLY_ALLOWED_HOSTS", False),
         ratelimit_default=_rate_limit_setting(env, "RATELIMIT_DEFAULT", "300 per minute"),
         ratelimit_per_ip=_rate_limit_setting(env, "RATELIMIT_PER_IP", "600 per minute"),
         ratelimit_login=_rate_limit_setting(env, "RATELIMIT_LOGIN", "10 per minute"),

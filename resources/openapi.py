@@ -64,7 +64,7 @@ from marshmallow import Schema, fields
 from werkzeug.routing import IntegerConverter, Rule, UUIDConverter
 
 from resources.common import IF_MATCH_MAX_LENGTH
-from schemas.common import FullMatch, ProblemSchema, not_blank
+from schemas.common import FullMatch, ProblemSchema, StrictSchema, not_blank
 
 JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
@@ -344,9 +344,12 @@ def storable_text_pattern(self, field: fields.Field, ret: dict, **kwargs: Any) -
     NUL, and a free-form object holds storable JSON.
     """
     if isinstance(field, fields.Dict):
-        # Keys are text too, whether or not the field names their type.
-        names = {"propertyNames": {"pattern": NO_NUL}}
-        return names if field.value_field else {**names, "additionalProperties": STORABLE_JSON_REF}
+        free_form = field.key_field is None and field.value_field is None
+        # A request refuses NUL in keys too, whether or not the field names their type; an
+        # answer may echo what a request named (a problem's errors by parameter).
+        refused = free_form or isinstance(field.root, StrictSchema)
+        names = {"propertyNames": {"pattern": NO_NUL}} if refused else {}
+        return {**names, "additionalProperties": STORABLE_JSON_REF} if free_form else names
     if type(field) is fields.Raw:
         return dict(STORABLE_JSON_REF)
     if not isinstance(field, fields.String) or "enum" in ret:

@@ -29,7 +29,7 @@ class ChannelCreateSchema(StrictSchema):
         load_only=True,
         validate=validate.Length(min=1, max=2_000),
         metadata={
-            "description": "an apprise URL: mailto://, mailtos://, slack://, msteams://, "
+            "description": "an apprise URL: mailto://, mailtos://, slack://, workflows:// (Teams), "
             "mmost:// or mmosts://; stored encrypted, never shown again"
         },
     )

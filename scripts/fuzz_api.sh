@@ -15,7 +15,12 @@
 # POST /users/{id}/password-reset (it may force the admin's password change); and
 # PATCH /users/{id} (with an admin it registered, it may deactivate or demote its own).
 # tests/test_auth.py, tests/test_passwords_sessions.py and tests/test_users.py cover them.
-# The server has an ENCRYPTION_KEY, as ./run.sh's has, so what stores a secret is reached.
+# The server has an ENCRYPTION_KEY, as ./run.sh's has, so what stores a secret (a TOTP
+# enrolment) is reached.
+# No request leaves the server: the fuzzer registers feeds, webhooks and notification
+# channels at addresses it makes up (public ones among them), so the run has an egress
+# allow-list with nothing on it and each such target is refused (422). Polling, delivery
+# and sending are tested against real local receivers in tests/ and the Postman run.
 # Rate limits are raised for the run (the fuzzer is one client sending thousands of
 # requests); the login guard stays as configured, its 429 is a documented answer.
 set -euo pipefail
@@ -27,6 +32,7 @@ export RATELIMIT_PER_IP="${RATELIMIT_PER_IP:-100000 per minute}"
 export RATELIMIT_LOGIN="${RATELIMIT_LOGIN:-100000 per minute}"
 export RATELIMIT_REGISTER="${RATELIMIT_REGISTER:-100000 per minute}"
 export ENCRYPTION_KEY="${ENCRYPTION_KEY:-$("$PYTHON" -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')}"
+export OUTBOUND_ONLY_ALLOWED_HOSTS=true OUTBOUND_ALLOWED_HOSTS="" TAXII_ALLOWED_HOSTS=""
 start_live_server
 TOKEN="$(admin_token)"
 

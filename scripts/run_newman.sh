@@ -23,8 +23,10 @@ export RATELIMIT_LOGIN="${RATELIMIT_LOGIN:-100 per minute}"
 export RATELIMIT_REGISTER="${RATELIMIT_REGISTER:-100 per minute}"
 # The OWASP collection checks that this origin gets a CORS grant and that others do not.
 export CORS_ORIGINS="${CORS_ORIGINS:-https://console.soc.example}"
-# The functional collection registers this server's own TAXII collection as a feed.
+# The functional collection registers this server's own TAXII collection as a feed, and
+# receivers on 127.0.0.1; nothing else may be reached, so no request leaves the machine.
 export OUTBOUND_ALLOWED_HOSTS="${OUTBOUND_ALLOWED_HOSTS:-127.0.0.1}"
+export OUTBOUND_ONLY_ALLOWED_HOSTS=true
 export ENCRYPTION_KEY="${ENCRYPTION_KEY:-$("$PYTHON" -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')}"
 start_live_server
 

@@ -133,6 +133,8 @@ def test_a_viewer_has_no_channels(viewer):
     [
         "mailto://10.0.0.5:25?from=a@example.com&to=b@example.com",
         "mmost://169.254.169.254/token",
+        "workflows://169.254.169.254:443/workflowid/signature",
+        "msteams://team/tokenA/tokenB/tokenC",
         "ftp://example.com/",
         "mailto://",
     ],
@@ -142,6 +144,23 @@ def test_internal_or_unknown_channels_are_refused(app, analyst, url):
     response = analyst.client.post("/notification-channels", json=body)
     assert response.status_code == 422
     assert "url" in response.get_json()["errors"]
+
+
+def test_an_egress_allow_list_refuses_chat_services_it_does_not_list(app, analyst, monkeypatch):
+    monkeypatch.setitem(app.config, "OUTBOUND_ONLY_ALLOWED_HOSTS", True)
+    monkeypatch.setitem(app.config, "OUTBOUND_ALLOWED_HOSTS", ("127.0.0.1", "hooks.slack.com"))
+    # Slack's API host (slack.com) is not listed; the public address is not either.
+    for url in ("slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7", "workflows://8.8.8.8/id/sig"):
+        body = {"name": "chat", "url": url, "event_types": ["incident.create"]}
+        refused = analyst.client.post("/notification-channels", json=body)
+        assert refused.status_code == 422, url
+        assert "slack.com" in refused.get_json()["errors"]["url"][0] or "8.8.8.8" in url
+    listed = {
+        "name": "chat",
+        "url": "mmost://127.0.0.1:18261/t",
+        "event_types": ["incident.create"],
+    }
+    assert analyst.client.post("/notification-channels", json=listed).status_code == 201
 
 
 def test_an_event_is_mailed_through_a_real_smtp_server(app, analyst):

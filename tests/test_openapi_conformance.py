@@ -204,14 +204,27 @@ def _maps(schema: Any) -> Iterator[dict]:
             yield from _maps(child)
 
 
-def test_every_documented_map_refuses_nul_in_its_keys_like_the_server(document, admin):
-    maps = list(_maps(document["components"]["schemas"]))
-    assert len(maps) > 10
+def test_every_map_in_a_request_refuses_nul_in_its_keys_like_the_server(document, admin):
+    bodies = [
+        content["schema"]
+        for _, operation in _operations(document)
+        for content in operation.get("requestBody", {}).get("content", {}).values()
+    ]
+    components = document["components"]["schemas"]
+    requests = [components[body["$ref"].rsplit("/", 1)[1]] for body in bodies if "$ref" in body]
+    maps = list(_maps(requests))
+    assert len(maps) > 5
     for schema in maps:
         assert re.search(schema["propertyNames"]["pattern"], "a\x00b") is None, schema
     template = {"name": "nul-key", "title": "t", "severity": "low", "custom_fields": {"a\x00": 1}}
     assert not _validator(document, "IncidentTemplateCreate").is_valid(template)
     assert admin.client.post("/incident-templates/import", json=template).status_code == 400
+
+
+def test_an_answer_may_name_an_unstorable_parameter_it_refuses(document, admin):
+    response = admin.client.get("/incidents?a%00=1&a%00=2")
+    assert response.status_code == 400
+    assert _validator(document, "Problem").is_valid(response.get_json())
 
 
 def test_a_stix_bundle_id_is_matched_whole_in_the_document_and_the_server(document, admin):

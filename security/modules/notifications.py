@@ -1,6 +1,7 @@
-"""Notifications for people: e-mail (SMTP) and chat (Slack, Microsoft Teams, Mattermost)
-through ``apprise``, on the same events and filters as webhooks, plus "only incidents
-assigned to me" (with ``incident.sla_approaching``: "my SLA is about to breach").
+"""Notifications for people: e-mail (SMTP) and chat (Slack, Microsoft Teams through a
+Power Automate workflow, Mattermost) through ``apprise``, on the same events and filters
+as webhooks, plus "only incidents assigned to me" (with ``incident.sla_approaching``: "my
+SLA is about to breach").
 
 A channel's apprise URL carries its credentials (an SMTP password, a chat token), so it is
 stored only encrypted and never answered; the list shows its ``kind`` (the scheme).
@@ -18,9 +19,11 @@ arrive twice. Each notification carries an id given when it is queued, the same 
 attempt: e-mails in the ``X-SOC-Notification-Id`` header, every kind on the body's last
 line (``notification-id: ...``), so a receiver (a mail rule, a bot) can drop a repeat.
 
-The SSRF guard: a channel's host (the SMTP server, a Mattermost server) is checked like a
-webhook target when the channel is saved and again before each sending; Slack and Teams
-URLs name only their services' public hosts. apprise makes its requests itself, so
+The SSRF guard: a channel's host (the SMTP server, a Mattermost server, a Teams workflow's
+host) is checked like a webhook target when the channel is saved and again before each
+sending. A Slack URL names no host (apprise sends to Slack's own, public ones); they are
+checked only when ``OUTBOUND_ONLY_ALLOWED_HOSTS`` makes public hosts need listing too.
+apprise makes its requests itself, so
 redirects of a chat service are not checked hop by hop as :mod:`security.outbound.http`
 does for webhooks.
 """
@@ -50,7 +53,7 @@ from security.outbound.secrets import (
     encrypt_secret,
     reencrypt_tokens,
 )
-from security.outbound.ssrf import OutboundUrlRefused, check_outbound_url, configured_allowed_hosts
+from security.outbound.ssrf import OutboundUrlRefused, check_outbound_url, configured_policy
 
 NOTIFY_TASK = "notify"
 ID_HEADER = "X-SOC-Notification-Id"
@@ -60,10 +63,15 @@ KINDS = {
     "mailto": "e-mail",
     "mailtos": "e-mail",
     "slack": "Slack",
-    "msteams": "Microsoft Teams",
+    # Teams' incoming webhooks (apprise's msteams://) are retired; Teams takes messages
+    # through a Power Automate workflow.
+    "workflow": "Microsoft Teams",
+    "workflows": "Microsoft Teams",
     "mmost": "Mattermost",
     "mmosts": "Mattermost",
 }
+# Where apprise sends a slack:// notification (its webhook and its API).
+SLACK_HOSTS = ("hooks.slack.com", "slack.com")
 SETTINGS = ("name", "event_types", "min_severity", "only_assigned_to_me", "enabled")
 
 
@@ -102,16 +110,21 @@ def _plugin(url: str) -> Any:
 def check_channel_url(url: str) -> str:
     """The URL's kind, after the SSRF guard saw the host it sends to (422 if refused)."""
     plugin = _plugin(url)
-    host = getattr(plugin, "smtp_host", None) or getattr(plugin, "host", None)
-    if host and url.partition("://")[0].lower() not in ("slack", "msteams"):
+    kind = url.partition("://")[0].lower()
+    policy = configured_policy()
+    if kind == "slack":
+        probes = [f"https://{host}/" for host in SLACK_HOSTS] if policy.only_allowed_hosts else []
+    else:
+        host = getattr(plugin, "smtp_host", None) or getattr(plugin, "host", None)
         port = getattr(plugin, "port", None)
-        netloc = f"[{host}]" if ":" in host else host
-        probe = f"https://{netloc}:{port}/" if port else f"https://{netloc}/"
+        netloc = f"[{host}]" if host and ":" in host else host
+        probes = [f"https://{netloc}:{port}/" if port else f"https://{netloc}/"] if host else []
+    for probe in probes:
         try:
-            check_outbound_url(probe, configured_allowed_hosts())
+            check_outbound_url(probe, policy)
         except OutboundUrlRefused as error:
             raise Invalid(f"The channel URL is refused: {error}", field="url") from None
-    return url.partition("://")[0].lower()
+    return kind
 
 
 def channels(principal: Principal) -> Select:

@@ -42,7 +42,7 @@ from security.modules.sessions import revoke_sessions
 from security.modules.user_admin import is_demotion
 from security.modules.users import hash_password
 from security.outbound.http import Deadlines, checked_session
-from security.outbound.ssrf import configured_allowed_hosts
+from security.outbound.ssrf import configured_policy
 
 METADATA_SECONDS = 300
 REQUEST_SECONDS = 10
@@ -77,7 +77,7 @@ def _session(session: Any = None) -> Any:
         "the identity provider took too long",
         "the identity provider took too long to answer",
     )
-    return checked_session(configured_allowed_hosts(), deadlines, session=session)
+    return checked_session(configured_policy(), deadlines, session=session)
 
 
 def _fetch_json(url: str) -> Any:

@@ -56,7 +56,7 @@ from security.outbound.secrets import (
     encrypt_secret,
     reencrypt_tokens,
 )
-from security.outbound.ssrf import OutboundUrlRefused, check_outbound_url, configured_allowed_hosts
+from security.outbound.ssrf import OutboundUrlRefused, check_outbound_url, configured_policy
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, no secret
 SECRET_BYTES = 32
@@ -121,14 +121,14 @@ def _allowed_internal(host: str, allowed: Sequence[str]) -> bool:
 def check_target(url: str) -> None:
     """422 unless ``url`` may receive deliveries: HTTPS to a public address, or an
     internal host named in ``OUTBOUND_ALLOWED_HOSTS`` (which may also use plain HTTP)."""
-    allowed = configured_allowed_hosts()
+    policy = configured_policy()
     try:
-        check_outbound_url(url, allowed)
+        check_outbound_url(url, policy)
     except OutboundUrlRefused as error:
         raise Invalid(f"The webhook URL is refused: {error}", field="url") from None
     parts = urlsplit(url)
     if parts.scheme.lower() != "https" and not _allowed_internal(
-        (parts.hostname or "").lower(), allowed
+        (parts.hostname or "").lower(), policy.allowed_hosts
     ):
         raise Invalid(
             "The webhook URL must use https (plain http only for a host in "
@@ -441,7 +441,7 @@ def _send(delivery: WebhookDelivery) -> Attempt:
     )
     started = time.monotonic()
     try:
-        with checked_session(configured_allowed_hosts(), deadlines) as session:
+        with checked_session(configured_policy(), deadlines) as session:
             response = session.post(webhook.url, data=body.encode(), headers=headers)
     except (requests.RequestException, OutboundUrlRefused) as error:
         elapsed = int((time.monotonic() - started) * 1000)

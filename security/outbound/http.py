@@ -26,7 +26,6 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +35,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from security.outbound.ssrf import check_outbound_url
+from security.outbound.ssrf import OutboundPolicy, check_outbound_url
 
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 60
@@ -147,9 +146,9 @@ class CheckedAdapter(HTTPAdapter):
     connected to. Client libraries (taxii2-client) pass no timeout of their own; without
     these a silent or a dripping server would hold the caller as long as it likes."""
 
-    def __init__(self, allowed_hosts: Sequence[str], deadlines: Deadlines) -> None:
+    def __init__(self, policy: OutboundPolicy, deadlines: Deadlines) -> None:
         super().__init__(max_retries=0)
-        self.allowed_hosts = tuple(allowed_hosts)
+        self.policy = policy
         self.deadlines = deadlines
         self.poolmanager.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedHTTPSPool}
 
@@ -162,7 +161,7 @@ class CheckedAdapter(HTTPAdapter):
         cert: str | tuple[str, str] | None = None,
         proxies: dict[str, str] | None = None,
     ) -> requests.Response:
-        check_outbound_url(request.url or "", self.allowed_hosts)
+        check_outbound_url(request.url or "", self.policy)
         deadline = self.deadlines.request_deadline()
         remaining = deadline - time.monotonic()
         timeout = (min(CONNECT_TIMEOUT_SECONDS, remaining), min(READ_TIMEOUT_SECONDS, remaining))
@@ -189,18 +188,18 @@ class CheckedAdapter(HTTPAdapter):
 
 
 def checked_session(
-    allowed_hosts: Sequence[str],
+    policy: OutboundPolicy,
     deadlines: Deadlines,
     session: requests.Session | None = None,
 ) -> requests.Session:
     """``session`` (a new one if none is given) prepared as the module docstring says:
     every request and redirect checked against SSRF, no settings from the environment,
-    timeouts and deadlines. ``allowed_hosts`` is usually
-    :func:`security.outbound.ssrf.configured_allowed_hosts`."""
+    timeouts and deadlines. ``policy`` is usually
+    :func:`security.outbound.ssrf.configured_policy`."""
     session = session if session is not None else requests.Session()
     session.trust_env = False
     session.max_redirects = MAX_REDIRECTS
-    adapter = CheckedAdapter(allowed_hosts, deadlines)
+    adapter = CheckedAdapter(policy, deadlines)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

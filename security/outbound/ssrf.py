@@ -11,6 +11,10 @@ Callers check a URL when it is saved; the checked session (:mod:`security.outbou
 checks it again before every request and every redirect. What it cannot see: a DNS answer
 that changes between this check and the connection (rebinding); the allowlist and
 short-lived requests keep that window small.
+
+``OUTBOUND_ONLY_ALLOWED_HOSTS`` turns the guard into an egress allow-list: then public
+addresses are refused too and only what ``OUTBOUND_ALLOWED_HOSTS`` names may be reached
+(a deployment without internet access, or a fuzz run that must not leave the machine).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app
@@ -32,9 +37,22 @@ class OutboundUrlRefused(ValueError):
     """The URL may not be fetched; the message says why and how to allow it."""
 
 
-def configured_allowed_hosts() -> tuple[str, ...]:
-    """The app's ``OUTBOUND_ALLOWED_HOSTS``: what may be reached although it is private."""
-    return tuple(current_app.config.get("OUTBOUND_ALLOWED_HOSTS") or ())
+@dataclass(frozen=True)
+class OutboundPolicy:
+    """Where the server may send requests: the ``allowed_hosts`` (host names, addresses or
+    networks) although they are private, and every public address unless
+    ``only_allowed_hosts``."""
+
+    allowed_hosts: tuple[str, ...] = ()
+    only_allowed_hosts: bool = False
+
+
+def configured_policy() -> OutboundPolicy:
+    """The app's ``OUTBOUND_ALLOWED_HOSTS`` and ``OUTBOUND_ONLY_ALLOWED_HOSTS``."""
+    return OutboundPolicy(
+        tuple(current_app.config.get("OUTBOUND_ALLOWED_HOSTS") or ()),
+        bool(current_app.config.get("OUTBOUND_ONLY_ALLOWED_HOSTS")),
+    )
 
 
 def _networks(allowed_hosts: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -67,7 +85,7 @@ def _is_public(address: IpAddress) -> bool:
     )
 
 
-def check_outbound_url(url: str, allowed_hosts: Sequence[str] = ()) -> None:
+def check_outbound_url(url: str, policy: OutboundPolicy = OutboundPolicy()) -> None:
     """Raise :class:`OutboundUrlRefused` unless the server may send a request to ``url``."""
     try:
         parts = urlsplit(url)
@@ -84,11 +102,18 @@ def check_outbound_url(url: str, allowed_hosts: Sequence[str] = ()) -> None:
         port = parts.port or DEFAULT_PORTS[parts.scheme.lower()]
     except ValueError:
         raise OutboundUrlRefused("the URL's port is not a number from 0 to 65535") from None
-    if host in allowed_hosts:
+    if host in policy.allowed_hosts:
         return
-    allowed_networks = _networks(allowed_hosts)
+    allowed_networks = _networks(policy.allowed_hosts)
     for address in _resolve(host, port):
-        if _is_public(address) or any(address in network for network in allowed_networks):
+        if any(address in network for network in allowed_networks):
+            continue
+        if policy.only_allowed_hosts:
+            raise OutboundUrlRefused(
+                f"{host} ({address}) is not in OUTBOUND_ALLOWED_HOSTS, and "
+                "OUTBOUND_ONLY_ALLOWED_HOSTS lets this server reach nothing else"
+            )
+        if _is_public(address):
             continue
         raise OutboundUrlRefused(
             f"{host} resolves to {address}, a private, loopback, link-local, multicast or "

@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from security.outbound.http import Deadlines, TooSlow, checked_session
-from security.outbound.ssrf import OutboundUrlRefused
+from security.outbound.ssrf import OutboundPolicy, OutboundUrlRefused
 
-ALLOWED = ("127.0.0.1",)
+ALLOWED = OutboundPolicy(("127.0.0.1",))
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from security.outbound.ssrf import OutboundUrlRefused, check_outbound_url
+from security.outbound.ssrf import OutboundPolicy, OutboundUrlRefused, check_outbound_url
 
 
 @pytest.mark.parametrize(
@@ -51,22 +51,34 @@ def test_a_public_address_passes():
 
 
 def test_an_allowlisted_address_passes():
-    check_outbound_url("http://127.0.0.1:5000/taxii2/", allowed_hosts=("127.0.0.1",))
+    check_outbound_url("http://127.0.0.1:5000/taxii2/", OutboundPolicy(("127.0.0.1",)))
 
 
 def test_an_allowlisted_network_passes():
-    check_outbound_url("http://10.20.30.40/", allowed_hosts=("10.0.0.0/8",))
+    check_outbound_url("http://10.20.30.40/", OutboundPolicy(("10.0.0.0/8",)))
 
 
 def test_an_allowlisted_host_name_passes_without_resolving():
-    check_outbound_url("https://taxii.internal.example/", allowed_hosts=("taxii.internal.example",))
+    check_outbound_url(
+        "https://taxii.internal.example/", OutboundPolicy(("taxii.internal.example",))
+    )
 
 
 def test_allowlisting_one_address_does_not_open_its_neighbours():
     with pytest.raises(OutboundUrlRefused):
-        check_outbound_url("http://127.0.0.2/", allowed_hosts=("127.0.0.1",))
+        check_outbound_url("http://127.0.0.2/", OutboundPolicy(("127.0.0.1",)))
 
 
 def test_an_unresolvable_host_is_refused():
     with pytest.raises(OutboundUrlRefused, match="cannot resolve"):
         check_outbound_url("http://no-such-host.invalid/")
+
+
+def test_only_allowed_hosts_refuses_a_public_address_and_passes_what_it_lists():
+    egress = OutboundPolicy(("127.0.0.1", "8.8.4.0/24"), only_allowed_hosts=True)
+    with pytest.raises(OutboundUrlRefused, match="OUTBOUND_ONLY_ALLOWED_HOSTS"):
+        check_outbound_url("https://8.8.8.8/taxii2/", egress)
+    with pytest.raises(OutboundUrlRefused, match="OUTBOUND_ONLY_ALLOWED_HOSTS"):
+        check_outbound_url("http://127.0.0.2/", egress)
+    check_outbound_url("https://8.8.4.4/taxii2/", egress)
+    check_outbound_url("http://127.0.0.1:5000/taxii2/", egress)

@@ -39,7 +39,7 @@ from security.modules.stix_mapping import parse_bundle
 from security.modules.taxii.stix_exchange import store_imported
 from security.outbound.http import Deadlines, checked_session
 from security.outbound.secrets import UndecryptableSecret, decrypt_secret
-from security.outbound.ssrf import OutboundUrlRefused, configured_allowed_hosts
+from security.outbound.ssrf import OutboundUrlRefused, configured_policy
 
 LEASE = timedelta(minutes=15)
 MAX_REPORTED_FAILURES = 100
@@ -112,7 +112,7 @@ def _deadlines() -> Deadlines:
 
 def _connection(auth: _FeedAuth) -> _HTTPConnection:
     connection = _HTTPConnection(auth=auth, version="2.1", user_agent=USER_AGENT)
-    checked_session(configured_allowed_hosts(), _deadlines(), session=connection.session)
+    checked_session(configured_policy(), _deadlines(), session=connection.session)
     return connection
 
 

@@ -21,7 +21,7 @@ from security.outbound.secrets import EncryptionUnavailable, encrypt_secret, ree
 from security.outbound.ssrf import (
     OutboundUrlRefused,
     check_outbound_url,
-    configured_allowed_hosts,
+    configured_policy,
 )
 
 # auth type -> the secret fields it needs; other secret fields are refused.
@@ -46,7 +46,7 @@ SETTINGS = (
 def check_feed_url(url: str) -> None:
     """422 naming the reason when the server may not send requests to ``url``."""
     try:
-        check_outbound_url(url, configured_allowed_hosts())
+        check_outbound_url(url, configured_policy())
     except OutboundUrlRefused as error:
         raise Invalid(
             f"The feed URL is refused: {error}", errors={"api_root_url": [str(error)]}
