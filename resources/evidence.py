@@ -71,11 +71,12 @@ class IncidentEvidenceList(Resource):
             responses={201: EvidenceSchema},
             headers=("Location", "Idempotent-Replayed"),
             idempotent=True,
-            errors=(422,),
+            errors=(422, 503),
             description=(
                 "An empty file, or a name with nothing usable left once reduced to a safe "
                 "base name, is 422; a file over EVIDENCE_MAX_BYTES is 413. Nothing is "
-                "stored for a refused upload."
+                "stored for a refused upload. 503 when an admin deleted the last other "
+                "copy of the same file while it was stored: send it again."
             ),
         ),
     }

@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from models import AuditEntry, Evidence, db
+from security.modules import evidence, timers
+from security.modules.evidence_store import DirectoryEvidenceStore, evidence_store
+from tests.helpers import ApiClient
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -29,7 +35,11 @@ def _incident(user, **fields) -> dict:
 
 
 def _upload(user, incident_id: int, content: bytes, name: str = "sample.png", kind="image/png"):
-    return user.client.post(
+    return _upload_with(user.client, incident_id, content, name, kind)
+
+
+def _upload_with(client, incident_id: int, content: bytes, name="sample.png", kind="image/png"):
+    return client.post(
         f"/incidents/{incident_id}/evidence",
         data={"file": (io.BytesIO(content), name, kind)},
         content_type="multipart/form-data",
@@ -249,3 +259,94 @@ def test_a_retried_upload_with_its_key_is_stored_once(app, analyst, evidence_dir
     assert send(b"other bytes").status_code == 422
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Evidence)) == 1
+
+
+class Pause:
+    """Holds ``thread`` just after a step it takes (:meth:`after`) until ``resume`` is set;
+    ``reached`` tells the test it is there."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.resume = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def after(self, step):
+        def held(*args, **kwargs):
+            result = step(*args, **kwargs)
+            if threading.current_thread() is self.thread:
+                self.reached.set()
+                assert self.resume.wait(10)
+            return result
+
+        return held
+
+    def start(self, call) -> list:
+        """Run ``call`` in the held thread; its answer lands in the returned list."""
+        answers: list = []
+        self.thread = threading.Thread(target=lambda: answers.append(call()), daemon=True)
+        self.thread.start()
+        assert self.reached.wait(10)
+        return answers
+
+
+def test_deleting_the_last_copy_waits_for_an_upload_of_the_same_bytes(
+    app, admin, analyst, evidence_dir, monkeypatch
+):
+    first, second = _incident(analyst), _incident(analyst)
+    kept = _upload(analyst, first["id"], PNG).get_json()
+    pause = Pause()
+    # Held once its bytes are stored, while it builds its row: not committed yet.
+    monkeypatch.setattr(evidence, "sniffed_type", pause.after(evidence.sniffed_type))
+    uploader = ApiClient(app.test_client(), analyst.token)
+    uploaded = pause.start(lambda: _upload_with(uploader, second["id"], PNG))
+    deleter = ApiClient(app.test_client(), admin.token)
+    path = f"/incidents/{first['id']}/evidence/{kept['id']}"
+    deleted: list = []
+    deletion = threading.Thread(target=lambda: deleted.append(deleter.delete(path)))
+    deletion.start()
+    deletion.join(0.5)
+    assert deletion.is_alive()  # it cannot decide on the blob while the upload is open
+    pause.resume.set()
+    pause.thread.join(10)
+    deletion.join(10)
+    assert uploaded[0].status_code == 201 and deleted[0].status_code == 204
+    content = analyst.client.get(
+        f"/incidents/{second['id']}/evidence/{uploaded[0].get_json()['id']}/content"
+    )
+    assert content.status_code == 200 and content.data == PNG
+
+
+def test_an_upload_whose_bytes_a_deletion_removed_is_503_and_writes_nothing(
+    app, admin, analyst, evidence_dir, monkeypatch
+):
+    first, second = _incident(analyst), _incident(analyst)
+    kept = _upload(analyst, first["id"], PNG).get_json()
+    pause = Pause()
+    # Held once its bytes are in place, before it takes the blob's lock.
+    monkeypatch.setattr(DirectoryEvidenceStore, "put", pause.after(DirectoryEvidenceStore.put))
+    uploader = ApiClient(app.test_client(), analyst.token)
+    uploaded = pause.start(lambda: _upload_with(uploader, second["id"], PNG))
+    path = f"/incidents/{first['id']}/evidence/{kept['id']}"
+    assert admin.client.delete(path).status_code == 204  # the last row: the blob goes
+    pause.resume.set()
+    pause.thread.join(10)
+    assert uploaded[0].status_code == 503
+    assert analyst.client.get(f"/incidents/{second['id']}/evidence").get_json()["items"] == []
+    assert _stored_files(evidence_dir) == []
+    assert _upload(analyst, second["id"], PNG).status_code == 201  # sending it again works
+
+
+def test_daily_pruning_removes_old_blobs_no_row_names_and_nothing_else(app, analyst, evidence_dir):
+    incident = _incident(analyst)
+    attached = _upload(analyst, incident["id"], PNG).get_json()["sha256"]
+    with app.app_context():
+        store = evidence_store()
+        orphan = store.put(io.BytesIO(b"bytes of an upload whose transaction failed"), 1024)
+        fresh = store.put(io.BytesIO(b"bytes of an upload still in flight"), 1024)
+        hours_ago = time.time() - 2 * 3600
+        for sha256 in (attached, orphan.sha256):
+            path = evidence_dir / sha256[:2] / sha256[2:4] / sha256
+            os.utime(path, (hours_ago, hours_ago))
+        assert timers.prune_records()["evidence_blobs"] == 1
+        assert not store.exists(orphan.sha256)
+        assert store.exists(attached) and store.exists(fresh.sha256)

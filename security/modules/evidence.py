@@ -9,18 +9,35 @@ here is what a client sees. A file name is kept for display and the download's
 and never touches a path. The sniffed type (``puremagic``, from the first bytes) is a
 fact for the analyst, never a reason to serve the file inline: downloads are always
 attachments (``resources/evidence.py``).
+
+One blob may back several rows (the same file attached twice), so deleting a row removes
+the blob only when no row names it (:func:`forget_unreferenced`), and that check races an
+upload of the same bytes: the upload's row is not visible until it commits. Both sides
+therefore take a transaction-scoped advisory lock on the SHA-256 (:func:`_lock_blob`): the
+deletion checks and removes under it; the upload takes it once its bytes are in place and
+then makes sure they still are, so its row is written only beside its blob. When a
+deletion removed them in between (the bytes are gone with the request's stream), the
+upload is refused as :class:`~security.errors.Unavailable` and writes nothing; sending it
+again succeeds.
+
+An upload whose transaction fails after its bytes were stored leaves a blob no row names;
+:func:`forget_orphans` (the worker's daily pruning) removes such blobs once they are older
+than any upload still in flight could be, under the same lock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
+from itertools import islice
 from typing import BinaryIO
 
 import puremagic
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, text
 from werkzeug.utils import secure_filename
 
 from models import Evidence, Incident, db
-from security.errors import Invalid
+from security.errors import Invalid, Unavailable
 from security.events import EventType, emit
 from security.modules import incidents
 from security.modules.evidence_store import evidence_store
@@ -73,7 +90,11 @@ def attach(
     """Store the upload and record it; the name is checked before a byte is written."""
     name = safe_filename(filename)
     declared = (declared_type or UNKNOWN_TYPE)[:DECLARED_TYPE_MAX]
-    blob = evidence_store().put(stream, max_bytes)
+    store = evidence_store()
+    blob = store.put(stream, max_bytes)
+    _lock_blob(blob.sha256)
+    if not store.exists(blob.sha256):
+        raise Unavailable("The file was removed while it was stored; send it again.")
     evidence = Evidence(
         incident_id=incident.id,
         filename=name,
@@ -121,14 +142,46 @@ def delete(incident: Incident, evidence: Evidence, principal: Principal) -> str:
     return evidence.sha256
 
 
+def _lock_blob(sha256: str) -> None:
+    """Hold the blob's advisory lock until the transaction ends (see the module docstring)."""
+    db.session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"evidence:{sha256}"}
+    )
+
+
 def forget_unreferenced(sha256: str) -> bool:
     """Remove the blob when no evidence row names it any more (after the commit: a
-    deletion rolled back must still find its bytes). Returns whether it was removed."""
+    deletion rolled back must still find its bytes), under the blob's lock. Returns
+    whether it was removed; the caller ends the transaction, which releases the lock."""
+    _lock_blob(sha256)
     still_used = db.session.scalar(select(func.count()).where(Evidence.sha256 == sha256))
     if still_used:
         return False
     evidence_store().delete(sha256)
     return True
+
+
+# Blobs checked against the evidence rows per statement.
+ORPHAN_BATCH = 1_000
+
+
+def forget_orphans(cutoff: datetime) -> int:
+    """Remove the blobs last written before ``cutoff`` that no evidence row names; returns
+    how many. One short transaction per removal, so a large sweep does not hold a lock per
+    blob until its end."""
+    removed = 0
+    for candidates in _unreferenced(evidence_store().written_before(cutoff)):
+        for sha256 in candidates:
+            removed += forget_unreferenced(sha256)
+            db.session.commit()
+    return removed
+
+
+def _unreferenced(sha256s: Iterator[str]) -> Iterator[list[str]]:
+    """``sha256s`` in batches, each without the digests an evidence row names."""
+    while batch := list(islice(sha256s, ORPHAN_BATCH)):
+        named = set(db.session.scalars(select(Evidence.sha256).where(Evidence.sha256.in_(batch))))
+        yield [sha256 for sha256 in batch if sha256 not in named]
 
 
 def move_evidence(source: Incident, target: Incident) -> int:

@@ -4,7 +4,8 @@ implementation today, a directory (:class:`DirectoryEvidenceStore`).
 Content-addressed: a file is stored under its SHA-256 (``ab/cd/abcd...``), so the name a
 client gave never becomes a path (no traversal), the same file attached twice is stored
 once, and a blob can be checked against its name. An S3-compatible store implements the
-same four methods with the SHA-256 as the object key; register it as
+same five methods with the SHA-256 as the object key (its listing with the objects'
+last-modified times); register it as
 ``app.extensions["evidence_store"]`` and :func:`evidence_store` returns it instead.
 
 :meth:`EvidenceStore.put` reads the upload in chunks, hashing as it goes, into a
@@ -14,10 +15,13 @@ behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -48,6 +52,10 @@ class EvidenceStore(Protocol):
 
     def delete(self, sha256: str) -> None:
         """Forget the blob (a missing one is not an error)."""
+
+    def written_before(self, cutoff: datetime) -> Iterator[str]:
+        """The SHA-256 of every blob last written before ``cutoff`` (an upload of the same
+        bytes writes it again)."""
 
 
 class DirectoryEvidenceStore:
@@ -95,6 +103,13 @@ class DirectoryEvidenceStore:
 
     def delete(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
+
+    def written_before(self, cutoff: datetime) -> Iterator[str]:
+        limit = cutoff.timestamp()
+        for blob in self.root.glob("[0-9a-f][0-9a-f]/[0-9a-f][0-9a-f]/*"):
+            with contextlib.suppress(FileNotFoundError):  # deleted while listed
+                if blob.stat().st_mtime < limit:
+                    yield blob.name
 
 
 def evidence_store() -> EvidenceStore:

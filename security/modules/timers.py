@@ -16,7 +16,8 @@ Every tick (``AUTOMATION_TICK_SECONDS``) a worker runs :func:`run_all`:
 * Deliveries no job will attempt (a worker died holding one) are queued again.
 
 Once a day :func:`prune_records` deletes what is past its retention (``flask prune``'s
-work, expired idempotency records, and the queue's jobs that succeeded a day ago).
+work, expired idempotency records, and the queue's jobs that succeeded a day ago) and the
+evidence blobs no row names (an upload whose transaction failed).
 
 Each step commits on its own, so one failing does not undo the others.
 """
@@ -33,13 +34,15 @@ from sqlalchemy import delete, text
 from models import IdempotencyRecord, TaxiiFeed, db, utcnow
 from models.vocabulary import SLA_KINDS
 from security.events import SYSTEM, EventType, emit_all
-from security.modules import jobs, retention, webhooks
+from security.modules import evidence, jobs, retention, webhooks
 from security.modules.taxii.client import FeedBusy, FeedPollError, due_feeds, poll_feed
 
 logger = logging.getLogger("soc.timers")
 
 POLL_FEED_TASK = "poll_feed"
 IDEMPOTENCY_RECORD_RETENTION = timedelta(hours=24)
+# Older than any upload still in flight: its blob is written seconds before its row.
+ORPHAN_BLOB_AGE = timedelta(hours=1)
 """``idempotency.RETENTION`` (the HTTP layer, which the engine may not import); a test
 holds the two equal."""
 EXPIRY_BATCH = 1_000
@@ -156,6 +159,7 @@ def prune_records(now: datetime | None = None) -> dict[str, int]:
     pruned["idempotency_records"] = getattr(result, "rowcount", 0)
     pruned["finished_jobs"] = _prune_finished_jobs()
     db.session.commit()
+    pruned["evidence_blobs"] = evidence.forget_orphans(now - ORPHAN_BLOB_AGE)
     return pruned
 
 
