@@ -49,7 +49,8 @@ BLOCK_SCOPES = ("account", "ip")
 FEED_AUTH_TYPES = ("none", "basic", "bearer")
 
 # What /reports/metrics groups incidents by; ``source`` is how an incident was opened:
-# ``manual``, or the kind (``RULE_KINDS``) of the rule whose alert was escalated.
+# ``manual``, the kind (``RULE_KINDS``) of the rule whose alert was escalated, or the tool
+# (an alert's ``source``) that sent it.
 REPORT_GROUPINGS = ("severity", "assignee", "source", "rule", "week", "month")
 MANUAL_SOURCE = "manual"
 # What /reports/rules groups alerts by: each rule, or each rule kind.

@@ -27,6 +27,7 @@ from tests.reports_support import open_incident, raise_alert
 WEEK_1 = datetime(2026, 1, 5, tzinfo=UTC)
 WEEK_2 = datetime(2026, 1, 12, tzinfo=UTC)
 IN_RANGE = {"created_after": "2026-01-12T00:00:00Z", "created_before": "2026-01-19T00:00:00Z"}
+DAY = timedelta(days=1)
 RESOLVE = (("investigating", 0), ("contained", 0), ("resolved", 0))
 
 
@@ -192,6 +193,21 @@ def test_metrics_by_rule_and_by_source(data_set, viewer):
     assert {source: row["opened"] for source, row in by_source.items()} == {
         "manual": 3,
         "seed": 1,
+    }
+
+
+def test_an_incident_opened_from_another_tools_alert_counts_under_that_tool(analyst, viewer):
+    alert = {"source": "splunk", "source_ref": "notable-1", "title": "C2", "severity": "high"}
+    alert_id = analyst.client.post("/alerts", json=alert).get_json()["id"]
+    assert analyst.client.post(f"/alerts/{alert_id}/escalate").status_code == 201
+    analyst.client.post("/incidents", json={"title": "By hand", "severity": "low"})
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    window = {"created_after": today.isoformat(), "created_before": (today + DAY).isoformat()}
+    body = viewer.client.get("/reports/metrics", query_string={"group_by": "source", **window})
+    by_source = rows_by(body.get_json(), "source")
+    assert {source: row["opened"] for source, row in by_source.items()} == {
+        "manual": 1,
+        "splunk": 1,
     }
 
 

@@ -96,10 +96,15 @@ def _utc_period(unit: str) -> ColumnElement[str]:
 
 
 def _first_alerts() -> Any:
-    """The alert each incident was escalated from (its first linked one), with its rule's
-    kind: one row per incident that has alerts."""
+    """The alert each incident was escalated from (its first linked one), with what raised
+    it (``opener``: its rule's kind, or the tool that sent it): one row per incident that
+    has alerts."""
     return (
-        select(Alert.incident_id, Alert.rule_name, DetectionRule.kind)
+        select(
+            Alert.incident_id,
+            Alert.rule_name,
+            func.coalesce(DetectionRule.kind, Alert.source).label("opener"),
+        )
         .outerjoin(DetectionRule, DetectionRule.id == Alert.rule_id)
         .where(Alert.incident_id.is_not(None))
         .order_by(Alert.incident_id, Alert.id)
@@ -175,7 +180,7 @@ def _cohort(principal: Principal, group_by: Sequence[str], period: TimeRange, no
     dimensions: dict[str, Any] = {
         "severity": Incident.severity,
         "assignee": assignee.username,
-        "source": func.coalesce(first_alert.c.kind, MANUAL_SOURCE),
+        "source": func.coalesce(first_alert.c.opener, MANUAL_SOURCE),
         "rule": first_alert.c.rule_name,
         "week": _utc_period("week"),
         "month": _utc_period("month"),
