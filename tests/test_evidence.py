@@ -280,25 +280,36 @@ class Pause:
 
         return held
 
-    def start(self, call) -> list:
-        """Run ``call`` in the held thread; its answer lands in the returned list."""
+    def upload(self, app, user, incident_id: int) -> list:
+        """``user`` uploads :data:`PNG` to the incident in the held thread (a test client
+        of its own) until it is held; its answer lands in the returned list."""
+        client = ApiClient(app.test_client(), user.token)
         answers: list = []
-        self.thread = threading.Thread(target=lambda: answers.append(call()), daemon=True)
+        self.thread = threading.Thread(
+            target=lambda: answers.append(_upload_with(client, incident_id, PNG)), daemon=True
+        )
         self.thread.start()
         assert self.reached.wait(10)
         return answers
 
 
+def _upload_held_after(app, user, monkeypatch, owner, step: str):
+    """An incident with :data:`PNG` attached (``first``, its evidence ``kept``), and an
+    upload of the same bytes to a second incident held just after ``owner.step``: returns
+    ``first``, ``kept``, the second incident, the :class:`Pause` and the upload's answers."""
+    first, second = _incident(user), _incident(user)
+    kept = _upload(user, first["id"], PNG).get_json()
+    pause = Pause()
+    monkeypatch.setattr(owner, step, pause.after(getattr(owner, step)))
+    return first, kept, second, pause, pause.upload(app, user, second["id"])
+
+
 def test_deleting_the_last_copy_waits_for_an_upload_of_the_same_bytes(
     app, admin, analyst, evidence_dir, monkeypatch
 ):
-    first, second = _incident(analyst), _incident(analyst)
-    kept = _upload(analyst, first["id"], PNG).get_json()
-    pause = Pause()
     # Held once its bytes are stored, while it builds its row: not committed yet.
-    monkeypatch.setattr(evidence, "sniffed_type", pause.after(evidence.sniffed_type))
-    uploader = ApiClient(app.test_client(), analyst.token)
-    uploaded = pause.start(lambda: _upload_with(uploader, second["id"], PNG))
+    held = _upload_held_after(app, analyst, monkeypatch, evidence, "sniffed_type")
+    first, kept, second, pause, uploaded = held
     deleter = ApiClient(app.test_client(), admin.token)
     path = f"/incidents/{first['id']}/evidence/{kept['id']}"
     deleted: list = []
@@ -319,13 +330,9 @@ def test_deleting_the_last_copy_waits_for_an_upload_of_the_same_bytes(
 def test_an_upload_whose_bytes_a_deletion_removed_is_503_and_writes_nothing(
     app, admin, analyst, evidence_dir, monkeypatch
 ):
-    first, second = _incident(analyst), _incident(analyst)
-    kept = _upload(analyst, first["id"], PNG).get_json()
-    pause = Pause()
     # Held once its bytes are in place, before it takes the blob's lock.
-    monkeypatch.setattr(DirectoryEvidenceStore, "put", pause.after(DirectoryEvidenceStore.put))
-    uploader = ApiClient(app.test_client(), analyst.token)
-    uploaded = pause.start(lambda: _upload_with(uploader, second["id"], PNG))
+    held = _upload_held_after(app, analyst, monkeypatch, DirectoryEvidenceStore, "put")
+    first, kept, second, pause, uploaded = held
     path = f"/incidents/{first['id']}/evidence/{kept['id']}"
     assert admin.client.delete(path).status_code == 204  # the last row: the blob goes
     pause.resume.set()
