@@ -313,9 +313,8 @@ def _allowed_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
     later integration) may reach even though they are private or loopback."""
     entries: list[str] = []
     for name in ALLOWED_HOSTS_SETTINGS:
-        for raw in env.get(name, "").split(","):
-            entry = raw.strip().lower()
-            if not entry or entry in entries:
+        for entry in (item.lower() for item in _comma_separated(env, name)):
+            if entry in entries:
                 continue
             try:
                 ipaddress.ip_network(entry, strict=False)

@@ -85,13 +85,13 @@ def problem_response(
     return response
 
 
-# The one place that knows which HTTP status each refusal of the engine (or of a model's
-# workflow) becomes; a subclass answers as the nearest class listed here.
 CONCURRENT_DUPLICATE = (
     "Another request wrote the same unique value at the same moment; read the current "
     "state and retry if it still applies."
 )
 
+# The one place that knows which HTTP status each refusal of the engine (or of a model's
+# workflow) becomes; a subclass answers as the nearest class listed here.
 DOMAIN_ERROR_STATUS: dict[type[Exception], int] = {
     domain.Invalid: 422,
     domain.NotFound: 404,

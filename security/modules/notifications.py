@@ -23,9 +23,8 @@ The SSRF guard: a channel's host (the SMTP server, a Mattermost server, a Teams 
 host) is checked like a webhook target when the channel is saved and again before each
 sending. A Slack URL names no host (apprise sends to Slack's own, public ones); they are
 checked only when ``OUTBOUND_ONLY_ALLOWED_HOSTS`` makes public hosts need listing too.
-apprise makes its requests itself, so
-redirects of a chat service are not checked hop by hop as :mod:`security.outbound.http`
-does for webhooks.
+apprise makes its requests itself, so redirects of a chat service are not checked hop by
+hop as :mod:`security.outbound.http` does for webhooks.
 """
 
 from __future__ import annotations
@@ -53,7 +52,12 @@ from security.outbound.secrets import (
     encrypt_secret,
     reencrypt_tokens,
 )
-from security.outbound.ssrf import OutboundUrlRefused, check_outbound_url, configured_policy
+from security.outbound.ssrf import (
+    OutboundPolicy,
+    OutboundUrlRefused,
+    check_outbound_url,
+    configured_policy,
+)
 
 NOTIFY_TASK = "notify"
 ID_HEADER = "X-SOC-Notification-Id"
@@ -94,10 +98,14 @@ class NotificationFailed(RuntimeError):
     """apprise could not send the notification (the job is retried)."""
 
 
+def _kind(url: str) -> str:
+    """The URL's scheme, which names the channel's kind."""
+    return url.partition("://")[0].lower()
+
+
 def _plugin(url: str) -> Any:
     """The apprise plugin for ``url``, or :class:`Invalid` naming why it is refused."""
-    scheme = url.partition("://")[0].lower()
-    if scheme not in KINDS:
+    if _kind(url) not in KINDS:
         raise Invalid(
             f"Only these channel kinds are supported: {', '.join(sorted(KINDS))}.", field="url"
         )
@@ -109,22 +117,34 @@ def _plugin(url: str) -> Any:
 
 def check_channel_url(url: str) -> str:
     """The URL's kind, after the SSRF guard saw the host it sends to (422 if refused)."""
+    _checked_plugin(url)
+    return _kind(url)
+
+
+def _checked_plugin(url: str) -> Any:
+    """The apprise plugin for ``url`` once the SSRF guard let it through (:class:`Invalid`
+    naming why not)."""
     plugin = _plugin(url)
-    kind = url.partition("://")[0].lower()
     policy = configured_policy()
-    if kind == "slack":
-        probes = [f"https://{host}/" for host in SLACK_HOSTS] if policy.only_allowed_hosts else []
-    else:
-        host = getattr(plugin, "smtp_host", None) or getattr(plugin, "host", None)
-        port = getattr(plugin, "port", None)
-        netloc = f"[{host}]" if host and ":" in host else host
-        probes = [f"https://{netloc}:{port}/" if port else f"https://{netloc}/"] if host else []
-    for probe in probes:
+    for probe in _probes(_kind(url), plugin, policy):
         try:
             check_outbound_url(probe, policy)
         except OutboundUrlRefused as error:
             raise Invalid(f"The channel URL is refused: {error}", field="url") from None
-    return kind
+    return plugin
+
+
+def _probes(kind: str, plugin: Any, policy: OutboundPolicy) -> list[str]:
+    """URLs standing for where the channel sends, for the SSRF guard: its own host and
+    port, or Slack's hosts when even public ones must be listed."""
+    if kind == "slack":
+        return [f"https://{host}/" for host in SLACK_HOSTS] if policy.only_allowed_hosts else []
+    host = getattr(plugin, "smtp_host", None) or getattr(plugin, "host", None)
+    if not host:
+        return []
+    port = getattr(plugin, "port", None)
+    netloc = f"[{host}]" if ":" in host else host
+    return [f"https://{netloc}:{port}/" if port else f"https://{netloc}/"]
 
 
 def channels(principal: Principal) -> Select:
@@ -299,10 +319,9 @@ def send(
         return
     url = decrypt_secret(channel.url_encrypted)["url"]
     try:
-        check_channel_url(url)
+        plugin = _checked_plugin(url)
     except Invalid as error:
         raise NotificationFailed(f"channel {channel_id}: {error}") from None
-    plugin = _plugin(url)
     if notification_id is not None:
         body = f"{body}\nnotification-id: {notification_id}"
         if isinstance(getattr(plugin, "headers", None), dict):  # e-mail: a header too

@@ -41,10 +41,10 @@ logger = logging.getLogger("soc.timers")
 
 POLL_FEED_TASK = "poll_feed"
 IDEMPOTENCY_RECORD_RETENTION = timedelta(hours=24)
-# Older than any upload still in flight: its blob is written seconds before its row.
-ORPHAN_BLOB_AGE = timedelta(hours=1)
 """``idempotency.RETENTION`` (the HTTP layer, which the engine may not import); a test
 holds the two equal."""
+# Older than any upload still in flight: its blob is written seconds before its row.
+ORPHAN_BLOB_AGE = timedelta(hours=1)
 EXPIRY_BATCH = 1_000
 
 # One statement for every clock and stage. ``:target`` is the policy's field for the

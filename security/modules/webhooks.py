@@ -99,25 +99,6 @@ def get_webhook(webhook_id: int, *, lock: bool = False) -> Webhook:
     )
 
 
-def _allowed_internal(host: str, allowed: Sequence[str]) -> bool:
-    """Whether ``host`` is one the admin allowed although internal (by name or address)."""
-    import ipaddress
-
-    if host in allowed:
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    for entry in allowed:
-        try:
-            if address in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
-
-
 def check_target(url: str) -> None:
     """422 unless ``url`` may receive deliveries: HTTPS to a public address, or an
     internal host named in ``OUTBOUND_ALLOWED_HOSTS`` (which may also use plain HTTP)."""
@@ -127,9 +108,7 @@ def check_target(url: str) -> None:
     except OutboundUrlRefused as error:
         raise Invalid(f"The webhook URL is refused: {error}", field="url") from None
     parts = urlsplit(url)
-    if parts.scheme.lower() != "https" and not _allowed_internal(
-        (parts.hostname or "").lower(), policy.allowed_hosts
-    ):
+    if parts.scheme.lower() != "https" and not policy.lists((parts.hostname or "").lower()):
         raise Invalid(
             "The webhook URL must use https (plain http only for a host in "
             "OUTBOUND_ALLOWED_HOSTS).",

@@ -46,6 +46,17 @@ class OutboundPolicy:
     allowed_hosts: tuple[str, ...] = ()
     only_allowed_hosts: bool = False
 
+    def lists(self, host: str) -> bool:
+        """Whether ``allowed_hosts`` names ``host`` itself, or holds it in a network when
+        it is an address (a name is not resolved here)."""
+        if host in self.allowed_hosts:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in _networks(self.allowed_hosts))
+
 
 def configured_policy() -> OutboundPolicy:
     """The app's ``OUTBOUND_ALLOWED_HOSTS`` and ``OUTBOUND_ONLY_ALLOWED_HOSTS``."""
@@ -102,7 +113,7 @@ def check_outbound_url(url: str, policy: OutboundPolicy = OutboundPolicy()) -> N
         port = parts.port or DEFAULT_PORTS[parts.scheme.lower()]
     except ValueError:
         raise OutboundUrlRefused("the URL's port is not a number from 0 to 65535") from None
-    if host in policy.allowed_hosts:
+    if policy.lists(host):
         return
     allowed_networks = _networks(policy.allowed_hosts)
     for address in _resolve(host, port):
