@@ -16,10 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import click
-from flask import Flask, g, request
+from flask import Flask, Request, Response, g, request
 from flask import typing as ft
 from flask.cli import with_appcontext
 from flask.json.provider import DefaultJSONProvider
+from flask.sessions import SessionInterface, SessionMixin
 from flask_migrate import Migrate
 from sqlalchemy.exc import DBAPIError
 
@@ -31,6 +32,7 @@ from database import (
     close_sessions_despite_lost_connections,
     ensure_database_exists,
     lost_connection,
+    serve_reads,
 )
 from errors import ProblemApi, register_error_handlers
 from models import db
@@ -42,7 +44,7 @@ from security.modules.credentials import API_KEY_PREFIX, resolve_api_key
 from security.modules.jobs import worker_command
 from security.modules.sso import principal_for_jwt as sso_principal_for_jwt
 from security.modules.taxii.cli import reencrypt_secrets_command, taxii_poll_command
-from security.modules.utils import json_default
+from security.modules.utils import json_default, load_json
 
 logger = logging.getLogger("soc.app")
 
@@ -77,6 +79,19 @@ class ApiFlask(Flask):
         db.session.rollback()
         g.pop("principal", None)
         return super().dispatch_request()
+
+
+class NoCookieSessions(SessionInterface):
+    """The API keeps nothing in cookies: callers name themselves on every request (bearer
+    tokens, API keys), so no cookie is read, signed or sent, and none can be forged or
+    ridden cross-site. Flask's default signed-cookie session was opened on every request
+    for nothing."""
+
+    def open_session(self, app: Flask, request: Request) -> None:
+        return None
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        return None
 
 
 class ApiJSONProvider(DefaultJSONProvider):
@@ -122,10 +137,16 @@ def _build_app(overrides: Mapping[str, Any] | None) -> Flask:
     settings = load_settings(overrides=overrides)
     app = ApiFlask(__name__)
     app.json = ApiJSONProvider(app)
+    app.session_interface = NoCookieSessions()
     app.config.update(settings.to_flask())
-    app.config.setdefault("RESTFUL_JSON", {"default": json_default})
+    # JSON columns (custom fields, SLA targets, timeline changes) read by orjson.
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+        "json_deserializer": load_json,
+    }
     db.init_app(app)
     close_sessions_despite_lost_connections(app)
+    serve_reads(app)
     events.install_session_hooks()
     events.committed.connect(metrics.count_state_changes, sender=app)
     # automation (issue 16): the webhook outbox writes its deliveries with the change.

@@ -8,13 +8,18 @@ only from migrations; there is no ``create_all()``.
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 from flask import Flask
 from psycopg2 import errors as pg_errors
 from psycopg2 import sql
-from sqlalchemy import text
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
@@ -68,6 +73,76 @@ def close_sessions_despite_lost_connections(app: Flask) -> None:
             if not lost_connection(error):
                 raise
             db.session.registry.clear()
+
+
+# The connection info key marking a connection lent to an operation that only reads.
+_READING_ONLY = "reading_only"
+# What makes a statement more than a read for its own moment: it writes, locks rows, takes
+# an advisory lock held to the end of the transaction, or sets something for the rest of it.
+_MORE_THAN_A_READ = re.compile(
+    r"\bFOR\s+(?:NO\s+KEY\s+)?(?:UPDATE|SHARE|KEY\s+SHARE)\b|pg_advisory|set_config|nextval",
+    re.IGNORECASE,
+)
+
+
+def reads_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a resource method that only reads: its ``SELECT`` statements run without a
+    transaction.
+
+    psycopg2 wraps every request's statements in ``BEGIN`` ... ``ROLLBACK``: two round
+    trips, and two statements for the server to run, around a read of one ``SELECT``. Under
+    ``READ COMMITTED`` each statement sees a snapshot of its own anyway, so a plain
+    ``SELECT`` runs in autocommit instead. Anything more (the credential lookup noting
+    when a token was last used, say) still begins a transaction, which lasts until it is
+    committed or rolled back as before (:func:`serve_reads`).
+    """
+
+    @functools.wraps(view)
+    def reading(*args: Any, **kwargs: Any) -> Any:
+        from models import db
+
+        db.session.info[_READING_ONLY] = True
+        db.session.connection().info[_READING_ONLY] = True
+        return view(*args, **kwargs)
+
+    return reading
+
+
+def serve_reads(app: Flask) -> None:
+    """What :func:`reads_only` needs of the app's engine: on a connection lent to such an
+    operation, between transactions, a plain ``SELECT`` runs in autocommit and any other
+    statement begins a transaction; the connection leaves that mode when it goes back to
+    the pool."""
+    from models import db
+
+    with app.app_context():
+        engine = db.engine
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def begin_only_for_more_than_a_read(
+        connection: Any, cursor: Any, statement: str, *_: Any
+    ) -> None:
+        if not connection.info.get(_READING_ONLY):
+            return
+        dbapi_connection = connection.connection.dbapi_connection
+        if dbapi_connection.info.transaction_status == TRANSACTION_STATUS_IDLE:
+            dbapi_connection.autocommit = _only_reads(statement)
+
+    @event.listens_for(db.session, "after_begin")
+    def lend_again_for_reading(session: Any, transaction: Any, connection: Any) -> None:
+        """A commit or rollback hands the connection back; the next is lent likewise."""
+        if session.info.get(_READING_ONLY):
+            connection.info[_READING_ONLY] = True
+
+    @event.listens_for(engine, "checkin")
+    def end_reading(dbapi_connection: Any, record: Any) -> None:
+        # None when the connection was found dead and dropped (a database restart).
+        if record.info.pop(_READING_ONLY, False) and dbapi_connection is not None:
+            dbapi_connection.autocommit = False
+
+
+def _only_reads(statement: str) -> bool:
+    return statement.lstrip()[:6].upper() == "SELECT" and not _MORE_THAN_A_READ.search(statement)
 
 
 def describe_server(url: URL) -> str:

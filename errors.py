@@ -13,13 +13,14 @@ from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, g, has_request_context, json, request
+from flask import Flask, Response, g, has_request_context, request
 from flask_restful import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from database import lost_connection, unique_violation
 from models.base import IllegalTransition
 from security import errors as domain
+from security.modules.utils import dump_json
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 logger = logging.getLogger("soc.errors")
@@ -77,7 +78,7 @@ def problem_response(
         body["errors"] = errors
     if extra:
         body.update(extra)
-    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE)
+    response = Response(dump_json(body), status=status, mimetype=PROBLEM_MEDIA_TYPE)
     for name, value in (headers or {}).items():
         response.headers[name] = value
     if status == 401 and "WWW-Authenticate" not in response.headers:
@@ -188,10 +189,21 @@ def handle_exception(error: Exception) -> Response:
 
 
 class ProblemApi(Api):
-    """Flask-RESTful Api whose errors use the same problem handler as the rest of the app."""
+    """Flask-RESTful Api whose errors use the same problem handler as the rest of the app,
+    and whose JSON answers orjson writes (:func:`security.modules.utils.dump_json`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.representations["application/json"] = _json_answer
 
     def handle_error(self, e: Exception) -> Response:
         return handle_exception(e)
+
+
+def _json_answer(data: Any, code: int, headers: Mapping[str, str] | None = None) -> Response:
+    response = Response(dump_json(data) + b"\n", code, mimetype="application/json")
+    response.headers.extend(headers or {})
+    return response
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -77,12 +77,15 @@ class Incident(Model):
     custom_fields: Mapped[dict] = mapped_column(
         JSONB, default=dict, server_default=text("'{}'::jsonb")
     )
+    # Searched by the database, never read here: deferred, so loading an incident does
+    # not carry its whole tsvector (as long as the text) into Python.
     search_vector = mapped_column(
         TSVECTOR,
         Computed(
             "to_tsvector('english', coalesce(title, '') || ' ' || coalesce(description, ''))",
             persisted=True,
         ),
+        deferred=True,
     )
 
     reporter: Mapped[User] = relationship(foreign_keys=[reporter_id], lazy="joined")

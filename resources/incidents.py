@@ -7,6 +7,7 @@ from sqlalchemy import func
 
 import idempotency
 from auth import authorize
+from database import reads_only
 from models import Incident, TimelineEntry, User, db
 from resources.common import ensure_version_matches, load_json, load_query
 from resources.openapi import Operation
@@ -52,6 +53,7 @@ class IncidentList(Resource):
         ),
     }
 
+    @reads_only
     def get(self):
         principal = authorize("incidents:read")
         query = load_query(IncidentListQuerySchema())
@@ -115,6 +117,7 @@ class IncidentItem(Resource):
         ),
     }
 
+    @reads_only
     def get(self, incident_id: int):
         principal = authorize("incidents:read")
         incident = incidents.get_visible_incident(principal, incident_id)
@@ -167,6 +170,7 @@ class IncidentTimeline(Resource):
         )
     }
 
+    @reads_only
     def get(self, incident_id: int):
         principal = authorize("incidents:read")
         incident = incidents.get_visible_incident(principal, incident_id)

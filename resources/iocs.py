@@ -169,15 +169,18 @@ class IocCheck(Resource):
         principal = authorize("iocs:read")
         query = load_query(IocCheckQuerySchema())
         result = intel.check_threat_intelligence(query["value"], principal=principal)
+        # Dumped before the commit, which would expire the counted rows and read them again.
+        answer = respond(result)
         db.session.commit()
-        return respond(result)
+        return answer
 
     def post(self):
         principal = authorize("iocs:read")
         data = load_json(IocBatchCheckSchema())
         results = intel.check_values(data["values"], principal=principal)
+        answer = respond({"items": results})
         db.session.commit()
-        return respond({"items": results})
+        return answer
 
 
 class IocExtract(Resource):

@@ -4,6 +4,7 @@ suite receives; these tests pin the exact policy.)"""
 
 from __future__ import annotations
 
+import flask
 import pytest
 from flask import Response
 
@@ -45,6 +46,16 @@ def test_the_login_response_carrying_a_token_is_not_stored(client, admin):
     )
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_no_request_keeps_or_reads_state_in_a_cookie(app):
+    """Callers name themselves on every request; Flask's signed-cookie session (readable
+    by anyone holding ``SECRET_KEY``, and ridden cross-site by a browser) is not there to
+    read or to write."""
+    with app.test_request_context("/incidents", headers={"Cookie": "session=eyJ1c2VyIjoxfQ"}):
+        assert dict(flask.session) == {}
+        with pytest.raises(RuntimeError):
+            flask.session["user_id"] = 1
 
 
 def test_hsts_is_sent_over_https(client):

@@ -10,6 +10,7 @@ endpoint must be added here.
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,9 +18,11 @@ from typing import Any
 import pyotp
 import pytest
 from flask import request_finished
+from marshmallow import Schema
 
 from models.vocabulary import SEVERITIES
 from resources.openapi import openapi_path
+from schemas.common import ResponseSchema
 from tests.helpers import STRONG_PASSWORD
 from tests.sso_support import provider_user, sign_in
 from tests.taxii_helpers import create_collection, feed_body, stix_indicator
@@ -347,6 +350,28 @@ def every_answer(client, admin, answers, taxii_settings, live_server, sso) -> li
     return list(answers)
 
 
+@pytest.fixture
+def dumps_unlike_marshmallow(monkeypatch) -> list[str]:
+    """Every object a response schema dumps meanwhile is dumped twice, by the schema and by
+    marshmallow's own loop over its fields (``Schema._serialize``, the reference the
+    schema's faster loop must agree with); where the two JSON texts differ, a line."""
+    differences: list[str] = []
+    faster = ResponseSchema._serialize
+
+    def both(self: ResponseSchema, obj: Any, *, many: bool = False) -> Any:
+        ours = faster(self, obj, many=many)
+        reference = Schema._serialize(self, obj, many=many)
+        ours_text, reference_text = (
+            json.dumps(value, sort_keys=True, default=str) for value in (ours, reference)
+        )
+        if ours_text != reference_text:
+            differences.append(f"{type(self).__name__}: {ours_text} != {reference_text}")
+        return ours
+
+    monkeypatch.setattr(ResponseSchema, "_serialize", both)
+    return differences
+
+
 def declared_json_schemas(document: dict) -> dict[tuple[str, int], dict]:
     """(``METHOD /path``, status) -> the JSON schema of each documented success body."""
     declared = {}
@@ -371,6 +396,13 @@ def test_every_answer_has_exactly_the_fields_its_schema_declares(client, every_a
     assert mismatches == []
     reached = {(operation, status) for operation, status, _ in every_answer}
     assert sorted(set(declared) - reached) == [], "add a request for these to the scenario"
+
+
+def test_every_answer_is_dumped_as_marshmallow_dumps_it(dumps_unlike_marshmallow, every_answer):
+    """``ResponseSchema`` decides once per field how to read and format it; every answer
+    of every operation must come out as marshmallow's per-value path makes it."""
+    assert len(every_answer) > 100
+    assert dumps_unlike_marshmallow == []
 
 
 def test_every_declared_field_is_required_and_no_other_is_allowed(client):

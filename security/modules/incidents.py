@@ -8,11 +8,13 @@ Resources call these; the workflow and SLA rules themselves are methods of
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select, true
+from sqlalchemy.orm import joinedload
 
 from models import Comment, Incident, Task, TimelineEntry, User, db, utcnow
 from models.vocabulary import OPEN_TASK_STATUSES
@@ -48,7 +50,10 @@ def visibility(principal: Principal, incident: Any = Incident) -> ColumnElement[
     aggregate under the same condition."""
     if principal.is_admin:
         return true()
-    user_id = principal.user_id
+    return _visible_to(principal.user_id, incident)
+
+
+def _visible_to(user_id: Any, incident: Any = Incident) -> ColumnElement[bool]:
     return or_(
         incident.tlp != "red",
         incident.reporter_id == user_id,
@@ -56,15 +61,41 @@ def visibility(principal: Principal, incident: Any = Incident) -> ColumnElement[
     )
 
 
+# An incident's answer names its reporter and assignee; loading their whole rows (password
+# hash, MFA secret and a dozen more columns, twice per incident) was most of a read's SQL.
+# Another attribute, if something reads it, is loaded then.
+_NAMES_OF_PEOPLE = (
+    joinedload(Incident.reporter).load_only(User.username),
+    joinedload(Incident.assignee).load_only(User.username),
+)
+
+
 def visible_incidents(principal: Principal) -> Select:
     """Incidents the principal may see (:func:`visibility`)."""
-    return select(Incident).where(visibility(principal))
+    return select(Incident).where(visibility(principal)).options(*_NAMES_OF_PEOPLE)
 
 
 def get_visible_incident(principal: Principal, incident_id: int, *, lock: bool = False) -> Incident:
     """The incident, or 404 whether it is missing or hidden (IDs cannot be probed)."""
-    statement = visible_incidents(principal).where(Incident.id == incident_id)
-    return first_or_404(statement, f"Incident {incident_id} does not exist.", lock=lock)
+    return first_or_404(
+        _visible_incident_by_id(principal.is_admin),
+        f"Incident {incident_id} does not exist.",
+        lock=lock,
+        params={"incident_id": incident_id, "viewer_id": principal.user_id},
+    )
+
+
+@functools.cache
+def _visible_incident_by_id(admin: bool) -> Select:
+    """:func:`get_visible_incident`'s statement, built once with the incident and the
+    viewer as bound parameters: building it and its cache key anew was a fifth of the cost
+    of reading an incident."""
+    visible = true() if admin else _visible_to(bindparam("viewer_id"))
+    return (
+        select(Incident)
+        .where(visible, Incident.id == bindparam("incident_id"))
+        .options(*_NAMES_OF_PEOPLE)
+    )
 
 
 def resolve_assignee(username: str | None) -> User | None:
