@@ -47,6 +47,8 @@ from security.modules.seed_rules import (
 from security.modules.sigma import (
     CompiledSigmaRule,
     FlatEvent,
+    RequiredLiterals,
+    RuleIndex,
     SigmaRuleError,
     compile_sigma_rule,
     flatten_events,
@@ -212,15 +214,14 @@ def evaluate(
     without preparing the events again.
     """
     batch = EventBatch(events, detectors, now or utcnow(), extra_fields)
-    tests = [
-        (rule_index, _required_fields(detector), detector.event_test(batch))
-        for rule_index, detector in enumerate(detectors)
-    ]
+    index = RuleIndex([_required_literals(detector) for detector in detectors])
+    tests = [(_required_fields(detector), detector.event_test(batch)) for detector in detectors]
     matches = [
         RuleMatch(rule_index, event_index)
         for event_index, flat in enumerate(batch.flat)
         for present in (flat.lowered.keys(),)
-        for rule_index, required, test in tests
+        for rule_index in index.candidates(flat.lowered)
+        for required, test in (tests[rule_index],)
         if present >= required and test(event_index, flat)
     ]
     return batch, matches
@@ -231,6 +232,13 @@ def _required_fields(detector: Detector) -> frozenset[str]:
     required fields, so rules testing fields an event lacks are skipped without a call
     (about half the calls on the regression events); none for other detectors."""
     return detector.rule.required_fields if isinstance(detector, SigmaDetector) else frozenset()
+
+
+def _required_literals(detector: Detector) -> RequiredLiterals:
+    """Literals one of which an event must hold for the detector to match: a Sigma rule's
+    (:class:`~security.modules.sigma.RuleIndex` then skips it on the others, most events
+    for most rules); none (called on every event) for other detectors."""
+    return detector.rule.required_literals if isinstance(detector, SigmaDetector) else None
 
 
 # --- definitions --------------------------------------------------------------------------

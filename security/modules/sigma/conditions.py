@@ -35,7 +35,8 @@ from sigma.types import (
 
 from .errors import SigmaRuleError
 from .events import ALL_VALUES, FlatEvent, normalize_field_name
-from .patterns import any_of
+from .literal_index import FieldLiteral, RequiredLiterals, any_required, probe_cost
+from .patterns import any_of, necessary_literal
 from .values import Predicate, strings_predicate, value_predicate
 
 Leaf = ConditionFieldEqualsValueExpression | ConditionValueExpression
@@ -126,6 +127,35 @@ def required_fields(node: object) -> frozenset[str]:
     if any(isinstance(value, SigmaNull | SigmaExists) for value in _expanded(node.value)):
         return frozenset()
     return frozenset({normalize_field_name(node.field)})
+
+
+def required_literals(node: object) -> RequiredLiterals:
+    """Literals one of which every event satisfying ``node`` holds (see :mod:`.literal_index`).
+
+    A field's case-insensitive string values need each one literal (:func:`necessary_literal`),
+    so the field needs one of them; OR needs one of its members' literals, AND those of one
+    member (the cheapest to look up: :func:`probe_cost`). None, meaning the predicate must
+    be called on every event, where a member can be true without a literal: NOT, keywords,
+    ``cased`` strings, values of other types, or a pattern such as ``*``.
+    """
+    if isinstance(node, ConditionAND):
+        found = [required_literals(member) for member in _members(node, ConditionAND)]
+        needed = [literals for literals in found if literals is not None]
+        return min(needed, key=probe_cost, default=None)
+    if isinstance(node, ConditionOR):
+        return any_required(required_literals(member) for member in _members(node, ConditionOR))
+    if not isinstance(node, ConditionFieldEqualsValueExpression):
+        return None
+    field = normalize_field_name(node.field)
+    literals = set()
+    for value in _expanded(node.value):
+        if type(value) is not SigmaString:  # cased strings are matched on the raw view
+            return None
+        literal = necessary_literal(value)
+        if literal is None:
+            return None
+        literals.add(FieldLiteral(field, *literal))
+    return frozenset(literals)
 
 
 def _index_name(leaf: Leaf) -> str:
