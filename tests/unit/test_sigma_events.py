@@ -1,6 +1,6 @@
 """How field names in Sigma rules find values in JSON events (security/modules/sigma/events.py)."""
 
-from security.modules.sigma import flatten_event
+from security.modules.sigma import flatten_event, flatten_events
 
 from .sigma_support import sigma_rule
 
@@ -90,6 +90,14 @@ def test_flattened_event_indexes_booleans_as_text():
 
     assert flat.raw["ok"] == [True]
     assert flat.lowered["ok"] == ["true"]
+
+
+def test_keys_that_python_deems_equal_stay_apart_across_a_batch():
+    first, second, third = flatten_events([{1: "one"}, {True: "yes"}, {"1": "text"}], {"1", "true"})
+
+    assert first.raw == {" ": [], "1": ["one"]}
+    assert second.raw == {" ": [], "true": ["yes"]}
+    assert third.raw == {" ": [], "1": ["text"]}
 
 
 def test_flattening_a_deeply_nested_event_does_not_exhaust_the_stack():
