@@ -14,6 +14,7 @@ from security.modules.sigma import (
     evaluate,
     flatten_event,
 )
+from security.modules.sigma.events import ALL_VALUES
 from security.modules.sigma.patterns import necessary_literal
 
 from .sigma_support import REGRESSION_DATA, load_events, sigma_rule
@@ -23,6 +24,17 @@ CERTUTIL = {
     "selection_cli": {"CommandLine|contains": ["-urlcache", "-encode"]},
     "condition": "all of selection_*",
 }
+
+
+CONDITIONS = [
+    "sel_a",
+    "sel_a and sel_b",
+    "sel_a or sel_b",
+    "sel_a and not filter",
+    "keywords",
+    "sel_a or keywords",
+    "keywords and not filter",
+]
 
 
 def _brute_force(rules, events):
@@ -79,11 +91,33 @@ def test_alternatives_need_one_literal_of_any_of_them():
     }
 
 
+def test_keywords_need_their_text_anywhere_in_the_event():
+    rule = sigma_rule({"keywords": ["Mimikatz", "sekurlsa::*", 4624], "condition": "keywords"})
+
+    assert rule.required_literals == {
+        FieldLiteral(ALL_VALUES, "substring", "mimikatz"),
+        FieldLiteral(ALL_VALUES, "substring", "sekurlsa::"),
+        FieldLiteral(ALL_VALUES, "substring", "4624"),
+    }
+
+
+def test_skipped_keyword_rules_still_match_a_keyword_in_any_value():
+    rule = sigma_rule({"keywords": ["mimikatz", "sekurlsa::*"], "condition": "keywords"})
+    events = [
+        {"a": "first", "b": {"c": ["x", "run MIMIKATZ.exe"]}},
+        {"a": "sekurlsa::logonpasswords"},
+        {"a": "mimi", "b": "katz"},
+        {"a": "sekurlsa:", "b": ":logonpasswords"},
+        "plain text with mimikatz",
+    ]
+
+    assert [match.event_index for match in evaluate([rule], events)] == [0, 1, 4]
+
+
 @pytest.mark.parametrize(
     "detection",
     [
         {"s": {"Image|endswith": "\\a.exe"}, "condition": "not s"},
-        {"k": ["mimikatz"], "condition": "k"},
         {"s": {"Image|cased": "A.exe"}, "condition": "s"},
         {"s": {"EventID": 4688}, "condition": "s"},
         {"s": {"Image": "*"}, "condition": "s"},
@@ -92,7 +126,7 @@ def test_alternatives_need_one_literal_of_any_of_them():
         {"a": {"Image": "x"}, "b": {"EventID": 1}, "condition": "a or b"},
         {"s": {"Image": "x"}, "condition": ["s", "not s"]},
     ],
-    ids=["not", "keyword", "cased", "number", "any", "null", "regex", "or-number", "conditions"],
+    ids=["not", "cased", "number", "any", "null", "regex", "or-number", "conditions"],
 )
 def test_a_rule_that_can_match_without_a_literal_is_called_on_every_event(detection):
     assert sigma_rule(detection).required_literals is None
@@ -152,9 +186,8 @@ def test_random_rules_and_events_match_as_when_every_rule_is_called():
                 "sel_a": selection(),
                 "sel_b": [selection(), selection()],
                 "filter": selection(),
-                "condition": generator.choice(
-                    ["sel_a", "sel_a and sel_b", "sel_a or sel_b", "sel_a and not filter"]
-                ),
+                "keywords": [text(), text()],
+                "condition": generator.choice(CONDITIONS),
             }
         )
         for _ in range(200)

@@ -10,7 +10,8 @@ Most rules can only match events of one program or file: ``Image|endswith:
 such rules on each event, only for its first test to fail, was most of the evaluation
 time. Instead the index is looked up once per event field: an exact literal is one
 dictionary probe per value, prefixes and suffixes one probe per distinct length (the
-value's head or tail of that length), and substrings one ``in`` per literal. A rule is
+value's head or tail of that length), and substrings one ``in`` per literal (on the
+values joined, for a field with many such as the keywords' :data:`~.events.ALL_VALUES`). A rule is
 called when one of its literals is found, or when it has none (see
 :func:`.conditions.required_literals` for when that is). Skipping is only ever done on
 literals every match holds, so the matches are the same as calling every rule.
@@ -93,8 +94,12 @@ class RuleIndex:
                     rules = table.get(value[start:stop])
                     if rules is not None:
                         found.update(rules)
-                for text, rules in substrings:
-                    if text in value:
+            if substrings:
+                # one search per literal: a literal in any value is in the joined text (the
+                # separator can only add candidates, never lose one)
+                text = values[0] if len(values) == 1 else "\x00".join(values)
+                for literal, rules in substrings:
+                    if literal in text:
                         found.update(rules)
         if not found:
             return self._always

@@ -98,6 +98,15 @@ def necessary_literal(pattern: SigmaString) -> tuple[str, str] | None:
     return literal if literal[1] else None  # an empty literal is in every value
 
 
+def as_substring(pattern: SigmaString) -> SigmaString:
+    """The pattern with ``*`` on both ends: how a keyword (a value without a field) matches."""
+    if not pattern.startswith(SpecialChars.WILDCARD_MULTI):
+        pattern = SpecialChars.WILDCARD_MULTI + pattern
+    if not pattern.endswith(SpecialChars.WILDCARD_MULTI):
+        pattern = pattern + SpecialChars.WILDCARD_MULTI
+    return pattern
+
+
 def any_of(tests: Sequence[Callable[[Subject], bool]]) -> Callable[[Subject], bool]:
     """Combine tests with OR, short-circuiting, without a loop for one or two tests."""
     if len(tests) == 1:
