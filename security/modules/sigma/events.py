@@ -23,6 +23,7 @@ Numbers and booleans are indexed as themselves and as text (``4688`` and
 ``"4688"``; ``true``), so a rule value matches whichever way the event wrote it.
 """
 
+import threading
 from collections.abc import Container, Iterable
 from typing import Any
 
@@ -69,7 +70,7 @@ def flatten_events(events: Iterable[Any], fields: Container[str] | None = None) 
     building its dotted path and choosing the names it is indexed under is done once
     per place in the tree (a :class:`_Slot`) for the whole batch.
     """
-    root = _Slot("", "", fields)
+    root = _Tree(fields).root
     return [_flatten(event, root) for event in events]
 
 
@@ -84,25 +85,56 @@ def flatten_event(event: Any, fields: Container[str] | None = None) -> FlatEvent
     of a typical event are read by no rule, and indexing (above all lower-casing)
     them was half the cost of evaluating a batch.
 
+    Without ``fields``, the slots made for one event are kept for the thread's next
+    (events one by one, as :func:`~.compiler.evaluate` flattens them, repeat their
+    keys too), while they hold under :data:`MAX_KEPT_BYTES`, so that arbitrary keys
+    or deep nesting cannot make them grow without bound.
+
     Iterative rather than recursive, so deeply nested objects or lists cannot
     exhaust the stack.
     """
-    return _flatten(event, _Slot("", "", fields))
+    if fields is not None:
+        return _flatten(event, _Tree(fields).root)
+    tree = getattr(_kept, "tree", None) or _Tree(None)
+    flat = _flatten(event, tree.root)
+    _kept.tree = tree if tree.bytes <= MAX_KEPT_BYTES else None
+    return flat
+
+
+MAX_KEPT_BYTES = 4 * 1024 * 1024
+"""About the memory :func:`flatten_event` keeps per thread for slots."""
+_SLOT_BYTES = 400  # a slot, its two dictionaries and its names, besides the path itself
+_kept = threading.local()
+
+
+class _Tree:
+    """The slots made for a batch of events (or a thread's single events): the ``fields``
+    they index, their ``root`` (the event itself), and about the memory they hold."""
+
+    __slots__ = ("bytes", "fields", "root")
+
+    def __init__(self, fields: Container[str] | None) -> None:
+        self.fields = fields
+        self.bytes = 0
+        self.root = _Slot(self, "", "")
 
 
 class _Slot:
     """A place in an event's tree: its dotted ``path``, the ``key`` it is known by, the
-    index names a scalar there goes under (``targets``, those of ``fields`` only), and
-    the slots of its children, made on first use and shared by every event of a batch."""
+    index names a scalar there goes under (``targets``, those of the tree's fields only),
+    and the slots of its children, made on first use and shared by the tree's events."""
 
-    __slots__ = ("attributes", "children", "fields", "key", "path", "targets")
+    __slots__ = ("attributes", "children", "key", "path", "targets", "tree")
 
-    def __init__(self, path: str, key: str, fields: Container[str] | None) -> None:
+    def __init__(self, tree: _Tree, path: str, key: str) -> None:
+        tree.bytes += _SLOT_BYTES + len(path)
+        self.tree = tree
         self.path = path
         self.key = key
-        self.fields = fields
-        names = () if not path else (key,) if path == key else (key, path)
-        self.targets = tuple(name for name in names if fields is None or name in fields)
+        names: tuple[str, ...] = () if not path else (key,) if path == key else (key, path)
+        if tree.fields is not None:
+            names = tuple(name for name in names if name in tree.fields)
+        self.targets = names
         self.children: dict[str, _Slot] = {}
         self.attributes: dict[str, _Slot] = {}
 
@@ -112,7 +144,7 @@ class _Slot:
         if slot is None:
             name = normalize_field_name(key)
             path = f"{self.path}.{name}" if self.path else name
-            slot = self.children[key] = _Slot(path, name, self.fields)
+            slot = self.children[key] = _Slot(self.tree, path, name)
         return slot
 
     def attribute(self, attribute: str) -> "_Slot":
@@ -120,7 +152,7 @@ class _Slot:
         slot = self.attributes.get(attribute)
         if slot is None:
             name = normalize_field_name(attribute)
-            slot = _Slot(f"{self.path}.{name}", f"{self.key}_{name}", self.fields)
+            slot = _Slot(self.tree, f"{self.path}.{name}", f"{self.key}_{name}")
             self.attributes[attribute] = slot
         return slot
 
@@ -173,9 +205,12 @@ def _flatten(event: Any, root: _Slot) -> FlatEvent:
             for element in node:
                 place(element, slot)
             continue
+        children = slot.children
         for member_key, member in node.items():
-            # as JSON keys are: a caller's 1 and True must not share a slot
-            member_slot = slot.child(member_key if type(member_key) is str else str(member_key))
+            member_slot = children.get(member_key) if type(member_key) is str else None
+            if member_slot is None:
+                # as JSON keys are: a caller's 1 and True must not share a slot
+                member_slot = slot.child(str(member_key))
             if member_key == _XML_TEXT:
                 place(member, slot)
             elif member_key == _XML_ATTRIBUTES and isinstance(member, dict):
@@ -187,7 +222,7 @@ def _flatten(event: Any, root: _Slot) -> FlatEvent:
                 leaves.append(member)
                 if member_slot.targets:
                     index(member, member_slot.targets)
-    fields = root.fields
+    fields = root.tree.fields
     if fields is None or ALL_VALUES in fields:
         raw[ALL_VALUES] = leaves
         lowered[ALL_VALUES] = [
