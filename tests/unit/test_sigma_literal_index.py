@@ -13,6 +13,7 @@ from security.modules.sigma import (
     compile_sigma_rule,
     evaluate,
     flatten_event,
+    literal_index,
 )
 from security.modules.sigma.events import ALL_VALUES
 from security.modules.sigma.patterns import necessary_literal
@@ -219,3 +220,21 @@ def test_regression_rules_match_as_when_every_rule_is_called():
     assert matches == _brute_force(rules, events)
     assert len(matches) > 100
     assert sum(rule.required_literals is not None for rule in rules) > 70
+
+
+def test_remembered_values_give_the_same_answer(monkeypatch):
+    rules = [
+        compile_sigma_rule(path.read_text(encoding="utf-8"))
+        for path in sorted(REGRESSION_DATA.glob("*/rule.yml"))
+    ]
+    flats = [
+        flatten_event(event)
+        for path in sorted(REGRESSION_DATA.glob("*/*.json"))
+        for event in load_events(path)
+    ]
+    literals = [rule.required_literals for rule in rules]
+    answers = [RuleIndex(literals).candidates(flat.lowered) for flat in flats]
+    monkeypatch.setattr(literal_index, "MAX_REMEMBERED_VALUES", 10)
+    index = RuleIndex(literals)
+
+    assert [index.candidates(flat.lowered) for flat in flats * 2] == answers * 2

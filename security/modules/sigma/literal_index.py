@@ -32,6 +32,9 @@ class FieldLiteral(NamedTuple):
     text: str
 
 
+MAX_REMEMBERED_VALUES = 50_000
+"""Values per field whose admitted rules a :class:`RuleIndex` remembers."""
+
 RequiredLiterals = frozenset[FieldLiteral] | None
 """Literals one of which every matching event holds; None when a rule has no such set."""
 
@@ -52,17 +55,6 @@ def probe_cost(literals: frozenset[FieldLiteral]) -> tuple[int, int]:
     return sum(literal.kind == SUBSTRING for literal in literals), len(literals)
 
 
-# A probe: value[start:stop] is looked up in the table (exact: the whole value).
-_Probe = tuple[int | None, int | None, dict[str, list[int]]]
-
-
-class _FieldProbes(NamedTuple):
-    """Everything the index looks up in the values of one field."""
-
-    probes: list[_Probe]
-    substrings: list[tuple[str, list[int]]]
-
-
 class RuleIndex:
     """The rules of a sequence (by position) that an event's literals admit.
 
@@ -72,11 +64,11 @@ class RuleIndex:
 
     def __init__(self, rule_literals: Sequence[RequiredLiterals]) -> None:
         self._always = [index for index, literals in enumerate(rule_literals) if literals is None]
-        self._fields = _field_probes(
-            (index, literal)
-            for index, literals in enumerate(rule_literals)
-            for literal in literals or ()
-        )
+        by_field: dict[str, _FieldLiterals] = defaultdict(_FieldLiterals)
+        for index, literals in enumerate(rule_literals):
+            for literal in literals or ():
+                by_field[literal.field].add(literal, index)
+        self._fields = dict(by_field)
 
     def candidates(self, lowered: Mapping[str, list[str]]) -> list[int]:
         """Positions of the rules to call on an event (its lower-cased field index), in order.
@@ -85,42 +77,92 @@ class RuleIndex:
         that no value of the event holds.
         """
         found: set[int] = set()
-        for field, (probes, substrings) in self._fields.items():
+        for field, literals in self._fields.items():
             values = lowered.get(field)
-            if not values:
-                continue
-            for value in values:
-                for start, stop, table in probes:
-                    rules = table.get(value[start:stop])
-                    if rules is not None:
-                        found.update(rules)
-            if substrings:
-                # one search per literal: a literal in any value is in the joined text (the
-                # separator can only add candidates, never lose one)
-                text = values[0] if len(values) == 1 else "\x00".join(values)
-                for literal, rules in substrings:
-                    if literal in text:
-                        found.update(rules)
+            if values:
+                literals.admit(values, found)
         if not found:
             return self._always
         found.update(self._always)
         return sorted(found)
 
 
-def _field_probes(literals: Iterable[tuple[int, FieldLiteral]]) -> dict[str, _FieldProbes]:
-    """Field -> its probes: one table for exact literals, one per prefix and suffix length."""
-    tables: dict[str, dict[tuple[int | None, int | None], dict[str, list[int]]]] = defaultdict(dict)
-    substrings: dict[str, dict[str, list[int]]] = defaultdict(dict)
-    for index, (field, kind, text) in literals:
+class _FieldLiterals:
+    """The literals of one field, arranged for look-up: text -> the rules needing it, one
+    table per kind (prefixes and suffixes of every length together, probed with the
+    value's head or tail of each length), substrings as a list.
+
+    What a single value admits is remembered (up to :data:`MAX_REMEMBERED_VALUES`): the
+    same program, parent, product or command line comes back event after event.
+    """
+
+    __slots__ = (
+        "exact",
+        "prefix_lengths",
+        "prefixes",
+        "remembered",
+        "substrings",
+        "suffix_lengths",
+        "suffixes",
+    )
+
+    def __init__(self) -> None:
+        self.exact: dict[str, list[int]] = {}
+        self.prefixes: dict[str, list[int]] = {}
+        self.prefix_lengths: list[int] = []
+        self.suffixes: dict[str, list[int]] = {}
+        self.suffix_lengths: list[int] = []
+        self.substrings: list[tuple[str, list[int]]] = []
+        self.remembered: dict[str, frozenset[int]] = {}
+
+    def add(self, literal: FieldLiteral, rule: int) -> None:
+        """Note that ``rule`` needs ``literal`` (or another of its literals)."""
+        kind, text = literal.kind, literal.text
         if kind == SUBSTRING:
-            substrings[field].setdefault(text, []).append(index)
-            continue
-        bounds = {EXACT: (None, None), PREFIX: (None, len(text)), SUFFIX: (-len(text), None)}[kind]
-        tables[field].setdefault(bounds, {}).setdefault(text, []).append(index)
-    return {
-        field: _FieldProbes(
-            [(start, stop, table) for (start, stop), table in tables.get(field, {}).items()],
-            list(substrings.get(field, {}).items()),
-        )
-        for field in tables.keys() | substrings.keys()
-    }
+            rules = dict(self.substrings).setdefault(text, [])
+            if not rules:
+                self.substrings.append((text, rules))
+            rules.append(rule)
+            return
+        table = {EXACT: self.exact, PREFIX: self.prefixes, SUFFIX: self.suffixes}[kind]
+        table.setdefault(text, []).append(rule)
+        lengths = {PREFIX: self.prefix_lengths, SUFFIX: self.suffix_lengths}.get(kind)
+        if lengths is not None and len(text) not in lengths:
+            lengths.append(len(text))
+
+    def admit(self, values: list[str], found: set[int]) -> None:
+        """Add to ``found`` the rules needing a literal that one of ``values`` holds."""
+        if len(values) > 1:
+            found.update(self._admitted(values))
+            return
+        (value,) = values
+        rules = self.remembered.get(value)
+        if rules is None:
+            rules = self._admitted(values)
+            if len(self.remembered) < MAX_REMEMBERED_VALUES:
+                self.remembered[value] = rules
+        found.update(rules)
+
+    def _admitted(self, values: list[str]) -> frozenset[int]:
+        """The rules needing a literal that one of ``values`` holds.
+
+        A head (or tail) shorter than asked for is the whole value, found in the table
+        only if the value is itself such a literal, which it then starts (ends) with.
+        """
+        found: set[int] = set()
+        probes = (self.exact, self.prefix_lengths, self.suffix_lengths)
+        for value in values if any(probes) else ():
+            found.update(self.exact.get(value, ()))
+            heads = [value[:length] for length in self.prefix_lengths]
+            for rules in filter(None, map(self.prefixes.get, heads)):
+                found.update(rules)
+            tails = [value[-length:] for length in self.suffix_lengths]
+            for rules in filter(None, map(self.suffixes.get, tails)):
+                found.update(rules)
+        if self.substrings:
+            # one search per literal: a literal in any value is in the joined text (the
+            # separator can only add candidates, never lose one)
+            text = values[0] if len(values) == 1 else "\x00".join(values)
+            for rules in [rules for literal, rules in self.substrings if literal in text]:
+                found.update(rules)
+        return frozenset(found)
