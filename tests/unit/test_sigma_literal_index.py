@@ -68,12 +68,29 @@ def test_each_pattern_needs_the_literal_its_matches_hold(pattern, literal):
     assert necessary_literal(SigmaString(pattern)) == literal
 
 
-def test_a_rule_needs_one_literal_of_its_cheapest_selection():
+def test_a_rule_needs_one_literal_of_its_rarest_selection():
     rule = sigma_rule(CERTUTIL)
 
     assert rule.required_literals == {
         FieldLiteral("image", "suffix", "\\certutil.exe"),
         FieldLiteral("originalfilename", "exact", "certutil.exe"),
+    }
+
+
+def test_a_selection_needs_its_rarest_literals_not_the_shortest():
+    rule = sigma_rule(
+        {
+            "selection": {
+                "Image|contains": ["\\EDRFreeze", "\\EDR-Freeze"],
+                "Image|endswith": ".exe",
+            },
+            "condition": "selection",
+        }
+    )
+
+    assert rule.required_literals == {
+        FieldLiteral("image", "substring", "\\edrfreeze"),
+        FieldLiteral("image", "substring", "\\edr-freeze"),
     }
 
 

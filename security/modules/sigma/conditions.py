@@ -35,7 +35,7 @@ from sigma.types import (
 
 from .errors import SigmaRuleError
 from .events import ALL_VALUES, FlatEvent, normalize_field_name
-from .literal_index import FieldLiteral, RequiredLiterals, any_required, probe_cost
+from .literal_index import FieldLiteral, RequiredLiterals, admission_rank, any_required
 from .patterns import any_of, as_substring, necessary_literal
 from .values import Predicate, strings_predicate, value_predicate
 
@@ -132,15 +132,15 @@ def required_literals(node: object) -> RequiredLiterals:
 
     A field's case-insensitive string values need each one literal (:func:`necessary_literal`),
     so the field needs one of them; OR needs one of its members' literals, AND those of one
-    member (the cheapest to look up: :func:`probe_cost`); keywords need theirs anywhere in
-    the event (under :data:`ALL_VALUES`). None, meaning the predicate must be called on
+    member (the one admitting fewest events: :func:`admission_rank`); keywords need theirs
+    anywhere in the event (under :data:`ALL_VALUES`). None, meaning the predicate must be called on
     every event, where a member can be true without a literal: NOT, ``cased`` strings,
     values of other types, or a pattern such as ``*``.
     """
     if isinstance(node, ConditionAND):
         found = [required_literals(member) for member in _members(node, ConditionAND)]
         needed = [literals for literals in found if literals is not None]
-        return min(needed, key=probe_cost, default=None)
+        return min(needed, key=admission_rank, default=None)
     if isinstance(node, ConditionOR):
         return any_required(required_literals(member) for member in _members(node, ConditionOR))
     if not isinstance(node, Leaf):

@@ -17,6 +17,7 @@ called when one of its literals is found, or when it has none (see
 literals every match holds, so the matches are the same as calling every rule.
 """
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
@@ -49,10 +50,12 @@ def any_required(alternatives: Iterable[RequiredLiterals]) -> RequiredLiterals:
     return frozenset(union)
 
 
-def probe_cost(literals: frozenset[FieldLiteral]) -> tuple[int, int]:
-    """How costly looking ``literals`` up is, for choosing among an AND's members: substrings
-    (an ``in`` each) first, then the number of literals (fewer literals, fewer events pass)."""
-    return sum(literal.kind == SUBSTRING for literal in literals), len(literals)
+def admission_rank(literals: frozenset[FieldLiteral]) -> tuple[float, int]:
+    """How many events ``literals`` would admit, as a sort key for choosing among an AND's
+    members (lowest first): a longer shortest literal is rarer (``'\\edrfreeze'`` rather
+    than ``'.exe'``), and then fewer literals admit fewer events."""
+    shortest = min((len(literal.text) for literal in literals), default=math.inf)
+    return -shortest, len(literals)
 
 
 class RuleIndex:
