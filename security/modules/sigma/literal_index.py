@@ -93,7 +93,7 @@ class RuleIndex:
 class _FieldLiterals:
     """The literals of one field, arranged for look-up: text -> the rules needing it, one
     table per kind (prefixes and suffixes of every length together, probed with the
-    value's head or tail of each length), substrings as a list.
+    value's head or tail of each length), substrings searched for one by one.
 
     What a single value admits is remembered (up to :data:`MAX_REMEMBERED_VALUES`): the
     same program, parent, product or command line comes back event after event.
@@ -115,20 +115,15 @@ class _FieldLiterals:
         self.prefix_lengths: list[int] = []
         self.suffixes: dict[str, list[int]] = {}
         self.suffix_lengths: list[int] = []
-        self.substrings: list[tuple[str, list[int]]] = []
+        self.substrings: dict[str, list[int]] = {}
         self.remembered: dict[str, frozenset[int]] = {}
 
     def add(self, literal: FieldLiteral, rule: int) -> None:
         """Note that ``rule`` needs ``literal`` (or another of its literals)."""
         kind, text = literal.kind, literal.text
-        if kind == SUBSTRING:
-            rules = dict(self.substrings).setdefault(text, [])
-            if not rules:
-                self.substrings.append((text, rules))
-            rules.append(rule)
-            return
-        table = {EXACT: self.exact, PREFIX: self.prefixes, SUFFIX: self.suffixes}[kind]
-        table.setdefault(text, []).append(rule)
+        tables = {EXACT: self.exact, PREFIX: self.prefixes, SUFFIX: self.suffixes}
+        tables[SUBSTRING] = self.substrings
+        tables[kind].setdefault(text, []).append(rule)
         lengths = {PREFIX: self.prefix_lengths, SUFFIX: self.suffix_lengths}.get(kind)
         if lengths is not None and len(text) not in lengths:
             lengths.append(len(text))
@@ -166,6 +161,6 @@ class _FieldLiterals:
             # one search per literal: a literal in any value is in the joined text (the
             # separator can only add candidates, never lose one)
             text = values[0] if len(values) == 1 else "\x00".join(values)
-            for rules in [rules for literal, rules in self.substrings if literal in text]:
+            for rules in [rules for literal, rules in self.substrings.items() if literal in text]:
                 found.update(rules)
         return frozenset(found)
