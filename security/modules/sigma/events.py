@@ -174,20 +174,12 @@ def _flatten(event: Any, root: _Slot) -> FlatEvent:
     def index(item: Any, targets: tuple[str, ...]) -> None:
         """Add a scalar under each of ``targets`` (its lower-cased text too unless null)."""
         for name in targets:
-            values = raw.get(name)
-            if values is None:
-                raw[name] = [item]
-            else:
-                values.append(item)
+            raw.setdefault(name, []).append(item)
         if item is None:
             return
         text = item.lower() if type(item) is str else as_text(item).lower()
         for name in targets:
-            texts = lowered.get(name)
-            if texts is None:
-                lowered[name] = [text]
-            else:
-                texts.append(text)
+            lowered.setdefault(name, []).append(text)
 
     def place(item: Any, slot: _Slot) -> None:
         """Index a scalar now; queue an object or a list for the loop below."""
