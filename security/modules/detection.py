@@ -11,7 +11,8 @@ Both kinds of rule compile into a *detector* with one interface (:class:`Detecto
 batch is evaluated the same way whatever the mix: each event is flattened once (indexing
 only the fields the detectors and the caller read, when every detector says which), IOC
 candidates are found once (only when an IOC rule is enabled), the IOC store is queried
-once per batch (only when a rule asks it), and then every detector tests every event.
+once per batch (only when a rule asks it), and then each event is tested by every
+detector that its literals do not rule out (:class:`~security.modules.sigma.RuleIndex`).
 
 Compiled detectors cannot be stored or pickled; they are rebuilt from the stored YAML or
 JSON (about 1 ms a rule) the first time a process sees a ``(rule id, version)``, and kept
@@ -209,7 +210,9 @@ def evaluate(
 
     The events are prepared once (:class:`EventBatch`), then each event is tested by
     every detector while its field index is hot in the CPU's caches (rule by rule over
-    the whole batch measured two to three times slower). The batch is returned too, so
+    the whole batch measured two to three times slower), skipping those that lack a
+    field or a literal the event lacks (most rules on most events): the matches are
+    those of testing every detector. The batch is returned too, so
     callers can ask a detector for the matched values of the matches they report
     without preparing the events again.
     """

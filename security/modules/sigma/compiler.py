@@ -160,7 +160,8 @@ def evaluate(rules: Sequence[CompiledSigmaRule], events: Sequence[Any]) -> list[
 
     Each event is flattened once and then tested by the rules its literals admit
     (:class:`~.literal_index.RuleIndex`), so the cost is one flattening and one index
-    look-up per event plus one predicate call per (admitted rule, event).
+    look-up per event plus one predicate call per (admitted rule, event); the matches
+    are those of calling every rule.
     """
     index = RuleIndex([rule.required_literals for rule in rules])
     matches = []
