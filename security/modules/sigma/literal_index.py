@@ -11,8 +11,8 @@ such rules on each event, only for its first test to fail, was most of the evalu
 time. Instead the index is looked up once per event field: an exact literal is one
 dictionary probe per value, prefixes and suffixes one probe per distinct length (the
 value's head or tail of that length), and substrings one ``in`` per literal (on the
-values joined, for a field with many such as the keywords' :data:`~.events.ALL_VALUES`). A rule is
-called when one of its literals is found, or when it has none (see
+values joined, for a field with many, such as the keywords' :data:`~.events.ALL_VALUES`).
+A rule is called when one of its literals is found, or when it has none (see
 :func:`.conditions.required_literals` for when that is). Skipping is only ever done on
 literals every match holds, so the matches are the same as calling every rule.
 """
@@ -26,7 +26,9 @@ from .patterns import EXACT, PREFIX, SUBSTRING, SUFFIX
 
 
 class FieldLiteral(NamedTuple):
-    """A lower-cased ``text`` that a value of ``field`` equals, starts or ends with, or contains."""
+    """A lower-cased ``text`` that a value of ``field`` equals, starts or ends with, or contains
+    (``kind``: :data:`~.patterns.EXACT` ... :data:`~.patterns.SUBSTRING`); only an exact
+    text may be empty (every value starts with the empty string)."""
 
     field: str
     kind: str
