@@ -186,6 +186,8 @@ def _group_matches(
     """Groups of the batch, and each match's group (same order as ``matches``)."""
     groups: dict[tuple[int, str], _Group] = {}
     keys_by_event: dict[tuple[int, tuple[str, ...] | None], tuple[str, dict[str, str]]] = {}
+    # a batch's events share a few hosts and users: hash each set of values once
+    keys_by_values: dict[tuple[tuple[str, str], ...], str] = {}
     match_groups = []
     for match in matches:
         rule, detector = rules[match.rule_index]
@@ -193,7 +195,9 @@ def _group_matches(
         cached = keys_by_event.get((match.event_index, spec))
         if cached is None:
             values = group_values(batch.flat[match.event_index], rule.group_by)
-            cached = keys_by_event[(match.event_index, spec)] = (group_key(values), values)
+            items = tuple(values.items())
+            key = keys_by_values.get(items) or keys_by_values.setdefault(items, group_key(values))
+            cached = keys_by_event[(match.event_index, spec)] = (key, values)
         identity = (rule.id, cached[0])
         group = groups.get(identity)
         if group is None:

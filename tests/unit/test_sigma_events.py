@@ -1,6 +1,7 @@
 """How field names in Sigma rules find values in JSON events (security/modules/sigma/events.py)."""
 
-from security.modules.sigma import flatten_event
+from security.modules.sigma import events as sigma_events
+from security.modules.sigma import flatten_event, flatten_events
 
 from .sigma_support import sigma_rule
 
@@ -90,6 +91,30 @@ def test_flattened_event_indexes_booleans_as_text():
 
     assert flat.raw["ok"] == [True]
     assert flat.lowered["ok"] == ["true"]
+
+
+def test_keys_that_python_deems_equal_stay_apart_across_a_batch():
+    first, second, third = flatten_events([{1: "one"}, {True: "yes"}, {"1": "text"}], {"1", "true"})
+
+    assert first.raw == {" ": [], "1": ["one"]}
+    assert second.raw == {" ": [], "true": ["yes"]}
+    assert third.raw == {" ": [], "1": ["text"]}
+
+
+def test_single_events_share_slots_only_up_to_a_bound(monkeypatch):
+    monkeypatch.setattr(sigma_events, "MAX_KEPT_BYTES", 20_000)
+    monkeypatch.setattr(sigma_events._kept, "tree", None, raising=False)  # whatever ran before
+    events = [{f"Key{number}": number, "Image": "C:\\x.exe"} for number in range(200)]
+    kept = []  # (tree, the memory it holds) after each event
+
+    for event in events:
+        assert flatten_event(event).raw == flatten_events([event])[0].raw
+        tree = sigma_events._kept.tree
+        kept.append((id(tree), tree.bytes if tree else 0))
+
+    assert len({tree for tree, _ in kept}) > 2  # dropped and started anew
+    assert max(size for _, size in kept) <= 20_000
+    assert kept[1] == (kept[0][0], kept[1][1])  # the next event reuses the tree
 
 
 def test_flattening_a_deeply_nested_event_does_not_exhaust_the_stack():

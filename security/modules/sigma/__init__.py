@@ -7,6 +7,7 @@ not evaluate is refused at compile time with :class:`SigmaRuleError`.
 
 Modules: :mod:`.events` (field lookup), :mod:`.patterns` (wildcard strings),
 :mod:`.values` (value semantics), :mod:`.conditions` (condition tree),
+:mod:`.literal_index` (skipping the rules an event's literals rule out),
 :mod:`.compiler` (parsing, rule object, batch evaluation).
 """
 
@@ -19,11 +20,15 @@ from .compiler import (
 )
 from .errors import SigmaRuleError
 from .events import FlatEvent, flatten_event, flatten_events
+from .literal_index import FieldLiteral, RequiredLiterals, RuleIndex
 
 __all__ = [
     "SUPPORTED_MODIFIERS",
     "CompiledSigmaRule",
+    "FieldLiteral",
     "FlatEvent",
+    "RequiredLiterals",
+    "RuleIndex",
     "SigmaMatch",
     "SigmaRuleError",
     "compile_sigma_rule",

@@ -26,9 +26,10 @@ from sigma.modifiers import (
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 from sigma.rule.base import SigmaYAMLLoader
 
-from .conditions import compile_condition, referenced_fields, required_fields
+from .conditions import compile_condition, referenced_fields, required_fields, required_literals
 from .errors import SigmaRuleError
 from .events import flatten_event
+from .literal_index import RequiredLiterals, RuleIndex, any_required
 from .patterns import any_of
 from .values import Predicate
 
@@ -87,7 +88,9 @@ class CompiledSigmaRule:
     (:data:`~.events.ALL_VALUES` among them when the rule has keywords), so
     such callers can index only those (see :func:`~.events.flatten_event`);
     ``required_fields`` names that must hold a non-null value (be keys of
-    ``lowered``) for the predicate to be true, so callers can skip the call.
+    ``lowered``) for the predicate to be true, so callers can skip the call;
+    ``required_literals`` literals one of which the event must hold for the same
+    purpose (None when there is no such set), for a :class:`~.literal_index.RuleIndex`.
     """
 
     title: str
@@ -100,6 +103,7 @@ class CompiledSigmaRule:
     predicate: Predicate = field(repr=False, compare=False)
     referenced_fields: frozenset[str] = field(repr=False, compare=False)
     required_fields: frozenset[str] = field(repr=False, compare=False)
+    required_literals: RequiredLiterals = field(repr=False, compare=False)
 
     def matches(self, event: Any) -> bool:
         """True when the rule matches one JSON event (flattened here; see :func:`evaluate`)."""
@@ -147,19 +151,24 @@ def compile_sigma_rule(yaml_text: str) -> CompiledSigmaRule:
         referenced_fields=frozenset().union(*map(referenced_fields, conditions)),
         # the conditions are alternatives: a name is required when every one requires it
         required_fields=frozenset.intersection(*map(required_fields, conditions)),
+        required_literals=any_required(map(required_literals, conditions)),
     )
 
 
 def evaluate(rules: Sequence[CompiledSigmaRule], events: Sequence[Any]) -> list[SigmaMatch]:
     """Evaluate every rule on every event in one pass; matches ordered by event, then rule.
 
-    Each event is flattened once and then tested by each rule, so the cost is
-    one flattening per event plus one predicate call per (rule, event).
+    Each event is flattened once and then tested by the rules its literals admit
+    (:class:`~.literal_index.RuleIndex`), so the cost is one flattening and one index
+    look-up per event plus one predicate call per (admitted rule, event); the matches
+    are those of calling every rule.
     """
+    index = RuleIndex([rule.required_literals for rule in rules])
     matches = []
     for event_index, event in enumerate(events):
         flat = flatten_event(event)
-        for rule_index, rule in enumerate(rules):
+        for rule_index in index.candidates(flat.lowered):
+            rule = rules[rule_index]
             if rule.predicate(flat):
                 matches.append(SigmaMatch(rule_index, event_index, rule.id))
     return matches

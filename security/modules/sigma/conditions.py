@@ -35,7 +35,8 @@ from sigma.types import (
 
 from .errors import SigmaRuleError
 from .events import ALL_VALUES, FlatEvent, normalize_field_name
-from .patterns import any_of
+from .literal_index import FieldLiteral, RequiredLiterals, admission_rank, any_required
+from .patterns import any_of, as_substring, necessary_literal
 from .values import Predicate, strings_predicate, value_predicate
 
 Leaf = ConditionFieldEqualsValueExpression | ConditionValueExpression
@@ -76,9 +77,7 @@ def _disjunction(members: list[object]) -> Predicate:
             continue
         keyword = isinstance(member, ConditionValueExpression)
         key = _index_name(member)
-        for value in _expanded(member.value):
-            if keyword and isinstance(value, SigmaNumber | SigmaBool):
-                value = SigmaString(str(value).lower())  # full-text search: numbers are text
+        for value in _leaf_values(member):
             if isinstance(value, SigmaString):
                 strings[key, isinstance(value, SigmaCasedString), keyword].append(value)
             else:
@@ -128,11 +127,52 @@ def required_fields(node: object) -> frozenset[str]:
     return frozenset({normalize_field_name(node.field)})
 
 
+def required_literals(node: object) -> RequiredLiterals:
+    """Literals one of which every event satisfying ``node`` holds (see :mod:`.literal_index`).
+
+    A field's case-insensitive string values need each one literal (:func:`necessary_literal`),
+    so the field needs one of them; OR needs one of its members' literals, AND those of one
+    member (the one admitting fewest events: :func:`admission_rank`); keywords need theirs
+    anywhere in the event (under :data:`ALL_VALUES`). None, meaning the predicate must be called on
+    every event, where a member can be true without a literal: NOT, ``cased`` strings,
+    values of other types, or a pattern such as ``*``.
+    """
+    if isinstance(node, ConditionAND):
+        found = [required_literals(member) for member in _members(node, ConditionAND)]
+        needed = [literals for literals in found if literals is not None]
+        return min(needed, key=admission_rank, default=None)
+    if isinstance(node, ConditionOR):
+        return any_required(required_literals(member) for member in _members(node, ConditionOR))
+    if not isinstance(node, Leaf):
+        return None
+    keyword = isinstance(node, ConditionValueExpression)
+    field = _index_name(node)
+    literals = set()
+    for value in _leaf_values(node):
+        if type(value) is not SigmaString:  # cased strings are matched on the raw view
+            return None
+        literal = necessary_literal(as_substring(value) if keyword else value)
+        if literal is None:
+            return None
+        literals.add(FieldLiteral(field, *literal))
+    return frozenset(literals)
+
+
 def _index_name(leaf: Leaf) -> str:
     """The index name a leaf's values are looked up under: its field, or every value."""
     if isinstance(leaf, ConditionValueExpression):
         return ALL_VALUES
     return normalize_field_name(leaf.field)
+
+
+def _leaf_values(leaf: Leaf) -> Iterator[SigmaType]:
+    """The values a leaf compares with: its expanded values, a keyword's numbers as text."""
+    keyword = isinstance(leaf, ConditionValueExpression)
+    for value in _expanded(leaf.value):
+        if keyword and isinstance(value, SigmaNumber | SigmaBool):
+            yield SigmaString(str(value).lower())  # full-text search: numbers are text
+        else:
+            yield value
 
 
 def _expanded(value: SigmaType) -> Iterator[SigmaType]:

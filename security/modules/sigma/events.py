@@ -23,6 +23,7 @@ Numbers and booleans are indexed as themselves and as text (``4688`` and
 ``"4688"``; ``true``), so a rule value matches whichever way the event wrote it.
 """
 
+import threading
 from collections.abc import Container, Iterable
 from typing import Any
 
@@ -65,11 +66,12 @@ class FlatEvent:
 def flatten_events(events: Iterable[Any], fields: Container[str] | None = None) -> list[FlatEvent]:
     """:func:`flatten_event` for each event of a batch, each field's names derived once.
 
-    Events of one source repeat the same keys at the same paths, so normalising a key
-    and building its dotted path is done once per ``(path, key)`` for the whole batch.
+    Events of one source repeat the same keys at the same paths, so normalising a key,
+    building its dotted path and choosing the names it is indexed under is done once
+    per place in the tree (a :class:`_Slot`) for the whole batch.
     """
-    names: dict[tuple[str, str], tuple[str, str]] = {}
-    return [_flatten(event, fields, names) for event in events]
+    root = _Tree(fields).root
+    return [_flatten(event, root) for event in events]
 
 
 def flatten_event(event: Any, fields: Container[str] | None = None) -> FlatEvent:
@@ -83,60 +85,136 @@ def flatten_event(event: Any, fields: Container[str] | None = None) -> FlatEvent
     of a typical event are read by no rule, and indexing (above all lower-casing)
     them was half the cost of evaluating a batch.
 
+    Without ``fields``, the slots made for one event are kept for the thread's next
+    (events one by one, as :func:`~.compiler.evaluate` flattens them, repeat their
+    keys too), while they hold under :data:`MAX_KEPT_BYTES`, so that arbitrary keys
+    or deep nesting cannot make them grow without bound.
+
     Iterative rather than recursive, so deeply nested objects or lists cannot
     exhaust the stack.
     """
-    return _flatten(event, fields, {})
+    if fields is not None:
+        return _flatten(event, _Tree(fields).root)
+    tree = getattr(_kept, "tree", None) or _Tree(None)
+    flat = _flatten(event, tree.root)
+    _kept.tree = tree if tree.bytes <= MAX_KEPT_BYTES else None
+    return flat
 
 
-def _flatten(
-    event: Any, fields: Container[str] | None, names: dict[tuple[str, str], tuple[str, str]]
-) -> FlatEvent:
-    """:func:`flatten_event`, with ``names`` caching (path, key) -> (child's path, name)."""
+MAX_KEPT_BYTES = 4 * 1024 * 1024
+"""About the memory :func:`flatten_event` keeps per thread for slots."""
+_SLOT_BYTES = 400  # a slot, its two dictionaries and its names, besides the path itself
+_kept = threading.local()
+
+
+class _Tree:
+    """The slots made for a batch of events (or a thread's single events): the ``fields``
+    they index, their ``root`` (the event itself), and about the memory they hold."""
+
+    __slots__ = ("bytes", "fields", "root")
+
+    def __init__(self, fields: Container[str] | None) -> None:
+        self.fields = fields
+        self.bytes = 0
+        self.root = _Slot(self, "", "")
+
+
+class _Slot:
+    """A place in an event's tree: its dotted ``path``, the ``key`` it is known by, the
+    index names a scalar there goes under (``targets``, those of the tree's fields only),
+    and the slots of its children, made on first use and shared by the tree's events."""
+
+    __slots__ = ("attributes", "children", "key", "path", "targets", "tree")
+
+    def __init__(self, tree: _Tree, path: str, key: str) -> None:
+        tree.bytes += _SLOT_BYTES + len(path)
+        self.tree = tree
+        self.path = path
+        self.key = key
+        names: tuple[str, ...] = () if not path else (key,) if path == key else (key, path)
+        if tree.fields is not None:
+            names = tuple(name for name in names if name in tree.fields)
+        self.targets = names
+        self.children: dict[str, _Slot] = {}
+        self.attributes: dict[str, _Slot] = {}
+
+    def child(self, key: str) -> "_Slot":
+        """The slot of member ``key`` of an object here (``key`` as JSON wrote it)."""
+        slot = self.children.get(key)
+        if slot is None:
+            name = normalize_field_name(key)
+            path = f"{self.path}.{name}" if self.path else name
+            slot = self.children[key] = _Slot(self.tree, path, name)
+        return slot
+
+    def attribute(self, attribute: str) -> "_Slot":
+        """The slot of XML attribute ``attribute`` of the element here."""
+        slot = self.attributes.get(attribute)
+        if slot is None:
+            name = normalize_field_name(attribute)
+            slot = _Slot(self.tree, f"{self.path}.{name}", f"{self.key}_{name}")
+            self.attributes[attribute] = slot
+        return slot
+
+
+_CONTAINERS = (dict, list)
+
+
+def _flatten(event: Any, root: _Slot) -> FlatEvent:
+    """:func:`flatten_event` from the slot of the event's root (and its cached children).
+
+    The loop over an object's members is the hot path of ingestion, so scalars are
+    indexed inline there; lists and the XML members take the general :func:`place`.
+    """
     flat = FlatEvent()
     raw, lowered = flat.raw, flat.lowered
     leaves: list[Any] = []  # every scalar, in order: the ALL_VALUES entry
-    # containers still to index: (object or list, its dotted path, the key it is known by)
-    pending: list[tuple[Any, str, str]] = []
+    pending: list[tuple[Any, _Slot]] = []  # objects and lists still to index, and where
 
-    def place(item: Any, path: str, key: str) -> None:
+    def index(item: Any, targets: tuple[str, ...]) -> None:
+        """Add a scalar under each of ``targets`` (its lower-cased text too unless null)."""
+        for name in targets:
+            raw.setdefault(name, []).append(item)
+        if item is None:
+            return
+        text = item.lower() if type(item) is str else as_text(item).lower()
+        for name in targets:
+            lowered.setdefault(name, []).append(text)
+
+    def place(item: Any, slot: _Slot) -> None:
         """Index a scalar now; queue an object or a list for the loop below."""
-        if isinstance(item, dict | list):
-            pending.append((item, path, key))
+        if isinstance(item, _CONTAINERS):
+            pending.append((item, slot))
             return
         leaves.append(item)
-        if not path:  # the event itself is a scalar: only keywords can match it
-            return
-        text = None
-        for name in (key,) if path == key else (key, path):
-            if fields is not None and name not in fields:
-                continue
-            raw.setdefault(name, []).append(item)
-            if item is not None:
-                text = as_text(item).lower() if text is None else text
-                lowered.setdefault(name, []).append(text)
+        if slot.targets:
+            index(item, slot.targets)
 
-    place(event, "", "")
+    place(event, root)
     while pending:
-        node, path, key = pending.pop()
+        node, slot = pending.pop()
         if isinstance(node, list):
             for element in node:
-                place(element, path, key)
+                place(element, slot)
             continue
-        for child_key, child in node.items():
-            if child_key == _XML_TEXT:
-                place(child, path, key)
-            elif child_key == _XML_ATTRIBUTES and isinstance(child, dict):
-                for attribute, value in child.items():
-                    name = normalize_field_name(str(attribute))
-                    place(value, f"{path}.{name}", f"{key}_{name}")
+        children = slot.children
+        for member_key, member in node.items():
+            member_slot = children.get(member_key) if type(member_key) is str else None
+            if member_slot is None:
+                # as JSON keys are: a caller's 1 and True must not share a slot
+                member_slot = slot.child(str(member_key))
+            if member_key == _XML_TEXT:
+                place(member, slot)
+            elif member_key == _XML_ATTRIBUTES and isinstance(member, dict):
+                for attribute, value in member.items():
+                    place(value, slot.attribute(str(attribute)))
+            elif isinstance(member, _CONTAINERS):
+                pending.append((member, member_slot))
             else:
-                text_key = str(child_key)  # as JSON keys are: a caller's 1 and True must not share
-                derived = names.get((path, text_key))
-                if derived is None:
-                    name = normalize_field_name(text_key)
-                    derived = names[path, text_key] = (f"{path}.{name}" if path else name, name)
-                place(child, *derived)
+                leaves.append(member)
+                if member_slot.targets:
+                    index(member, member_slot.targets)
+    fields = root.tree.fields
     if fields is None or ALL_VALUES in fields:
         raw[ALL_VALUES] = leaves
         lowered[ALL_VALUES] = [

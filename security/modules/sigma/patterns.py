@@ -26,7 +26,22 @@ StringTest = Callable[[str], bool]
 Subject = TypeVar("Subject")
 Part = str | SpecialChars
 
+EXACT = "exact"
+PREFIX = "prefix"
+SUFFIX = "suffix"
+SUBSTRING = "substring"
+
 _MULTI = SpecialChars.WILDCARD_MULTI
+_ANY = "any"
+_GLOB = "glob"
+# pattern shape (literal as "", wildcards as themselves) -> the literal kind it is
+_SHAPES = {
+    (): EXACT,
+    ("",): EXACT,
+    ("", _MULTI): PREFIX,
+    (_MULTI, ""): SUFFIX,
+    (_MULTI, "", _MULTI): SUBSTRING,
+}
 
 
 def compile_string_patterns(patterns: Sequence[SigmaString], *, lower: bool) -> StringTest:
@@ -35,39 +50,61 @@ def compile_string_patterns(patterns: Sequence[SigmaString], *, lower: bool) -> 
     With ``lower`` the patterns are lower-cased and the test expects lower-cased
     input: Sigma matches strings case-insensitively unless ``cased`` is given.
     """
-    exact: set[str] = set()
-    prefixes: list[str] = []
-    suffixes: list[str] = []
-    substrings: list[str] = []
+    literals: dict[str, list[str]] = {EXACT: [], PREFIX: [], SUFFIX: [], SUBSTRING: []}
     globs: list[str] = []
     for pattern in patterns:
         parts = _parts(pattern, lower=lower)
-        if parts and all(part is _MULTI for part in parts):
+        kind = _kind(parts)
+        if kind == _ANY:
             return _always
-        shape = tuple(part if isinstance(part, SpecialChars) else "" for part in parts)
-        literal = "".join(part for part in parts if isinstance(part, str))
-        if shape in ((), ("",)):
-            exact.add(literal)
-        elif shape == ("", _MULTI):
-            prefixes.append(literal)
-        elif shape == (_MULTI, ""):
-            suffixes.append(literal)
-        elif shape == (_MULTI, "", _MULTI):
-            substrings.append(literal)
-        else:
+        if kind == _GLOB:
             globs.append(_glob_regex(parts))
+        else:
+            literals[kind].append(_text(parts))
     tests: list[Callable[[str], bool]] = []
-    if exact:
-        tests.append(frozenset(exact).__contains__)
-    if prefixes:
-        tests.append(_startswith(tuple(prefixes)))
-    if suffixes:
-        tests.append(_endswith(tuple(suffixes)))
-    if substrings:
-        tests.append(_contains(tuple(substrings)))
+    if literals[EXACT]:
+        tests.append(frozenset(literals[EXACT]).__contains__)
+    if literals[PREFIX]:
+        tests.append(_startswith(tuple(literals[PREFIX])))
+    if literals[SUFFIX]:
+        tests.append(_endswith(tuple(literals[SUFFIX])))
+    if literals[SUBSTRING]:
+        tests.append(_contains(tuple(literals[SUBSTRING])))
     if globs:
         tests.append(_fullmatch("|".join(f"(?:{glob})" for glob in globs)))
     return any_of(tests)
+
+
+def necessary_literal(pattern: SigmaString) -> tuple[str, str] | None:
+    """``(kind, text)``: what a lower-cased value must hold to match ``pattern`` case-insensitively.
+
+    ``kind`` is :data:`EXACT` (the value is ``text``), :data:`PREFIX`, :data:`SUFFIX` or
+    :data:`SUBSTRING`. A pattern with inner wildcards needs its literal head (or tail, or
+    longest inner literal). None when a pattern needs no literal (``*``, ``?*``), so that
+    callers can skip a test whose literal an event lacks without ever skipping a match.
+    """
+    parts = _parts(pattern, lower=True)
+    kind = _kind(parts)
+    if kind == EXACT:
+        return kind, _text(parts)
+    if kind in (PREFIX, SUFFIX, SUBSTRING):
+        literal = (kind, _text(parts))
+    elif isinstance(parts[0], str):  # a glob (or _ANY, whose parts are all wildcards)
+        literal = (PREFIX, parts[0])
+    elif isinstance(parts[-1], str):
+        literal = (SUFFIX, parts[-1])
+    else:
+        literal = (SUBSTRING, max((part for part in parts if isinstance(part, str)), default=""))
+    return literal if literal[1] else None  # an empty literal is in every value
+
+
+def as_substring(pattern: SigmaString) -> SigmaString:
+    """The pattern with ``*`` on both ends: how a keyword (a value without a field) matches."""
+    if not pattern.startswith(SpecialChars.WILDCARD_MULTI):
+        pattern = SpecialChars.WILDCARD_MULTI + pattern
+    if not pattern.endswith(SpecialChars.WILDCARD_MULTI):
+        pattern = pattern + SpecialChars.WILDCARD_MULTI
+    return pattern
 
 
 def any_of(tests: Sequence[Callable[[Subject], bool]]) -> Callable[[Subject], bool]:
@@ -105,6 +142,19 @@ def _parts(pattern: SigmaString, *, lower: bool) -> list[Part]:
             continue
         parts.append(part)
     return parts
+
+
+def _kind(parts: list[Part]) -> str:
+    """Which test a pattern needs: a literal kind, ``_ANY`` (only ``*``) or ``_GLOB``."""
+    if parts and all(part is _MULTI for part in parts):
+        return _ANY
+    shape = tuple(part if isinstance(part, SpecialChars) else "" for part in parts)
+    return _SHAPES.get(shape, _GLOB)
+
+
+def _text(parts: list[Part]) -> str:
+    """The literal characters of a pattern (its only ones, for the literal kinds)."""
+    return "".join(part for part in parts if isinstance(part, str))
 
 
 def _glob_regex(parts: list[Part]) -> str:

@@ -32,12 +32,11 @@ from sigma.types import (
     SigmaRegularExpression,
     SigmaString,
     SigmaType,
-    SpecialChars,
 )
 
 from .errors import SigmaRuleError
 from .events import FlatEvent, as_text, normalize_field_name
-from .patterns import compile_string_patterns
+from .patterns import as_substring, compile_string_patterns
 
 Predicate = Callable[[FlatEvent], bool]
 ValueTest = Callable[[Any], bool]
@@ -63,7 +62,7 @@ def strings_predicate(
     they occur anywhere in any value, so they get implicit ``*`` on both sides.
     """
     if keyword:
-        patterns = [_as_substring(pattern) for pattern in patterns]
+        patterns = [as_substring(pattern) for pattern in patterns]
     test = compile_string_patterns(patterns, lower=not cased)
     return _any_text(key, test) if cased else _any_value(_LOWERED, key, test)
 
@@ -121,14 +120,6 @@ def _any_text(key: str, test: ValueTest) -> Predicate:
         return any(test(as_text(value)) for value in values if value is not None)
 
     return predicate
-
-
-def _as_substring(pattern: SigmaString) -> SigmaString:
-    if not pattern.startswith(SpecialChars.WILDCARD_MULTI):
-        pattern = SpecialChars.WILDCARD_MULTI + pattern
-    if not pattern.endswith(SpecialChars.WILDCARD_MULTI):
-        pattern = pattern + SpecialChars.WILDCARD_MULTI
-    return pattern
 
 
 def _as_number(value: Any) -> int | float | None:
