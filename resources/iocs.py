@@ -148,6 +148,15 @@ class IocItem(Resource):
         return None, 204
 
 
+def _commit_counted_sightings() -> None:
+    """Commit a check's sightings without expiring the counted rows: they already hold what
+    the commit stores (``UPDATE ... RETURNING``), and reading each again after the commit
+    was most of a check's cost. (Dumping them before the commit instead would hold the
+    rows' locks while dumping: concurrent checks of one value then queue longer.)"""
+    db.session().expire_on_commit = False
+    db.session.commit()
+
+
 class IocCheck(Resource):
     openapi = {
         "get": Operation(
@@ -169,18 +178,15 @@ class IocCheck(Resource):
         principal = authorize("iocs:read")
         query = load_query(IocCheckQuerySchema())
         result = intel.check_threat_intelligence(query["value"], principal=principal)
-        # Dumped before the commit, which would expire the counted rows and read them again.
-        answer = respond(result)
-        db.session.commit()
-        return answer
+        _commit_counted_sightings()
+        return respond(result)
 
     def post(self):
         principal = authorize("iocs:read")
         data = load_json(IocBatchCheckSchema())
         results = intel.check_values(data["values"], principal=principal)
-        answer = respond({"items": results})
-        db.session.commit()
-        return answer
+        _commit_counted_sightings()
+        return respond({"items": results})
 
 
 class IocExtract(Resource):
