@@ -109,36 +109,44 @@ def reads_only(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def serve_reads(app: Flask) -> None:
-    """What :func:`reads_only` needs of the app's engine: on a connection lent to such an
-    operation, between transactions, a plain ``SELECT`` runs in autocommit and any other
-    statement begins a transaction; the connection leaves that mode when it goes back to
-    the pool."""
+    """What :func:`reads_only` needs: on a connection lent to such an operation, between
+    transactions, a plain ``SELECT`` runs in autocommit and any other statement begins a
+    transaction; the connection leaves that mode when it goes back to the pool.
+
+    The hooks are module functions, installed once per engine and once on the session
+    (shared by every app), so a process building several apps does not stack copies."""
     from models import db
 
     with app.app_context():
         engine = db.engine
+    hooks = (
+        (engine, "before_cursor_execute", _begin_only_for_more_than_a_read),
+        (engine, "checkin", _end_reading),
+        (db.session, "after_begin", _lend_again_for_reading),
+    )
+    for target, name, hook in hooks:
+        if not event.contains(target, name, hook):
+            event.listen(target, name, hook)
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def begin_only_for_more_than_a_read(
-        connection: Any, cursor: Any, statement: str, *_: Any
-    ) -> None:
-        if not connection.info.get(_READING_ONLY):
-            return
-        dbapi_connection = connection.connection.dbapi_connection
-        if dbapi_connection.info.transaction_status == TRANSACTION_STATUS_IDLE:
-            dbapi_connection.autocommit = _only_reads(statement)
 
-    @event.listens_for(db.session, "after_begin")
-    def lend_again_for_reading(session: Any, transaction: Any, connection: Any) -> None:
-        """A commit or rollback hands the connection back; the next is lent likewise."""
-        if session.info.get(_READING_ONLY):
-            connection.info[_READING_ONLY] = True
+def _begin_only_for_more_than_a_read(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
+    if not connection.info.get(_READING_ONLY):
+        return
+    dbapi_connection = connection.connection.dbapi_connection
+    if dbapi_connection.info.transaction_status == TRANSACTION_STATUS_IDLE:
+        dbapi_connection.autocommit = _only_reads(statement)
 
-    @event.listens_for(engine, "checkin")
-    def end_reading(dbapi_connection: Any, record: Any) -> None:
-        # None when the connection was found dead and dropped (a database restart).
-        if record.info.pop(_READING_ONLY, False) and dbapi_connection is not None:
-            dbapi_connection.autocommit = False
+
+def _lend_again_for_reading(session: Any, transaction: Any, connection: Any) -> None:
+    """A commit or rollback hands the connection back; the next is lent likewise."""
+    if session.info.get(_READING_ONLY):
+        connection.info[_READING_ONLY] = True
+
+
+def _end_reading(dbapi_connection: Any, record: Any) -> None:
+    # None when the connection was found dead and dropped (a database restart).
+    if record.info.pop(_READING_ONLY, False) and dbapi_connection is not None:
+        dbapi_connection.autocommit = False
 
 
 def _only_reads(statement: str) -> bool:

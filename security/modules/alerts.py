@@ -196,7 +196,9 @@ def _group_matches(
         if cached is None:
             values = group_values(batch.flat[match.event_index], rule.group_by)
             items = tuple(values.items())
-            key = keys_by_values.get(items) or keys_by_values.setdefault(items, group_key(values))
+            key = keys_by_values.get(items)
+            if key is None:
+                key = keys_by_values[items] = group_key(values)
             cached = keys_by_event[(match.event_index, spec)] = (key, values)
         identity = (rule.id, cached[0])
         group = groups.get(identity)

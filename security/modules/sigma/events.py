@@ -199,16 +199,18 @@ def _flatten(event: Any, root: _Slot) -> FlatEvent:
             continue
         children = slot.children
         for member_key, member in node.items():
+            if member_key == _XML_TEXT:
+                place(member, slot)
+                continue
+            if member_key == _XML_ATTRIBUTES and isinstance(member, dict):
+                for attribute, value in member.items():
+                    place(value, slot.attribute(str(attribute)))
+                continue
             member_slot = children.get(member_key) if type(member_key) is str else None
             if member_slot is None:
                 # as JSON keys are: a caller's 1 and True must not share a slot
                 member_slot = slot.child(str(member_key))
-            if member_key == _XML_TEXT:
-                place(member, slot)
-            elif member_key == _XML_ATTRIBUTES and isinstance(member, dict):
-                for attribute, value in member.items():
-                    place(value, slot.attribute(str(attribute)))
-            elif isinstance(member, _CONTAINERS):
+            if isinstance(member, _CONTAINERS):
                 pending.append((member, member_slot))
             else:
                 leaves.append(member)
