@@ -6,11 +6,14 @@ Run from the repository root: ``.venv/bin/python -m bench.api_overhead [--second
 dropped at the end; rate-limit counters in the machine's Redis under a key prefix of its
 own).
 
-Both servers run side by side under ``gunicorn.conf.py`` (the API's worker class, 2
-workers x 4 threads) in production mode; ``wrk`` drives one at a time with 2 threads x 16
-connections to 127.0.0.1 for a fixed time. Each round measures the hello-world before
-and after every endpoint, and each ratio is taken against the mean of the two figures
-beside it; the figure printed is the median over the rounds. The rate limits stay on
+Three servers run side by side under ``gunicorn.conf.py`` (the API's worker class, 2
+workers x 4 threads) in production mode: the hello-world, the API, and the floor
+(``bench/query_floor.py``: each endpoint's Redis script and SQL statements on a bare
+Flask route, nothing else). ``wrk`` drives one at a time with 2 threads x 16 connections
+to 127.0.0.1 for a fixed time. Each round measures the hello-world before and after every
+API and floor run, and each ratio is taken against the mean of the two figures beside
+it; the figure printed is the median over the rounds. The floor's ratio is the most an
+endpoint could reach with its round trips on this machine. The rate limits stay on
 (Redis, as in production) but are set high enough never to refuse.
 
 ``--profile`` also counts, in process, the Redis commands and SQL statements of one
@@ -74,6 +77,7 @@ class Fixture:
 
     database_url: str
     token: str
+    analyst_id: int
     incident_id: int
 
     def endpoints(self) -> list[Endpoint]:
@@ -88,7 +92,7 @@ class Fixture:
 def seed(database_url: str, settings: dict[str, str]) -> Fixture:
     """Migrate the throwaway database; an analyst, their token, incidents and one IOC."""
     app = create_app(app_settings(database_url, **settings))
-    create_user_row(app, "bench", "analyst")
+    analyst_id = create_user_row(app, "bench", "analyst")
     anonymous = ApiClient(app.test_client())
     client = anonymous.with_token(login(anonymous, "bench"))
     incident_ids = []
@@ -100,7 +104,8 @@ def seed(database_url: str, settings: dict[str, str]) -> Fixture:
     response = client.post("/iocs", json=ioc)
     assert response.status_code == 201, response.get_json()
     dispose(app)
-    return Fixture(database_url, client.token or "", incident_ids[len(incident_ids) // 2])
+    token = client.token or ""
+    return Fixture(database_url, token, analyst_id, incident_ids[len(incident_ids) // 2])
 
 
 def dispose(app) -> None:
@@ -161,13 +166,17 @@ def load_average() -> str:
 def measure(
     fixture: Fixture, settings: dict[str, str], seconds: int, rounds: int, scratch: Path
 ) -> None:
-    """Both servers run side by side; each round drives the hello-world before and after
-    every endpoint (h e1 h e2 h e3 h e4 h), and an endpoint's ratio is against the mean of
-    the two hello-world figures beside it: on a shared machine the hello-world alone moved
-    by 1.7x within one run, and a ratio against figures taken minutes apart moved with it.
-    The figure reported is the median ratio of the rounds."""
+    """The three servers run side by side; each round drives the hello-world before and
+    after every API and floor run (h a1 h f1 h a2 h f2 ... h), and each ratio is against
+    the mean of the two hello-world figures beside it: on a shared machine the hello-world
+    alone moved by 1.7x within one run, and a ratio against figures taken minutes apart
+    moved with it. The figures reported are the median ratios of the rounds."""
     env = process_env(
-        APP_ENV="production", DATABASE_URL=fixture.database_url, SECRET_KEY=SECRET_KEY, **settings
+        APP_ENV="production",
+        DATABASE_URL=fixture.database_url,
+        SECRET_KEY=SECRET_KEY,
+        BENCH_ANALYST_ID=str(fixture.analyst_id),
+        **settings,
     )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     hello = Endpoint("hello", "GET", "/hello")
@@ -176,31 +185,47 @@ def measure(
         endpoint.name: wrk_script(endpoint, fixture.token, scratch)
         for endpoint in fixture.endpoints()
     }
-    ratios: dict[str, list[float]] = {endpoint.name: [] for endpoint in fixture.endpoints()}
-    rates: dict[str, list[float]] = {endpoint.name: [] for endpoint in fixture.endpoints()}
+    measured: dict[str, dict[str, list[float]]] = {
+        server: {endpoint.name: [] for endpoint in fixture.endpoints()}
+        for server in ("api rates", "api ratios", "floor rates", "floor ratios")
+    }
     print(f"load before: {load_average()}")
     with (
         gunicorn("bench.hello_world:app", env, scratch / "hello.log") as hello_url,
         gunicorn("app:create_app()", env, scratch / "api.log") as api_url,
+        gunicorn("bench.query_floor:app", env, scratch / "floor.log") as floor_url,
     ):
         for round_number in range(1, rounds + 1):
             before = requests_per_second(hello_url + hello.path, hello_script, seconds)
             figures = [f"hello {before:,.0f}"]
             for endpoint in fixture.endpoints():
-                rate = requests_per_second(api_url + endpoint.path, scripts[endpoint.name], seconds)
-                after = requests_per_second(hello_url + hello.path, hello_script, seconds)
-                rates[endpoint.name].append(rate)
-                ratios[endpoint.name].append(rate / ((before + after) / 2))
-                figures += [f"{endpoint.name} {rate:,.0f}", f"hello {after:,.0f}"]
-                before = after
+                for server, url in (("api", api_url), ("floor", floor_url)):
+                    script = scripts[endpoint.name]
+                    rate = requests_per_second(url + endpoint.path, script, seconds)
+                    after = requests_per_second(hello_url + hello.path, hello_script, seconds)
+                    ratio = rate / ((before + after) / 2)
+                    measured[f"{server} rates"][endpoint.name].append(rate)
+                    measured[f"{server} ratios"][endpoint.name].append(ratio)
+                    figures += [f"{server} {endpoint.name} {rate:,.0f}", f"hello {after:,.0f}"]
+                    before = after
             print(f"round {round_number} (req/s): " + ", ".join(figures))
     print(f"load after: {load_average()}")
-    print(f"\n{'endpoint':<16} {'req/s':>8} {'ratio':>6} {'target':>6}  met  (median of {rounds})")
-    for name, measured in ratios.items():
-        ratio = statistics.median(measured)
+    print(
+        f"\n{'endpoint':<16} {'req/s':>8} {'ratio':>6} {'floor':>8} {'ratio':>6} "
+        f"{'target':>6}  met  (medians of {rounds}; floor: bench/query_floor.py)"
+    )
+    for name in TARGETS:
+        ratio, floor_ratio = (
+            statistics.median(measured[f"{server} ratios"][name]) for server in ("api", "floor")
+        )
+        rate, floor_rate = (
+            statistics.median(measured[f"{server} rates"][name]) for server in ("api", "floor")
+        )
         met = "yes" if ratio >= TARGETS[name] else "no"
-        rate = statistics.median(rates[name])
-        print(f"{name:<16} {rate:>8,.0f} {ratio:>6.3f} {TARGETS[name]:>6.2f}  {met}")
+        print(
+            f"{name:<16} {rate:>8,.0f} {ratio:>6.3f} {floor_rate:>8,.0f} {floor_ratio:>6.3f} "
+            f"{TARGETS[name]:>6.2f}  {met}"
+        )
 
 
 def profile(fixture: Fixture, settings: dict[str, str], requests: int = 300) -> None:
