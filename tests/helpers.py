@@ -1,9 +1,14 @@
-"""Test helpers: a JSON client that carries a bearer token, and user creation."""
+"""Test helpers: a JSON client that carries a bearer token, user creation, and the SQL
+statements an app runs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import event
 
 STRONG_PASSWORD = "Correct-Horse-42-Battery"
 
@@ -93,3 +98,24 @@ def add_credential_usage(app, days_ago: int) -> None:
             )
         )
         db.session.commit()
+
+
+@contextmanager
+def statements_seen(app) -> Iterator[list[tuple[str, int]]]:
+    """Each statement the app's engine runs meanwhile, with psycopg2's transaction status
+    right after it."""
+    from models import db
+
+    seen: list[tuple[str, int]] = []
+
+    def note(connection, cursor, statement, *_args) -> None:
+        status = connection.connection.dbapi_connection.info.transaction_status
+        seen.append((" ".join(statement.split()), status))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "after_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "after_cursor_execute", note)

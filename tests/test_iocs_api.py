@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from models import AuditEntry, IncidentIoc, Ioc, db
-from tests.helpers import make_user
+from tests.helpers import make_user, statements_seen
 
 
 def add(user, value: str, **fields) -> dict:
@@ -38,6 +38,30 @@ def test_check_finds_the_stored_network_that_contains_an_address(analyst):
     assert body["matches"][0]["match"] == "cidr"
     assert body["matches"][0]["ioc"]["value"] == "10.0.0.0/8"
     assert body["matches"][0]["ioc"]["sighting_count"] == 1
+
+
+def test_check_counts_and_reads_matches_with_their_creators_names_in_one_statement(
+    app, analyst, admin
+):
+    """Each match names its creator; counting the sighting, reading the matches and their
+    creators' names is one statement, which reads no creator's password hash or MFA
+    secret."""
+    add(analyst, "10.0.0.0/8", confidence=60)
+    add(admin, "10.1.2.3", confidence=90)
+    with statements_seen(app) as seen:
+        response = analyst.client.get("/iocs/check?value=10.1.2.3")
+    matches = response.get_json()["matches"]
+    assert [(m["ioc"]["value"], m["ioc"]["created_by"]) for m in matches] == [
+        ("10.1.2.3", admin.username),
+        ("10.0.0.0/8", analyst.username),
+    ]
+    assert [m["ioc"]["sighting_count"] for m in matches] == [1, 1]
+    touching_iocs_or_users = [
+        statement for statement, _ in seen if " iocs" in statement or " users" in statement
+    ]
+    assert len(touching_iocs_or_users) == 1
+    assert "password_hash" not in touching_iocs_or_users[0]
+    assert "mfa_secret" not in touching_iocs_or_users[0]
 
 
 def test_defanged_url_is_found_and_stored_refanged(analyst):

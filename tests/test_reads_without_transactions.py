@@ -8,35 +8,14 @@ in autocommit leaves nothing open (``IDLE``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE, TRANSACTION_STATUS_INTRANS
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 
 from database import reads_only
 from models import AuthToken, Incident, db
+from tests.helpers import statements_seen
 
 INCIDENT = {"title": "Beaconing host", "severity": "medium"}
-
-
-@contextmanager
-def statements_seen(app) -> Iterator[list[tuple[str, int]]]:
-    """Each statement the app's engine runs meanwhile, with psycopg2's transaction status
-    right after it."""
-    seen: list[tuple[str, int]] = []
-
-    def note(connection, cursor, statement, *_args) -> None:
-        status = connection.connection.dbapi_connection.info.transaction_status
-        seen.append((" ".join(statement.split()), status))
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "after_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "after_cursor_execute", note)
 
 
 def test_reading_incidents_opens_no_transaction(app, analyst):

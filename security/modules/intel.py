@@ -22,6 +22,7 @@ nothing bumps neither ``version`` nor ``updated_at``).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from typing import Any
 from sqlalchemy import (
     Select,
     and_,
+    bindparam,
     cast,
     func,
     or_,
@@ -39,8 +41,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import INET, insert
+from sqlalchemy.orm import aliased, joinedload
 
-from models import IncidentIoc, Ioc, db, utcnow
+from models import IncidentIoc, Ioc, User, db, utcnow
 from models.incidents import Incident
 from models.iocs import (
     ADDRESS_TYPES,
@@ -79,7 +82,11 @@ OPTIONAL_FIELDS = frozenset(EDITABLE_FIELDS)
 def visible_indicators(principal: Principal | None) -> Select:
     """IOCs the principal may see: TLP red only for admins and its creator (and the system);
     :mod:`security.modules.ioc_visibility` holds the rule."""
-    condition = ioc_visibility.visibility_condition(ioc_visibility.viewer_of(principal))
+    return _indicators_visible_to(ioc_visibility.viewer_of(principal))
+
+
+def _indicators_visible_to(viewer: ioc_visibility.Viewer) -> Select:
+    condition = ioc_visibility.visibility_condition(viewer)
     statement = select(Ioc)
     return statement if condition is None else statement.where(condition)
 
@@ -348,44 +355,85 @@ def delete_ioc(indicator: Ioc, principal: Principal | None) -> None:
 # --- checking values ----------------------------------------------------------------------
 
 
-def _matching_condition(ioc_type: str, value: str) -> Any:
-    """Exact (type, value); for an address or network, also every stored network that
-    contains it: two index scans (the unique index, the networks' GiST) in one query."""
+def _matching_condition(ioc_type: Any, value: Any, *, address: bool) -> Any:
+    """Exact (type, value); for an ``address`` or network, also every stored network that
+    contains it: two index scans (the unique index, the networks' GiST) in one query.
+    Type and value are values or bound parameters."""
     exact = and_(Ioc.type == ioc_type, Ioc.value == value)
-    if ioc_type not in ADDRESS_TYPES:
+    if not address:
         return exact
     enclosing = and_(Ioc.type == "cidr", Ioc.address.op(">>=")(cast(value, INET)))
     return or_(exact, enclosing)
+
+
+# A match's creator as the answer shows it: the username, not the user's whole row.
+_CREATOR_NAME = joinedload(Ioc.created_by).load_only(User.username)
 
 
 def _matching_indicators(
     principal: Principal | None, ioc_type: str, value: str, record_sighting: bool, now: datetime
 ) -> list[Ioc]:
     """The visible IOCs matching a value, most confident first; with ``record_sighting``,
-    found and counted in one statement (an UPDATE ... RETURNING), so a check costs one
-    round trip.
+    found and counted in one statement (an ``UPDATE ... RETURNING`` in a ``WITH``), so a
+    check costs one round trip.
+
+    Each match comes with its creator's username alone (what the answer shows), joined in
+    the same statement: the relationship's own loading read the creator's whole row
+    (password hash, MFA secret) for every match, and after an ``UPDATE ... RETURNING`` in
+    a round trip of its own.
 
     Sightings are telemetry: that transaction commits without waiting for the WAL flush
     (``synchronous_commit`` off for it alone, set inside the same statement), so a check
     costs no disk sync. A crash may forget the last few counts; it cannot corrupt them.
     """
-    matching = (
-        visible_indicators(principal)
-        .where(_matching_condition(ioc_type, value))
+    viewer = ioc_visibility.viewer_of(principal)
+    address = ioc_type in ADDRESS_TYPES
+    # Not named after columns: an UPDATE would take those as values to set.
+    parameters: dict[str, Any] = {"checked_type": ioc_type, "checked_value": value}
+    if not record_sighting:
+        statement = _matching(viewer, address).options(_CREATOR_NAME)
+    else:
+        statement = _counting(viewer, address)
+        parameters["sighted_at"] = now
+    return list(db.session.scalars(statement, parameters).unique())
+
+
+# The statements below are built once per viewer and kind of value, with the value as a
+# bound parameter: building the counting statement anew (its WITH proxies every column of
+# the table) cost more than the query it sends.
+@functools.lru_cache(maxsize=1024)
+def _matching(viewer: ioc_visibility.Viewer, address: bool) -> Select:
+    """The viewer's matches of the ``checked_type`` and ``checked_value`` parameters, most
+    confident first."""
+    condition = _matching_condition(
+        bindparam("checked_type"), bindparam("checked_value"), address=address
+    )
+    return (
+        _indicators_visible_to(viewer)
+        .where(condition)
         .order_by(Ioc.confidence.desc(), Ioc.id)
         .limit(MAX_MATCHES)
     )
-    if not record_sighting:
-        return list(db.session.scalars(matching).unique())
-    counted = db.session.scalars(
+
+
+@functools.lru_cache(maxsize=1024)
+def _counting(viewer: ioc_visibility.Viewer, address: bool) -> Select:
+    """:func:`_matching`, each match's sighting counted at the ``sighted_at`` parameter."""
+    counted = (
         update(Ioc)
-        .where(Ioc.id.in_(matching.with_only_columns(Ioc.id)))
+        .where(Ioc.id.in_(_matching(viewer, address).with_only_columns(Ioc.id)))
         .where(func.set_config("synchronous_commit", "off", True).is_not(None))
-        .values(sighting_count=Ioc.sighting_count + 1, last_sighted_at=now)
-        .returning(Ioc)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).all()
-    return sorted(counted, key=lambda indicator: (-indicator.confidence, indicator.id))
+        .values(sighting_count=Ioc.sighting_count + 1, last_sighted_at=bindparam("sighted_at"))
+        .returning(*Ioc.__table__.c)
+        .cte("counted")
+    )
+    counted_ioc = aliased(Ioc, counted)
+    return (
+        select(counted_ioc)
+        .options(joinedload(counted_ioc.created_by).load_only(User.username))
+        .order_by(counted_ioc.confidence.desc(), counted_ioc.id)
+        .execution_options(populate_existing=True)
+    )
 
 
 def _describe_match(indicator: Ioc, ioc_type: str, value: str, now: datetime) -> dict:
@@ -494,7 +542,9 @@ def _query_condition(query: str) -> Any:
         conditions.append(and_(text(PREFIX_SEARCHED_SQL), Ioc.value.like(f"{prefix}%")))
     try:
         ioc_type = detect_ioc_type(query)
-        conditions.append(_matching_condition(ioc_type, normalize_ioc(ioc_type, query)))
+        value = normalize_ioc(ioc_type, query)
+        address = ioc_type in ADDRESS_TYPES
+        conditions.append(_matching_condition(ioc_type, value, address=address))
     except InvalidIoc:
         pass
     return or_(*conditions)
