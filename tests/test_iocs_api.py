@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -62,6 +63,33 @@ def test_check_counts_and_reads_matches_with_their_creators_names_in_one_stateme
     assert len(touching_iocs_or_users) == 1
     assert "password_hash" not in touching_iocs_or_users[0]
     assert "mfa_secret" not in touching_iocs_or_users[0]
+
+
+def test_concurrent_checks_of_one_value_lose_no_sighting(app, analyst):
+    """Checks of one value from several threads at once each count: the count is
+    incremented in the statement, under the row's lock, never read and written back."""
+    created = add(analyst, "10.9.8.7")
+    threads_count, checks_each = 4, 5
+    barrier = threading.Barrier(threads_count)
+    statuses: list[int] = []
+
+    def check() -> None:
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {analyst.token}"}
+        barrier.wait()
+        for _ in range(checks_each):
+            response = client.get("/iocs/check?value=10.9.8.7", headers=headers)
+            statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=check) for _ in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [200] * threads_count * checks_each
+    stored = analyst.client.get(f"/iocs/{created['id']}").get_json()
+    assert stored["sighting_count"] == threads_count * checks_each
 
 
 def test_defanged_url_is_found_and_stored_refanged(analyst):
