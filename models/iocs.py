@@ -26,7 +26,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, INET, UUID
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 
 from models.base import Model, utcnow
 from models.users import User
@@ -162,6 +162,12 @@ class Ioc(Model):
         """Record an edit: bump the optimistic-concurrency version and the update time."""
         self.version += 1
         self.updated_at = now or utcnow()
+
+
+# What an IOC shows of its creator is the username: reads take this option instead of the
+# relationship's own joined load, which reads the user's whole row (password hash, MFA
+# secret) to say so.
+CREATOR_NAME = joinedload(Ioc.created_by).load_only(User.username)
 
 
 class IncidentIoc(Model):

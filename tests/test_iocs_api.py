@@ -64,6 +64,24 @@ def test_check_counts_and_reads_matches_with_their_creators_names_in_one_stateme
     assert not [statement for statement, _ in seen if "FROM users" in statement]
 
 
+def test_reading_iocs_reads_no_secrets_of_their_creators(app, analyst):
+    """An IOC names its creator: reading it, a page of IOCs or a search does not read the
+    creator's password hash or MFA secret to say so."""
+    created = add(analyst, "evil.example.net")
+    with statements_seen(app) as seen:
+        one = analyst.client.get(f"/iocs/{created['id']}").get_json()
+        page = analyst.client.get("/iocs").get_json()
+        found = analyst.client.get("/iocs?q=evil").get_json()
+    assert one["created_by"] == analyst.username
+    assert [item["created_by"] for item in page["items"]] == [analyst.username]
+    assert [item["created_by"] for item in found["items"]] == [analyst.username]
+    ioc_reads = [statement for statement, _ in seen if "FROM iocs" in statement]
+    assert len(ioc_reads) >= 3
+    for statement in ioc_reads:
+        assert "password_hash" not in statement
+        assert "mfa_secret" not in statement
+
+
 def test_concurrent_checks_of_one_value_lose_no_sighting(app, analyst):
     """Checks of one value from several threads at once each count: the count is
     incremented in the statement, under the row's lock, never read and written back."""

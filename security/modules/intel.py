@@ -47,6 +47,7 @@ from models import IncidentIoc, Ioc, User, db, utcnow
 from models.incidents import Incident
 from models.iocs import (
     ADDRESS_TYPES,
+    CREATOR_NAME,
     EDITABLE_FIELDS,
     HAS_DESCRIPTION_SQL,
     PREFIX_SEARCHED_SQL,
@@ -87,7 +88,7 @@ def visible_indicators(principal: Principal | None) -> Select:
 
 def _indicators_visible_to(viewer: ioc_visibility.Viewer) -> Select:
     condition = ioc_visibility.visibility_condition(viewer)
-    statement = select(Ioc)
+    statement = select(Ioc).options(CREATOR_NAME)
     return statement if condition is None else statement.where(condition)
 
 
@@ -366,10 +367,6 @@ def _matching_condition(ioc_type: Any, value: Any, *, address: bool) -> Any:
     return or_(exact, enclosing)
 
 
-# A match's creator as the answer shows it: the username, not the user's whole row.
-_CREATOR_NAME = joinedload(Ioc.created_by).load_only(User.username)
-
-
 def _matching_indicators(
     principal: Principal | None, ioc_type: str, value: str, record_sighting: bool, now: datetime
 ) -> list[Ioc]:
@@ -391,7 +388,7 @@ def _matching_indicators(
     # Not named after columns: an UPDATE would take those as values to set.
     parameters: dict[str, Any] = {"checked_type": ioc_type, "checked_value": value}
     if not record_sighting:
-        statement = _matching(viewer, address).options(_CREATOR_NAME)
+        statement = _matching(viewer, address)
     else:
         statement = _counting(viewer, address)
         parameters["sighted_at"] = now
@@ -616,7 +613,9 @@ def extract_and_check(
         ids = sorted({entry["id"] for entry in result.results})
         if incident is not None:
             link_iocs(incident, ids, principal)
-        stored = db.session.scalars(select(Ioc).where(Ioc.id.in_(ids))).unique()
+        stored = db.session.scalars(
+            select(Ioc).where(Ioc.id.in_(ids)).options(CREATOR_NAME)
+        ).unique()
         body["stored"] = list(stored)
     return body
 

@@ -41,6 +41,7 @@ from sqlalchemy import ColumnElement, Select, and_, delete, false, func, or_, se
 from sqlalchemy.orm import aliased
 
 from models import Ioc, TaxiiCollection, TaxiiObject, TaxiiStatus, db, utcnow
+from models.iocs import CREATOR_NAME
 from security.errors import Forbidden, Invalid, NotFound, TooLarge
 from security.events import EventType, actor_of, emit
 from security.modules.ioc_values import InvalidIoc
@@ -223,10 +224,14 @@ def _collection_iocs(collection: TaxiiCollection) -> Select:
     ioc_types = [
         t for t in (collection.ioc_types or EXPORTABLE_IOC_TYPES) if t in EXPORTABLE_IOC_TYPES
     ]
-    statement = select(Ioc).where(
-        Ioc.tlp.in_(collection.served_tlp_levels),
-        Ioc.confidence >= collection.min_confidence,
-        Ioc.type.in_(ioc_types),
+    statement = (
+        select(Ioc)
+        .options(CREATOR_NAME)
+        .where(
+            Ioc.tlp.in_(collection.served_tlp_levels),
+            Ioc.confidence >= collection.min_confidence,
+            Ioc.type.in_(ioc_types),
+        )
     )
     if collection.sources:
         statement = statement.where(Ioc.source.in_(collection.sources))
