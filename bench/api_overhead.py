@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -187,10 +188,8 @@ def measure(
         endpoint.name: wrk_script(endpoint, fixture.token, scratch)
         for endpoint in fixture.endpoints()
     }
-    measured: dict[str, dict[str, list[float]]] = {
-        server: {endpoint.name: [] for endpoint in fixture.endpoints()}
-        for server in ("api rates", "api ratios", "floor rates", "floor ratios")
-    }
+    # (rate, ratio) of each run, by server ("api", "floor") and endpoint name
+    runs: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     print(f"load before: {load_average()}")
     with (
         gunicorn("bench.hello_world:app", env, scratch / "hello.log") as hello_url,
@@ -201,13 +200,11 @@ def measure(
             before = requests_per_second(hello_url + hello.path, hello_script, seconds)
             figures = [f"hello {before:,.0f}"]
             for endpoint in fixture.endpoints():
+                script = scripts[endpoint.name]
                 for server, url in (("api", api_url), ("floor", floor_url)):
-                    script = scripts[endpoint.name]
                     rate = requests_per_second(url + endpoint.path, script, seconds)
                     after = requests_per_second(hello_url + hello.path, hello_script, seconds)
-                    ratio = rate / max(before, after)
-                    measured[f"{server} rates"][endpoint.name].append(rate)
-                    measured[f"{server} ratios"][endpoint.name].append(ratio)
+                    runs[(server, endpoint.name)].append((rate, rate / max(before, after)))
                     figures += [f"{server} {endpoint.name} {rate:,.0f}", f"hello {after:,.0f}"]
                     before = after
             print(f"round {round_number} (req/s): " + ", ".join(figures))
@@ -217,17 +214,19 @@ def measure(
         f"{'target':>6}  met  (medians of {rounds}; floor: bench/query_floor.py)"
     )
     for name in TARGETS:
-        ratio, floor_ratio = (
-            statistics.median(measured[f"{server} ratios"][name]) for server in ("api", "floor")
-        )
-        rate, floor_rate = (
-            statistics.median(measured[f"{server} rates"][name]) for server in ("api", "floor")
-        )
+        rate, ratio = _medians(runs[("api", name)])
+        floor_rate, floor_ratio = _medians(runs[("floor", name)])
         met = "yes" if ratio >= TARGETS[name] else "no"
         print(
             f"{name:<16} {rate:>8,.0f} {ratio:>6.3f} {floor_rate:>8,.0f} {floor_ratio:>6.3f} "
             f"{TARGETS[name]:>6.2f}  {met}"
         )
+
+
+def _medians(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The median rate and the median ratio of an endpoint's runs."""
+    rates, ratios = zip(*runs, strict=True)
+    return statistics.median(rates), statistics.median(ratios)
 
 
 def profile(fixture: Fixture, settings: dict[str, str], requests: int = 300) -> None:

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import orjson
 import psycopg2
 import redis
 from flask import Flask, Response, request
 from psycopg2.extensions import connection as Connection
+from psycopg2.extensions import cursor as Cursor
 
 app = Flask(__name__)
 # The benchmark's analyst: the reads see what they may see, the writes are theirs.
@@ -107,18 +110,24 @@ def _json(answer: object, status: int = 200) -> Response:
     return Response(orjson.dumps(answer), status, mimetype="application/json")
 
 
-def _rows(statement: str, parameters: dict, *, write: bool = False) -> list[dict]:
+@contextmanager
+def _counted_request(*, write: bool = False) -> Iterator[Cursor]:
+    """The request counted against its rate limits, then a cursor on the thread's
+    connection: in autocommit for a read, in one transaction for a write."""
     _rate_limits(keys=COUNTERS)
-    connection = _connection()
-    with connection.cursor() as cursor:
+    with _connection().cursor() as cursor:
         if write:
             cursor.execute("BEGIN")
-        cursor.execute(statement, parameters)
-        names = [column.name for column in cursor.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        yield cursor
         if write:
             cursor.execute("COMMIT")
-    return rows
+
+
+def _rows(statement: str, parameters: dict, *, write: bool = False) -> list[dict]:
+    with _counted_request(write=write) as cursor:
+        cursor.execute(statement, parameters)
+        names = [column.name for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 @app.get("/hello")
@@ -147,15 +156,11 @@ def ioc_check() -> Response:
 @app.post("/incidents")
 def incident_create() -> Response:
     body = request.get_json()
-    _rate_limits(keys=COUNTERS)
-    connection = _connection()
-    with connection.cursor() as cursor:
-        cursor.execute("BEGIN")
+    with _counted_request(write=True) as cursor:
         cursor.execute(CREATE_INCIDENT, {**body, "viewer": ANALYST_ID})
         incident_id, created_at, sla_policy_id = cursor.fetchone()
         entry = {"id": incident_id, "viewer": ANALYST_ID}
         cursor.execute(AUDIT_CREATION, {**entry, "id": str(incident_id)})
         cursor.execute(RECORD_CREATION, entry)
-        cursor.execute("COMMIT")
     created = {"id": incident_id, "created_at": created_at, "sla_policy_id": sla_policy_id}
     return _json({**body, **created}, 201)
